@@ -1,0 +1,109 @@
+"""Pipeline configuration: one TOML file of defaults, overridable per deployment, parsed strictly."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
+
+_STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; raised at model load, naming the key."""
+
+
+class Limits(BaseModel):
+    model_config = _STRICT
+
+    max_candidates: int = Field(gt=0)
+    """Most candidates one re-rank request may carry."""
+    max_id_chars: int = Field(gt=0)
+    max_query_chars: int = Field(gt=0)
+    max_session_queries: int = Field(ge=0)
+    """Most session-history queries the planner accepts."""
+    max_title_chars: int = Field(gt=0)
+    max_content_chars: int = Field(gt=0)
+    """Hard cap per candidate content; the token budget trims below it."""
+    max_image_bytes: int = Field(gt=0)
+    max_image_pixels: int = Field(gt=0)
+    """Width x height above which an image is refused unread (decompression bombs)."""
+    max_image_side: int = Field(gt=0)
+    min_image_side: int = Field(gt=0)
+
+
+class Prompts(BaseModel):
+    model_config = _STRICT
+
+    planner: str = ""
+    rerank: str = ""
+    cover_relevance: str = ""
+    cover_quality: str = ""
+
+
+class Generation(BaseModel):
+    model_config = _STRICT
+
+    max_input_len: int = Field(gt=0)
+    """Prompt tokens the engine accepts; the prompt is fitted below it."""
+    max_new_tokens: int = Field(gt=0)
+    """Default output length when the request names none."""
+
+
+class GenerationByTask(BaseModel):
+    model_config = _STRICT
+
+    planner: Generation
+    rerank: Generation
+    cover: Generation
+
+
+class PipelineConfig(BaseModel):
+    model_config = _STRICT
+
+    limits: Limits
+    prompts: Prompts
+    generation: GenerationByTask
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+        """Defaults, then the file at `path` (a full or partial config), then `overrides`."""
+        data = _read_toml(DEFAULTS_PATH)
+        if path:
+            data = _merged(data, _read_toml(Path(path)))
+        if overrides:
+            data = _merged(data, overrides)
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"pipeline config key {key!r}: {first['msg']}") from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"pipeline config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"pipeline config file {path} is not valid TOML: {exc}") from exc
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from ensemble.config import PipelineConfig
+
+
+class CharTokenizer:
+    """One token per character: makes token budgets easy to reason about in tests."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [ord(ch) for ch in text]
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        return "".join(chr(i) for i in ids)
+
+    def apply_chat_template(self, conversation, *, tokenize=False, add_generation_prompt=True) -> str:
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in conversation)
+        return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+@pytest.fixture
+def char_tokenizer() -> CharTokenizer:
+    return CharTokenizer()
+
+
+@pytest.fixture(scope="session")
+def pipeline_config() -> PipelineConfig:
+    return PipelineConfig.load()
