@@ -1,0 +1,1 @@
+"""Engine builds, tiny test checkpoints and model-repository rendering (run as ``python -m build.<tool>``)."""

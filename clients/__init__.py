@@ -1,0 +1,1 @@
+"""What the search backend uses: the gRPC client library, a CLI, the demo and the locust load test."""

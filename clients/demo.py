@@ -1,0 +1,125 @@
+"""The CPU demo: tiny checkpoints -> real tritonserver -> one rich-media query through every step over gRPC.
+
+    make demo                                   # tiny random-weight models
+    RERANKER_CKPT=/ckpt/qwen3-4b VLM_CKPT=/ckpt/qwen2.5-vl make demo   # real checkpoints (slow on CPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from clients.rerank_client import RerankClient, RerankError
+from clients.samples import load_sample, split_sample
+from server.launcher import LaunchError, ServerOptions, TritonServer, free_ports
+
+RULE = "-" * 100
+
+
+def _section(title: str) -> None:
+    print(f"\n{RULE}\n{title}\n{RULE}")
+
+
+def _cell(text: str, width: int) -> str:
+    text = text.replace("\n", " ")
+    out, used = "", 0
+    for ch in text:
+        w = 2 if ord(ch) > 0x2E7F else 1  # CJK characters take two columns in a terminal
+        if used + w > width - 1:
+            return out + "…" + " " * (width - used - 1)
+        out, used = out + ch, used + w
+    return out + " " * (width - used)
+
+
+def run_demo(client: RerankClient, tiny: bool) -> bool:
+    sample = load_sample()
+    candidates, covers = split_sample(sample)
+    ok = True
+
+    _section(f"1. Query planner   query={sample['query']!r}  session={sample['session']}")
+    plan = client.plan(sample["query"], sample["session"])
+    print(f"query type: {plan.query_type}")
+    for sub in plan.sub_queries:
+        print(f"  sub-query: {sub['sub_query']!r}  intent dimensions: {sub['intent_dimensions'] or 'none'}")
+    if plan.degraded:
+        print(f"DEGRADED: the model's plan was unusable ({'; '.join(plan.raw['issues'])}); "
+              "the original query stands in as a simple query.")
+
+    _section(f"2. Cover evaluator on one cover ({candidates[0]['id']})")
+    first = covers[candidates[0]["id"]]
+    for task in ("relevance", "quality"):
+        grade = client.evaluate_cover(first, task=task, query=sample["query"])
+        print(f"  {task:9}: {grade.grade if grade.grade is not None else 'unknown (model gave no usable grade)'}")
+
+    _section(f"3. Rich-media re-rank of {len(candidates)} candidates ({len(covers)} with covers), over gRPC")
+    started = time.perf_counter()
+    result = client.rerank(sample["query"], candidates, cover_images=covers)
+    elapsed = (time.perf_counter() - started) * 1000
+    response = result.response
+    by_id = {c["id"]: c for c in candidates}
+    grades = {g["id"]: g for g in response["cover_grades"]}
+    print(f"{'rank':>4}  {'id':10} {'title':44} {'cover rel':>9} {'cover qual':>10}  source")
+    for rank, doc_id in enumerate(result.ranked_ids, start=1):
+        g = grades[doc_id]
+        show = lambda v: "-" if v is None else str(v)  # noqa: E731
+        print(f"{rank:>4}  {doc_id:10} {_cell(by_id[doc_id]['title'], 44)} {show(g['relevance']):>9} "
+              f"{show(g['quality']):>10}  {g['source']['relevance']}/{g['source']['quality']}")
+    ok &= sorted(result.ranked_ids) == sorted(by_id)
+
+    _section("4. What happened")
+    if response["valid"]:
+        print("The model's ranking was a clean permutation and was used as is.")
+    elif response["fallback"]:
+        print(f"The model's answer was NOT usable ({response['fallback_reason']}): the ranking above is the "
+              "principle fallback ranker's (relevance, novelty, cover grades, engagement, freshness).")
+    else:
+        print("The model's answer was REPAIRED before use:")
+    for repair in response["repairs"]:
+        print(f"  - {repair}")
+    if response["cover_errors"]:
+        print("cover evaluations that failed (grades left unknown):", *response["cover_errors"], sep="\n  - ")
+    timings = response["timings_ms"]
+    print(f"timings: covers {timings['covers']:.0f} ms, re-rank {timings['rerank']:.0f} ms, "
+          f"total in server {timings['total']:.0f} ms, round trip {elapsed:.0f} ms; "
+          f"{response['output_tokens']} tokens generated")
+    if tiny:
+        print(textwrap.fill(
+            "Note: these are tiny models with RANDOM weights, so they write nonsense: every grade they give is "
+            "'model_unusable' and the ranking comes from the fallback ranker, which is exactly the path the "
+            "pipeline must survive. Point RERANKER_CKPT and VLM_CKPT at trained checkpoints for real answers.",
+            width=100))
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", default=".cache")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from build.render import render, resolve_checkpoints
+
+    reranker, vlm = os.environ.get("RERANKER_CKPT", ""), os.environ.get("VLM_CKPT", "")
+    print("Preparing checkpoints and the CPU model repository ...", flush=True)
+    ckpts = resolve_checkpoints(reranker, vlm, "", args.cache)
+    repository = render("cpu", Path(args.cache) / "model_repository-demo", ckpts)
+    http, grpc_port, metrics = free_ports(3)
+    server = TritonServer(ServerOptions(repository.resolve(), http, grpc_port, metrics), Path(args.cache) / "demo")
+    print(f"Starting tritonserver on 127.0.0.1:{grpc_port} (log: {server.log_path}) ...", flush=True)
+    try:
+        with server:
+            with RerankClient(f"127.0.0.1:{grpc_port}", timeout_s=300) as client:
+                ok = run_demo(client, tiny=not (reranker and vlm))
+    except (LaunchError, RerankError) as error:
+        print(f"demo failed: {error}", file=sys.stderr)
+        return 1
+    print(f"\nServer stopped. Demo {'passed' if ok else 'FAILED: the ranking lost or duplicated ids'}.")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

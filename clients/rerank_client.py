@@ -1,0 +1,203 @@
+"""gRPC client of the Rich-Media Re-Ranker deployment; hides tensors, raises `RerankError` with Triton's message.
+
+    client = RerankClient("localhost:8001")
+    result = client.rerank("北京旅游攻略", candidates, cover_images={"doc-3": jpeg_bytes})
+    print(result.ranked_ids)
+
+`AsyncRerankClient` has the same methods as coroutines (tritonclient.grpc.aio).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcclient_aio
+from tritonclient.utils import InferenceServerException
+
+from ensemble import tensors as T
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class RerankError(RuntimeError):
+    """Triton answered with an error. `status` is the gRPC status (``StatusCode.INVALID_ARGUMENT``, …)."""
+
+    def __init__(self, model: str, status: str | None, message: str) -> None:
+        super().__init__(f"{model}: {status}: {message}")
+        self.model, self.status, self.message = model, status or "", message
+
+    @property
+    def is_invalid_argument(self) -> bool:
+        return "INVALID_ARGUMENT" in self.status
+
+    @property
+    def is_unavailable(self) -> bool:
+        return "UNAVAILABLE" in self.status
+
+    @property
+    def is_deadline_exceeded(self) -> bool:
+        return "DEADLINE_EXCEEDED" in self.status
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    query_type: str
+    sub_queries: list[dict[str, Any]]
+    degraded: bool
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CoverGrade:
+    grade: int | None
+    """1..4, None when the model gave no usable grade."""
+    reasoning: str
+
+
+@dataclass(frozen=True, slots=True)
+class RerankResult:
+    ranked_ids: list[str]
+    response: dict[str, Any]
+    """The full response: reasoning, cover grades, valid, repairs, fallback, timings."""
+
+    @property
+    def fallback(self) -> bool:
+        return bool(self.response.get("fallback"))
+
+
+def _input(spec: T.TensorSpec, values: Sequence[Any] | np.ndarray) -> grpcclient.InferInput:
+    array = np.asarray(values, dtype=spec.numpy_dtype).reshape(1, -1)
+    tensor = grpcclient.InferInput(spec.name, list(array.shape), spec.wire_dtype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def _text(array: np.ndarray) -> str:
+    return bytes(array.reshape(-1)[0]).decode("utf-8")
+
+
+def rerank_inputs(query: str, candidates: Sequence[Mapping[str, Any]], *,
+                  cover_images: Mapping[str, bytes] | Sequence[bytes] | None = None,
+                  options: Mapping[str, Any] | None = None) -> list[grpcclient.InferInput]:
+    body: dict[str, Any] = {"query": query, "candidates": list(candidates)}
+    if options:
+        body["options"] = dict(options)
+    inputs = [_input(T.REQUEST, [json.dumps(body, ensure_ascii=False).encode("utf-8")])]
+    if cover_images is not None:
+        if isinstance(cover_images, Mapping):
+            images = [cover_images.get(str(c["id"]), b"") for c in candidates]
+        else:
+            images = list(cover_images)
+        inputs.append(_input(T.COVER_IMAGES, np.array(images, dtype=np.object_)))
+    return inputs
+
+
+def plan_inputs(query: str, session: Sequence[str]) -> list[grpcclient.InferInput]:
+    inputs = [_input(T.QUERY, [query.encode("utf-8")])]
+    if session:
+        inputs.append(_input(T.SESSION, [s.encode("utf-8") for s in session]))
+    return inputs
+
+
+def cover_inputs(query: str, image: bytes, task: str) -> list[grpcclient.InferInput]:
+    return [_input(T.QUERY, [query.encode("utf-8")]), _input(T.IMAGE, np.array([image], dtype=np.object_)),
+            _input(T.TASK, [task.encode("utf-8")])]
+
+
+def _plan(result) -> Plan:
+    raw = json.loads(_text(result.as_numpy("plan")))
+    return Plan(raw["query_type"], raw["sub_queries"], raw["degraded"], raw)
+
+
+def _grade(result) -> CoverGrade:
+    grade = int(result.as_numpy("grade").reshape(-1)[0])
+    return CoverGrade(grade or None, _text(result.as_numpy("reasoning")))
+
+
+def _ranking(result) -> RerankResult:
+    ids = [bytes(v).decode("utf-8") for v in result.as_numpy("ranked_ids").reshape(-1)]
+    return RerankResult(ids, json.loads(_text(result.as_numpy("response"))))
+
+
+class RerankClient:
+    """Synchronous client. `timeout_s` is the client-side deadline of every call (gRPC cancels on expiry)."""
+
+    rerank_model = "rich_media_reranker"
+    planner_model = "query_planner"
+    cover_model = "cover_evaluator"
+
+    def __init__(self, url: str = "localhost:8001", *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self._client = grpcclient.InferenceServerClient(url)
+        self.timeout_s = timeout_s
+        self.headers = dict(headers or {})
+
+    def _infer(self, model: str, inputs, outputs: Sequence[str], timeout_s: float | None):
+        try:
+            return self._client.infer(model, inputs, outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
+                                      client_timeout=timeout_s or self.timeout_s, headers=self.headers)
+        except InferenceServerException as exc:
+            raise RerankError(model, exc.status(), exc.message()) from None
+
+    def plan(self, query: str, session: Sequence[str] = (), *, timeout_s: float | None = None) -> Plan:
+        return _plan(self._infer(self.planner_model, plan_inputs(query, session), ["plan"], timeout_s))
+
+    def evaluate_cover(self, image: bytes, *, task: str = "quality", query: str = "",
+                       timeout_s: float | None = None) -> CoverGrade:
+        return _grade(self._infer(self.cover_model, cover_inputs(query, image, task), ["grade", "reasoning"],
+                                  timeout_s))
+
+    def rerank(self, query: str, candidates: Sequence[Mapping[str, Any]], *,
+               cover_images: Mapping[str, bytes] | Sequence[bytes] | None = None,
+               options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:
+        inputs = rerank_inputs(query, candidates, cover_images=cover_images, options=options)
+        return _ranking(self._infer(self.rerank_model, inputs, ["ranked_ids", "response"], timeout_s))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RerankClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AsyncRerankClient:
+    """The same calls as coroutines, for asyncio services."""
+
+    def __init__(self, url: str = "localhost:8001", *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self._client = grpcclient_aio.InferenceServerClient(url)
+        self.timeout_s = timeout_s
+        self.headers = dict(headers or {})
+
+    async def _infer(self, model: str, inputs, outputs: Sequence[str], timeout_s: float | None):
+        try:
+            return await self._client.infer(
+                model, inputs, outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
+                client_timeout=timeout_s or self.timeout_s, headers=self.headers)
+        except InferenceServerException as exc:
+            raise RerankError(model, exc.status(), exc.message()) from None
+
+    async def plan(self, query: str, session: Sequence[str] = (), *, timeout_s: float | None = None) -> Plan:
+        return _plan(await self._infer(RerankClient.planner_model, plan_inputs(query, session), ["plan"], timeout_s))
+
+    async def evaluate_cover(self, image: bytes, *, task: str = "quality", query: str = "",
+                             timeout_s: float | None = None) -> CoverGrade:
+        return _grade(await self._infer(RerankClient.cover_model, cover_inputs(query, image, task),
+                                        ["grade", "reasoning"], timeout_s))
+
+    async def rerank(self, query: str, candidates: Sequence[Mapping[str, Any]], *,
+                     cover_images: Mapping[str, bytes] | Sequence[bytes] | None = None,
+                     options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:
+        inputs = rerank_inputs(query, candidates, cover_images=cover_images, options=options)
+        return _ranking(await self._infer(RerankClient.rerank_model, inputs, ["ranked_ids", "response"], timeout_s))
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,77 @@
+"""Engine-slot requests and results, and how a generation ends; shared by every engine variant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ensemble.errors import RequestError
+from ensemble.words import from_word_list
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    input_ids: tuple[int, ...]
+    max_new_tokens: int
+    end_id: int
+    pad_id: int
+    stop_words: tuple[tuple[int, ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    output_ids: tuple[int, ...]
+    """Generated tokens only (TensorRT-LLM's exclude_input_in_output), without the end token."""
+    finish_reason: str
+    """``end`` (end_id), ``stop_word`` (kept in the output) or ``length``."""
+
+
+def finish(generated: Sequence[int], request: GenerationRequest) -> Generation | None:
+    """The finished generation if `generated` ends it, else None."""
+    if generated and generated[-1] == request.end_id:
+        return Generation(tuple(generated[:-1]), "end")
+    for word in request.stop_words:
+        if len(generated) >= len(word) and tuple(generated[-len(word):]) == word:
+            return Generation(tuple(generated), "stop_word")
+    if len(generated) >= request.max_new_tokens:
+        return Generation(tuple(generated[: request.max_new_tokens]), "length")
+    return None
+
+
+def trim(generated: Sequence[int], request: GenerationRequest) -> Generation:
+    """Cut a raw continuation at the first point where it ends."""
+    for t in range(1, len(generated) + 1):
+        done = finish(generated[:t], request)
+        if done is not None:
+            return done
+    return Generation(tuple(generated), "length")
+
+
+def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_new_tokens_cap: int
+                        ) -> GenerationRequest:
+    """Check a slot request as tensorrt_llm receives it (hand-written clients send these directly)."""
+    ids = arrays["input_ids"].reshape(-1)
+    length = int(arrays["input_lengths"].reshape(-1)[0]) if "input_lengths" in arrays else len(ids)
+    if not 0 < length <= len(ids):
+        raise RequestError("input_lengths", f"must be in [1, {len(ids)}] (the input_ids length)", value=length)
+    ids = ids[:length]
+    if ids.min() < 0 or ids.max() >= vocab_size:
+        raise RequestError("input_ids", f"must be token ids in [0, {vocab_size})",
+                           value=int(ids.max() if ids.max() >= vocab_size else ids.min()))
+    out_len = int(arrays["request_output_len"].reshape(-1)[0])
+    if not 0 < out_len <= max_new_tokens_cap:
+        raise RequestError("request_output_len", f"must be in [1, {max_new_tokens_cap}]", value=out_len)
+    end_id = int(arrays["end_id"].reshape(-1)[0]) if arrays.get("end_id") is not None else -1
+    pad_id = int(arrays["pad_id"].reshape(-1)[0]) if arrays.get("pad_id") is not None else max(end_id, 0)
+    stop = arrays.get("stop_words_list")
+    words = from_word_list(stop.reshape(2, -1)) if stop is not None and stop.size else []
+    return GenerationRequest(tuple(int(i) for i in ids), out_len, end_id, pad_id,
+                             tuple(tuple(w) for w in words if w))
+
+
+def arrays_from_generation(generation: Generation, pad_id: int) -> dict[str, np.ndarray]:
+    """output_ids [beams=1, T] and sequence_length [beams=1], as tensorrt_llm returns them."""
+    ids = np.asarray(generation.output_ids or (pad_id,), dtype=np.int32)[None, :]
+    return {"output_ids": ids, "sequence_length": np.array([len(generation.output_ids)], dtype=np.int32)}

@@ -1,0 +1,127 @@
+"""The PyTorch engine slot: Hugging Face `transformers` generation, greedy, batched with left padding.
+
+One class serves text (Qwen3) and vision-language (Qwen2.5-VL) checkpoints: the VLM adds the image
+preprocessing and expands each prompt's single ``<|image_pad|>`` to the image's visual tokens.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from engines.generation import Generation, GenerationRequest, finish, trim
+from ensemble.errors import RequestError
+
+logger = logging.getLogger(__name__)
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+class _RowsFinished(StoppingCriteria):
+    """Per-row stop: end id, stop word or the row's own length limit (rows differ inside a batch)."""
+
+    def __init__(self, requests: Sequence[GenerationRequest], prompt_width: int) -> None:
+        self.requests = requests
+        self.prompt_width = prompt_width
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        generated = input_ids[:, self.prompt_width:].tolist()
+        done = [finish(row, request) is not None for row, request in zip(generated, self.requests)]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+
+class TorchEngine:
+    def __init__(self, checkpoint: str, *, vision: bool, device: str = "auto", dtype: str = "auto") -> None:
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        loader = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+        self.model = loader.from_pretrained(checkpoint, dtype=self.dtype).to(self.device).eval()
+        config = self.model.config
+        self.vocab_size = int(getattr(config, "vocab_size", None) or config.get_text_config().vocab_size)
+        self.image_processor = None
+        if vision:
+            from transformers import AutoImageProcessor
+
+            self.image_processor = AutoImageProcessor.from_pretrained(checkpoint)
+            self.image_token_id = int(config.image_token_id)
+            self.merge = int(self.image_processor.merge_size)
+
+    @torch.inference_mode()
+    def generate(self, requests: Sequence[GenerationRequest], images: Sequence[bytes] | None = None
+                 ) -> list[Generation | RequestError]:
+        """One result per request, in order; a request whose image cannot be decoded gets its error."""
+        results: list[Generation | RequestError | None] = [None] * len(requests)
+        extra: dict[str, torch.Tensor] = {}
+        prompts = [list(r.input_ids) for r in requests]
+        if self.image_processor is not None:
+            prompts, extra = self._with_images(requests, images or [], results)
+        live = [i for i, r in enumerate(results) if r is None]
+        if live:
+            batch = self._left_padded([prompts[i] for i in live], requests[live[0]].pad_id)
+            live_requests = [requests[i] for i in live]
+            output = self.model.generate(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, **extra,
+                max_new_tokens=max(r.max_new_tokens for r in live_requests), do_sample=False,
+                eos_token_id=sorted({r.end_id for r in live_requests if r.end_id >= 0}) or None,
+                pad_token_id=live_requests[0].pad_id,
+                stopping_criteria=StoppingCriteriaList([_RowsFinished(live_requests, batch.input_ids.shape[1])]))
+            for row, i in enumerate(live):
+                results[i] = trim(output[row, batch.input_ids.shape[1]:].tolist(), requests[i])
+        return results  # type: ignore[return-value]
+
+    def _left_padded(self, prompts: list[list[int]], pad_id: int) -> _Batch:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt):] = 1
+        return _Batch(ids.to(self.device), mask.to(self.device))
+
+    def _with_images(self, requests: Sequence[GenerationRequest], images: Sequence[bytes],
+                     results: list) -> tuple[list[list[int]], dict[str, torch.Tensor]]:
+        decoded = []
+        for i, (request, data) in enumerate(zip(requests, images)):
+            if request.input_ids.count(self.image_token_id) != 1:
+                results[i] = RequestError("input_ids", "must hold exactly one image placeholder token",
+                                          value=request.input_ids.count(self.image_token_id))
+                continue
+            try:
+                with Image.open(io.BytesIO(data)) as image:
+                    decoded.append((i, image.convert("RGB")))
+            except Exception as exc:  # noqa: BLE001 - any decoder failure is this request's bad image
+                results[i] = RequestError("image", f"cannot be decoded ({type(exc).__name__}: {exc})")
+        if not decoded:
+            return [list(r.input_ids) for r in requests], {}
+        features = self.image_processor(images=[img for _, img in decoded], return_tensors="pt")
+        counts = (features["image_grid_thw"].prod(-1) // (self.merge ** 2)).tolist()
+        prompts = [list(r.input_ids) for r in requests]
+        for (i, _), count in zip(decoded, counts):
+            at = prompts[i].index(self.image_token_id)
+            prompts[i][at:at + 1] = [self.image_token_id] * int(count)
+        return prompts, {"pixel_values": features["pixel_values"].to(self.device, self.dtype),
+                         "image_grid_thw": features["image_grid_thw"].to(self.device)}

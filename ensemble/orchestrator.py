@@ -1,0 +1,164 @@
+"""What `rich_media_reranker` does for one call: grade the covers it lacks, re-rank, map ids back.
+
+Written against `ModelCaller`; the BLS model supplies a Triton implementation and tests a fake.
+Degradation rules:
+- a cover call that fails, or whose answer holds no grade, leaves that grade unknown (never invented);
+  each grade says where it came from: ``request``, ``model``, ``model_unusable`` (answered, no grade),
+  ``failed`` (the call errored), ``no_cover`` or ``not_requested`` (options.evaluate_covers false);
+- a re-rank call that fails for any reason but the request itself falls back to the principle
+  ranker, with ``fallback: true`` and the reason;
+- a request error found by a sub-call (e.g. the prompt cannot fit) is the caller's error, as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ensemble.config import PipelineConfig
+from ensemble.domain import CoverTask
+from ensemble.errors import RequestError
+from ensemble.fallback import fallback_order
+from ensemble.image import check_image
+from ensemble.request import RerankRequest, check_rerank_limits, parse_rerank_request
+
+
+class SubCallError(Exception):
+    """A sub-model answered with an error; `code` is Triton's (``INVALID_ARG``, ``UNAVAILABLE``, …)."""
+
+    def __init__(self, model: str, code: str, message: str) -> None:
+        super().__init__(f"{model}: {code}: {message}")
+        self.model, self.code, self.message = model, code, message
+
+    @property
+    def is_request_error(self) -> bool:
+        return self.code == "INVALID_ARG"
+
+
+@dataclass(frozen=True, slots=True)
+class RerankAnswer:
+    ranked_ids: list[str]
+    result: dict[str, Any]
+
+
+class ModelCaller(Protocol):
+    async def evaluate_cover(self, query: str, image: bytes, task: CoverTask) -> int | None:
+        """Grade 1..4, or None when the model's answer held none. Raises SubCallError."""
+
+    async def rerank(self, request_json: bytes) -> RerankAnswer:
+        """Raises SubCallError."""
+
+
+@dataclass
+class _Grades:
+    relevance: int | None = None
+    quality: int | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+class Orchestrator:
+    def __init__(self, config: PipelineConfig, caller: ModelCaller) -> None:
+        self.config = config
+        self.caller = caller
+
+    async def __call__(self, raw_request: bytes, cover_images: Sequence[bytes] | None) -> tuple[list[str], dict]:
+        started = time.perf_counter()
+        request = parse_rerank_request(raw_request)
+        check_rerank_limits(request, self.config.limits)
+        images = self._checked_images(request, cover_images)
+
+        grades, cover_errors = await self._grade_covers(request, images)
+        graded = time.perf_counter()
+        candidates = [c.model_copy(update={"cover_relevance": g.relevance, "cover_quality": g.quality})
+                      for c, g in zip(request.candidates, grades)]
+        enriched = request.model_copy(update={"candidates": tuple(candidates)})
+
+        ranked_ids, outcome = await self._rerank(enriched)
+        done = time.perf_counter()
+        response = {
+            "ranked_ids": ranked_ids,
+            **outcome,
+            "cover_grades": [{"id": c.id, "relevance": g.relevance, "quality": g.quality, "source": g.sources}
+                             for c, g in zip(request.candidates, grades)],
+            "cover_errors": cover_errors,
+            "timings_ms": {"covers": _ms(graded - started), "rerank": _ms(done - graded),
+                           "total": _ms(done - started)},
+        }
+        return ranked_ids, response
+
+    def _checked_images(self, request: RerankRequest, cover_images: Sequence[bytes] | None) -> list[bytes]:
+        if not cover_images:
+            return [b""] * len(request.candidates)
+        if len(cover_images) != len(request.candidates):
+            raise RequestError("cover_images", f"must hold one element per candidate ({len(request.candidates)}; "
+                               "an empty element means no cover)", value=len(cover_images))
+        for index, image in enumerate(cover_images):
+            if image:
+                check_image(image, self.config.limits, field=f"cover_images[{index}]")
+        return list(cover_images)
+
+    async def _grade_covers(self, request: RerankRequest, images: list[bytes]) -> tuple[list[_Grades], list[str]]:
+        grades: list[_Grades] = []
+        calls: list[tuple[int, CoverTask]] = []
+        for index, (candidate, image) in enumerate(zip(request.candidates, images)):
+            entry = _Grades(candidate.cover_relevance, candidate.cover_quality)
+            for task in CoverTask:
+                if getattr(entry, task.value) is not None:
+                    entry.sources[task.value] = "request"
+                elif not image:
+                    entry.sources[task.value] = "no_cover"
+                elif not request.options.evaluate_covers:
+                    entry.sources[task.value] = "not_requested"
+                else:
+                    calls.append((index, task))
+            grades.append(entry)
+        results = await asyncio.gather(
+            *(self.caller.evaluate_cover(request.query, images[i], task) for i, task in calls),
+            return_exceptions=True)
+        errors: list[str] = []
+        for (index, task), result in zip(calls, results):
+            if isinstance(result, SubCallError):
+                if result.is_request_error:
+                    raise RequestError(f"cover_images[{index}]", result.message)
+                errors.append(f"candidates[{index}] {task.value}: {result.code}: {result.message}")
+                grades[index].sources[task.value] = "failed"
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            setattr(grades[index], task.value, result)
+            grades[index].sources[task.value] = "model" if result is not None else "model_unusable"
+        return grades, errors
+
+    async def _rerank(self, request: RerankRequest) -> tuple[list[str], dict[str, Any]]:
+        body = request.model_dump_json(exclude_none=True).encode("utf-8")
+        try:
+            answer = await self.caller.rerank(body)
+        except SubCallError as error:
+            if error.is_request_error:
+                raise RequestError("request", error.message) from None
+            return self._fallback(request, f"reranker failed: {error.code}: {error.message}")
+        outcome = {key: answer.result.get(key) for key in ("valid", "format_reward", "repairs", "reasoning",
+                                                             "output_tokens")}
+        # A model answer with no usable list is the fallback ranker's decision, and said so.
+        used_fallback = answer.result.get("format_reward") == 0.0
+        outcome |= {"fallback": used_fallback,
+                    "fallback_reason": "model answer held no usable ranking" if used_fallback else None}
+        return answer.ranked_ids, outcome
+
+    def _fallback(self, request: RerankRequest, reason: str) -> tuple[list[str], dict[str, Any]]:
+        order = fallback_order(request.query, request.candidates)
+        ranked = [request.candidates[i - 1].id for i in order]
+        return ranked, {"valid": False, "format_reward": 0.0, "repairs": [], "reasoning": "",
+                        "output_tokens": 0, "fallback": True, "fallback_reason": reason}
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def response_json(response: dict[str, Any]) -> bytes:
+    return json.dumps(response, ensure_ascii=False).encode("utf-8")

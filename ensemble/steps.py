@@ -1,0 +1,189 @@
+"""The pre and post steps of the three ensembles, on numpy arrays without the batch dimension.
+
+A step is a callable ``dict[str, np.ndarray] -> dict[str, np.ndarray]`` with an `interface`
+(ensemble/tensors.py). The Triton adapter (server/adapter.py) strips and restores the batch dimension
+and turns a `RequestError` into INVALID_ARGUMENT for that request alone.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ensemble import tensors as T
+from ensemble.answer import parse_grade, parse_permutation, parse_plan
+from ensemble.config import PipelineConfig
+from ensemble.errors import RequestError
+from ensemble.fallback import fallback_order
+from ensemble.image import check_image
+from ensemble.prompt import (RenderedPrompt, Task, build_cover_prompt, build_plan_prompt, build_rerank_prompt,
+                             load_template)
+from ensemble.request import (check_cover_limits, check_plan_limits, check_rerank_limits, parse_cover_request,
+                              parse_plan_request, parse_rerank_request)
+from ensemble.tokenizer import STOP_WORDS, special_ids, strip_special
+from ensemble.words import to_word_list
+
+Arrays = dict[str, np.ndarray]
+
+
+def scalar_bytes(inputs: Arrays, name: str) -> bytes:
+    """The single element of a BYTES[1] input."""
+    array = inputs[name]
+    if array.size != 1:
+        raise RequestError(name, "must hold exactly one element", value=f"shape {list(array.shape)}")
+    value = array.reshape(-1)[0]
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if not isinstance(value, (bytes, np.bytes_)):
+        raise RequestError(name, "must be BYTES", value=type(value).__name__)
+    return bytes(value)
+
+
+def bytes_list(inputs: Arrays, name: str) -> list[bytes]:
+    array = inputs.get(name)
+    if array is None:
+        return []
+    return [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in array.reshape(-1)]
+
+
+def as_bytes(text: str) -> np.ndarray:
+    return np.array([text.encode("utf-8")], dtype=np.object_)
+
+
+def generated_text(inputs: Arrays, tokenizer: Any) -> tuple[str, int]:
+    """Decoded output of beam 0 and its token count."""
+    output_ids, lengths = inputs["output_ids"], inputs["sequence_length"]
+    length = int(lengths.reshape(-1)[0])
+    ids = output_ids.reshape(-1, output_ids.shape[-1])[0][:length].tolist()
+    return strip_special(tokenizer.decode(ids, skip_special_tokens=False), tokenizer), length
+
+
+class _PreStep:
+    """Shared tail of every pre step: prompt ids -> the engine slot's tensors."""
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        ids = special_ids(tokenizer)
+        self._end = np.array([ids.end_id], dtype=np.int32)
+        self._pad = np.array([ids.pad_id], dtype=np.int32)
+        self._stop = to_word_list([tokenizer.encode(w, add_special_tokens=False) for w in STOP_WORDS])
+
+    def engine_inputs(self, prompt: RenderedPrompt, max_new_tokens: int) -> Arrays:
+        return {
+            "input_ids": np.asarray(prompt.input_ids, dtype=np.int32),
+            "input_lengths": np.array([len(prompt.input_ids)], dtype=np.int32),
+            "request_output_len": np.array([max_new_tokens], dtype=np.int32),
+            "end_id": self._end,
+            "pad_id": self._pad,
+            "stop_words_list": self._stop,
+        }
+
+
+class PlannerPre(_PreStep):
+    interface = T.PLANNER_PRE
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        super().__init__(config, tokenizer)
+        self.template = load_template(Task.PLANNER, config.prompts)
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        request = parse_plan_request(scalar_bytes(inputs, "query"), bytes_list(inputs, "session"))
+        check_plan_limits(request, self.config.limits)
+        generation = self.config.generation.planner
+        prompt = build_plan_prompt(self.template, request, self.tokenizer, generation.max_input_len)
+        return self.engine_inputs(prompt, generation.max_new_tokens)
+
+
+class PlannerPost:
+    interface = T.PLANNER_POST
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        text, _ = generated_text(inputs, self.tokenizer)
+        plan = parse_plan(text, scalar_bytes(inputs, "query").decode("utf-8", "replace"))
+        return {"plan": as_bytes(json.dumps(plan.to_json_dict(), ensure_ascii=False))}
+
+
+class CoverPre(_PreStep):
+    interface = T.COVER_PRE
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        super().__init__(config, tokenizer)
+        self.templates = {task: load_template(task, config.prompts)
+                          for task in (Task.COVER_RELEVANCE, Task.COVER_QUALITY)}
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        request = parse_cover_request(scalar_bytes(inputs, "query"), scalar_bytes(inputs, "task"))
+        check_cover_limits(request, self.config.limits)
+        check_image(scalar_bytes(inputs, "image"), self.config.limits)
+        template = self.templates[Task(f"cover_{request.task.value}")]
+        generation = self.config.generation.cover
+        prompt = build_cover_prompt(template, request, self.tokenizer, generation.max_input_len)
+        return self.engine_inputs(prompt, generation.max_new_tokens)
+
+
+class CoverPost:
+    interface = T.COVER_POST
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        text, _ = generated_text(inputs, self.tokenizer)
+        report = parse_grade(text)
+        return {"grade": np.array([report.grade or 0], dtype=np.int32),
+                "reasoning": as_bytes(report.thinking)}
+
+
+class RerankPre(_PreStep):
+    interface = T.RERANK_PRE
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        super().__init__(config, tokenizer)
+        self.template = load_template(Task.RERANK, config.prompts)
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        request = parse_rerank_request(scalar_bytes(inputs, "request"))
+        check_rerank_limits(request, self.config.limits)
+        generation = self.config.generation.rerank
+        prompt = build_rerank_prompt(self.template, request, self.tokenizer, generation.max_input_len)
+        out = self.engine_inputs(prompt, request.options.max_new_tokens or generation.max_new_tokens)
+        out["candidate_ids"] = np.array([c.id.encode("utf-8") for c in request.candidates], dtype=np.object_)
+        out["fallback_order"] = np.asarray(fallback_order(request.query, request.candidates), dtype=np.int32)
+        return out
+
+
+class RerankPost:
+    interface = T.RERANK_POST
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        ids = bytes_list(inputs, "candidate_ids")
+        fill = inputs["fallback_order"].reshape(-1).tolist()
+        text, length = generated_text(inputs, self.tokenizer)
+        report = parse_permutation(text, len(ids), fill_order=fill)
+        result = {
+            "order": report.order,
+            "valid": report.valid,
+            "format_reward": report.format_reward,
+            "repairs": report.issues,
+            "reasoning": report.thinking,
+            "output_tokens": length,
+        }
+        ranked = np.array([ids[i - 1] for i in report.order], dtype=np.object_)
+        return {"ranked_ids": ranked, "result": as_bytes(json.dumps(result, ensure_ascii=False))}
+
+
+STEPS = {
+    "planner_pre": PlannerPre, "planner_post": PlannerPost,
+    "cover_pre": CoverPre, "cover_post": CoverPost,
+    "rerank_pre": RerankPre, "rerank_post": RerankPost,
+}
+"""Step kinds by the name the rendered config gives in its `step` parameter."""

@@ -1,0 +1,100 @@
+"""Every tensor name, dtype and shape the deployment uses, defined once.
+
+`build/render.py` writes each config.pbtxt from these specs and the wiring check compares them back.
+Engine-slot tensors carry the names and types of the tensorrtllm backend's `tensorrt_llm` model
+(tensorrtllm_backend all_models/inflight_batcher_llm/tensorrt_llm/config.pbtxt), so a TensorRT-LLM
+engine replaces the PyTorch slot with no change to the steps around it. Dims exclude the batch dim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_NUMPY = {"TYPE_INT32": np.int32, "TYPE_INT64": np.int64, "TYPE_FP32": np.float32, "TYPE_BOOL": np.bool_,
+          "TYPE_STRING": np.object_, "TYPE_UINT64": np.uint64}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    name: str
+    dtype: str
+    """Triton config type, e.g. ``TYPE_INT32``; ``TYPE_STRING`` is BYTES on the wire."""
+    dims: tuple[int, ...]
+    optional: bool = False
+
+    @property
+    def numpy_dtype(self) -> type:
+        return _NUMPY[self.dtype]
+
+    @property
+    def wire_dtype(self) -> str:
+        """The dtype name clients use (tritonclient's ``InferInput`` datatype)."""
+        return "BYTES" if self.dtype == "TYPE_STRING" else self.dtype.removeprefix("TYPE_")
+
+    def as_optional(self) -> TensorSpec:
+        return TensorSpec(self.name, self.dtype, self.dims, True)
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def input(self, name: str) -> TensorSpec:
+        return next(t for t in self.inputs if t.name == name)
+
+    def output(self, name: str) -> TensorSpec:
+        return next(t for t in self.outputs if t.name == name)
+
+
+def _s(name: str, dtype: str, *dims: int, optional: bool = False) -> TensorSpec:
+    return TensorSpec(name, dtype, tuple(dims), optional)
+
+
+# Engine slot, as the tensorrt_llm model names them.
+INPUT_IDS = _s("input_ids", "TYPE_INT32", -1)
+INPUT_LENGTHS = _s("input_lengths", "TYPE_INT32", 1)
+REQUEST_OUTPUT_LEN = _s("request_output_len", "TYPE_INT32", 1)
+END_ID = _s("end_id", "TYPE_INT32", 1, optional=True)
+PAD_ID = _s("pad_id", "TYPE_INT32", 1, optional=True)
+STOP_WORDS_LIST = _s("stop_words_list", "TYPE_INT32", 2, -1, optional=True)
+OUTPUT_IDS = _s("output_ids", "TYPE_INT32", -1, -1)
+SEQUENCE_LENGTH = _s("sequence_length", "TYPE_INT32", -1)
+
+# Our own tensors.
+QUERY = _s("query", "TYPE_STRING", 1)
+SESSION = _s("session", "TYPE_STRING", -1, optional=True)
+IMAGE = _s("image", "TYPE_STRING", 1)
+TASK = _s("task", "TYPE_STRING", 1)
+REQUEST = _s("request", "TYPE_STRING", 1)
+COVER_IMAGES = _s("cover_images", "TYPE_STRING", -1, optional=True)
+PLAN = _s("plan", "TYPE_STRING", 1)
+GRADE = _s("grade", "TYPE_INT32", 1)
+REASONING = _s("reasoning", "TYPE_STRING", 1)
+CANDIDATE_IDS = _s("candidate_ids", "TYPE_STRING", -1)
+FALLBACK_ORDER = _s("fallback_order", "TYPE_INT32", -1)
+RANKED_IDS = _s("ranked_ids", "TYPE_STRING", -1)
+RESULT = _s("result", "TYPE_STRING", 1)
+RESPONSE = _s("response", "TYPE_STRING", 1)
+
+_ENGINE_IN = (INPUT_IDS, INPUT_LENGTHS, REQUEST_OUTPUT_LEN, END_ID, PAD_ID, STOP_WORDS_LIST)
+_ENGINE_OUT = (OUTPUT_IDS, SEQUENCE_LENGTH)
+
+LLM_SLOT = Interface(_ENGINE_IN, _ENGINE_OUT)
+"""Text engine slot (Qwen3): the PyTorch model or the tensorrtllm backend."""
+VLM_SLOT = Interface(_ENGINE_IN + (IMAGE,), _ENGINE_OUT)
+"""Vision-language slot (Qwen2.5-VL): the text-slot tensors plus the encoded image."""
+
+PLANNER_PRE = Interface((QUERY, SESSION), _ENGINE_IN)
+PLANNER_POST = Interface(_ENGINE_OUT + (QUERY,), (PLAN,))
+COVER_PRE = Interface((QUERY, IMAGE, TASK), _ENGINE_IN)
+COVER_POST = Interface(_ENGINE_OUT, (GRADE, REASONING))
+RERANK_PRE = Interface((REQUEST,), _ENGINE_IN + (CANDIDATE_IDS, FALLBACK_ORDER))
+RERANK_POST = Interface(_ENGINE_OUT + (CANDIDATE_IDS, FALLBACK_ORDER), (RANKED_IDS, RESULT))
+
+QUERY_PLANNER = Interface((QUERY, SESSION), (PLAN,))
+COVER_EVALUATOR = Interface((QUERY, IMAGE, TASK), (GRADE, REASONING))
+RERANKER = Interface((REQUEST,), (RANKED_IDS, RESULT))
+RICH_MEDIA_RERANKER = Interface((REQUEST, COVER_IMAGES), (RANKED_IDS, RESPONSE))

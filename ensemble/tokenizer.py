@@ -1,0 +1,45 @@
+"""Loading the checkpoint's tokenizer and the special ids the engines need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ensemble.config import ConfigError
+
+END_TOKEN = "<|im_end|>"
+"""Qwen chat turns end here; the engines stop on it (TensorRT-LLM `end_id`)."""
+STOP_WORDS = ("</answer>",)
+"""Generation can stop once the answer is closed: nothing after it is read."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpecialIds:
+    end_id: int
+    pad_id: int
+
+
+def load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"tokenizer cannot be loaded from {path!r}: {exc}") from exc
+
+
+def special_ids(tokenizer: Any) -> SpecialIds:
+    end = tokenizer.convert_tokens_to_ids(END_TOKEN)
+    if end is None or end == tokenizer.unk_token_id:
+        end = tokenizer.eos_token_id
+    if end is None:
+        raise ConfigError(f"tokenizer has neither {END_TOKEN!r} nor an eos token")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end
+    return SpecialIds(int(end), int(pad))
+
+
+def strip_special(text: str, tokenizer: Any) -> str:
+    """The generated text without end or pad tokens (reasoning tags such as <think> stay)."""
+    for token in {END_TOKEN, tokenizer.eos_token, tokenizer.pad_token} - {None}:
+        text = text.replace(token, "")
+    return text

@@ -1,0 +1,29 @@
+"""The call the search backend makes: cover grading fan-out and re-ranking, over BLS (ensemble/orchestrator.py)."""
+
+import asyncio
+
+from ensemble.orchestrator import Orchestrator, response_json
+from ensemble.steps import bytes_list, scalar_bytes
+from ensemble.tensors import RICH_MEDIA_RERANKER
+from server.adapter import ModelContext, error_response, read_inputs, response_from
+from server.bls_caller import TritonCaller
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.context = ModelContext(args)
+        caller = TritonCaller(self.context.param("cover_model"), self.context.param("rerank_model"))
+        self.orchestrator = Orchestrator(self.context.pipeline_config(), caller)
+
+    async def _one(self, request):
+        try:
+            arrays = read_inputs(request, RICH_MEDIA_RERANKER)
+            images = bytes_list(arrays, "cover_images") if "cover_images" in arrays else None
+            ranked, response = await self.orchestrator(scalar_bytes(arrays, "request"), images)
+            return response_from({"ranked_ids": [i.encode("utf-8") for i in ranked],
+                                  "response": [response_json(response)]}, RICH_MEDIA_RERANKER)
+        except Exception as error:  # noqa: BLE001 - this request's error response
+            return error_response(error, self.context)
+
+    async def execute(self, requests):
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))

@@ -1,0 +1,1 @@
+"""Running the Triton server: the launcher (host side) and the Python-backend glue (inside the stub)."""

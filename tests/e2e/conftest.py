@@ -1,0 +1,45 @@
+"""One real tritonserver for the whole e2e session, on free loopback ports, with the tiny checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from build.render import render, resolve_checkpoints
+from clients.rerank_client import RerankClient
+from clients.samples import load_sample, split_sample
+from server.launcher import ServerOptions, TritonServer, free_ports
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("RMR_CACHE", ROOT / ".cache"))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    ckpts = resolve_checkpoints("", "", "", str(CACHE))
+    repository = render("cpu", tmp_path_factory.mktemp("repo") / "model_repository", ckpts)
+    http, grpc_port, metrics = free_ports(3)
+    triton = TritonServer(ServerOptions(repository, http, grpc_port, metrics), tmp_path_factory.mktemp("server"))
+    with triton:
+        yield triton
+    assert triton.process.returncode == 0, triton.log_tail()
+
+
+@pytest.fixture(scope="session")
+def grpc_url(server) -> str:
+    return server.options.grpc_url
+
+
+@pytest.fixture
+def client(grpc_url):
+    with RerankClient(grpc_url, timeout_s=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def sample():
+    data = load_sample()
+    candidates, covers = split_sample(data)
+    return data, candidates, covers

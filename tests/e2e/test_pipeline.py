@@ -1,0 +1,189 @@
+"""The deployment as the search backend sees it: real tritonserver, gRPC, tiny real-architecture models."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+from clients.rerank_client import AsyncRerankClient, RerankError
+
+pytestmark = pytest.mark.e2e
+
+
+def jpeg(colour=(200, 50, 50), size=(160, 120)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_rerank_returns_every_candidate_once(client, sample):
+    data, candidates, covers = sample
+    result = client.rerank(data["query"], candidates, cover_images=covers)
+    assert sorted(result.ranked_ids) == sorted(c["id"] for c in candidates)
+    assert len(result.ranked_ids) == len(set(result.ranked_ids))
+    assert result.response["ranked_ids"] == result.ranked_ids
+    assert set(result.response["timings_ms"]) == {"covers", "rerank", "total"}
+
+
+def test_given_grades_are_used_and_missing_ones_computed(client):
+    candidates = [
+        {"id": "given", "title": "Beijing guide", "cover_relevance": 4, "cover_quality": 2},
+        {"id": "half", "title": "Beijing food", "cover_quality": 3},
+        {"id": "none", "title": "Beijing metro"},
+        {"id": "no-cover", "title": "Beijing hotels"},
+    ]
+    result = client.rerank("Beijing guide", candidates, cover_images=[jpeg(), jpeg(), jpeg(), b""])
+    grades = {g["id"]: g for g in result.response["cover_grades"]}
+    assert (grades["given"]["relevance"], grades["given"]["quality"]) == (4, 2)
+    assert grades["given"]["source"] == {"relevance": "request", "quality": "request"}
+    assert grades["half"]["quality"] == 3 and grades["half"]["source"]["quality"] == "request"
+    # The random tiny VLM was asked; whatever it said, a grade is 1..4 or unknown, never invented.
+    for doc, task in (("half", "relevance"), ("none", "relevance"), ("none", "quality")):
+        assert grades[doc]["source"][task] in ("model", "model_unusable")
+        assert grades[doc][task] in (None, 1, 2, 3, 4)
+        assert (grades[doc][task] is None) == (grades[doc]["source"][task] == "model_unusable")
+    assert grades["no-cover"]["source"] == {"relevance": "no_cover", "quality": "no_cover"}
+
+
+def test_evaluate_covers_can_be_switched_off(client):
+    result = client.rerank("q", [{"id": "a", "title": "t"}], cover_images=[jpeg()],
+                           options={"evaluate_covers": False})
+    assert result.response["cover_grades"][0]["source"] == {"relevance": "not_requested", "quality": "not_requested"}
+
+
+def test_random_model_answer_is_reported_not_hidden(client, sample):
+    data, candidates, _ = sample
+    response = client.rerank(data["query"], candidates).response
+    assert response["valid"] is False or response["repairs"] == []
+    if not response["valid"]:
+        assert response["repairs"], "a repaired or replaced answer must say what was done"
+
+
+def test_planner_returns_a_valid_plan(client):
+    plan = client.plan("北京旅游攻略", ["Upcoming concerts in Beijing", "Cheap hotels in Beijing"])
+    assert plan.query_type in ("Complex Query", "Broad-needs Query", "Simple Query")
+    assert plan.sub_queries and all(s["sub_query"] for s in plan.sub_queries)
+    for sub in plan.sub_queries:
+        assert set(sub["intent_dimensions"]) <= {"High Freshness", "Authoritativeness", "Personal Experience"}
+    if plan.degraded:
+        assert plan.sub_queries == [{"sub_query": "北京旅游攻略", "intent_dimensions": []}]
+
+
+def test_planner_without_session(client):
+    assert client.plan("weather today").sub_queries
+
+
+def test_cover_evaluator_grades_or_says_unknown(client):
+    for task in ("relevance", "quality"):
+        grade = client.evaluate_cover(jpeg(), task=task, query="red square")
+        assert grade.grade in (None, 1, 2, 3, 4)
+
+
+def _rerank_error(client, **kwargs) -> RerankError:
+    with pytest.raises(RerankError) as info:
+        client.rerank(**kwargs)
+    return info.value
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    (dict(query="q", candidates=[{"title": "t"}]), "candidates[0].id is required"),
+    (dict(query="q", candidates=[{"id": "a", "title": "t"}, {"id": "a", "title": "u"}]),
+     "candidates[1].id must be unique"),
+    (dict(query="q", candidates=[{"id": "a", "title": "t"}], cover_images=[b"not an image"]),
+     "cover_images[0] must be an encoded image"),
+    (dict(query="q", candidates=[{"id": str(i), "title": "t"} for i in range(51)]),
+     "candidates must hold at most 50"),
+    (dict(query="q", candidates=[{"id": "a", "title": "t", "click_through_rate": 3}]),
+     "candidates[0].click_through_rate must be <= 1"),
+    (dict(query="q", candidates=[{"id": "a", "title": "t"}], cover_images=[b"", b""]),
+     "cover_images must hold one element per candidate"),
+])
+def test_malformed_request_is_invalid_argument_and_server_survives(client, kwargs, field):
+    error = _rerank_error(client, **kwargs)
+    assert error.is_invalid_argument, error
+    assert field in error.message
+    assert client.rerank("q", [{"id": "ok", "title": "t"}]).ranked_ids == ["ok"]
+
+
+def test_invalid_json_is_invalid_argument(grpc_url, client):
+    raw = grpcclient.InferenceServerClient(grpc_url)
+    tensor = grpcclient.InferInput("request", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[b'{"query": "q", "candidates": [']], dtype=np.object_))
+    with pytest.raises(InferenceServerException) as info:
+        raw.infer("rich_media_reranker", [tensor])
+    assert "INVALID_ARGUMENT" in str(info.value.status()) and "request must be valid JSON" in info.value.message()
+    assert raw.is_server_ready()
+    assert client.rerank("q", [{"id": "ok", "title": "t"}]).ranked_ids == ["ok"]
+
+
+def test_wrong_dtype_from_hand_written_client_is_rejected(grpc_url):
+    raw = grpcclient.InferenceServerClient(grpc_url)
+    tensor = grpcclient.InferInput("request", [1, 1], "INT32")
+    tensor.set_data_from_numpy(np.array([[7]], dtype=np.int32))
+    with pytest.raises(InferenceServerException) as info:
+        raw.infer("rich_media_reranker", [tensor])
+    assert "INVALID_ARGUMENT" in str(info.value.status())
+    assert raw.is_server_ready()
+
+
+def test_engine_slot_rejects_out_of_vocabulary_ids(grpc_url):
+    raw = grpcclient.InferenceServerClient(grpc_url)
+    inputs = []
+    for name, array in (("input_ids", np.array([[1, 2, 10_000_000]], dtype=np.int32)),
+                        ("input_lengths", np.array([[3]], dtype=np.int32)),
+                        ("request_output_len", np.array([[4]], dtype=np.int32))):
+        tensor = grpcclient.InferInput(name, list(array.shape), "INT32")
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    with pytest.raises(InferenceServerException) as info:
+        raw.infer("reranker_llm", inputs)
+    assert "INVALID_ARGUMENT" in str(info.value.status()) and "input_ids" in info.value.message()
+
+
+def test_engine_slot_speaks_tensorrt_llm_tensors(grpc_url):
+    raw = grpcclient.InferenceServerClient(grpc_url)
+    inputs = []
+    for name, array in (("input_ids", np.array([[151644, 872, 198, 14990]], dtype=np.int32)),
+                        ("input_lengths", np.array([[4]], dtype=np.int32)),
+                        ("request_output_len", np.array([[5]], dtype=np.int32)),
+                        ("end_id", np.array([[151645]], dtype=np.int32)),
+                        ("pad_id", np.array([[151643]], dtype=np.int32))):
+        tensor = grpcclient.InferInput(name, list(array.shape), "INT32")
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    result = raw.infer("reranker_llm", inputs)
+    output_ids, lengths = result.as_numpy("output_ids"), result.as_numpy("sequence_length")
+    assert output_ids.dtype == np.int32 and output_ids.shape[:2] == (1, 1)
+    assert lengths.shape == (1, 1) and 0 <= lengths[0, 0] <= 5
+
+
+def test_bad_request_in_a_dynamic_batch_fails_alone(grpc_url):
+    async def run():
+        client = AsyncRerankClient(grpc_url, timeout_s=120)
+        good = [client.evaluate_cover(jpeg((i * 40, 80, 80)), task="quality") for i in range(5)]
+        bad = [client.evaluate_cover(b"\x89PNG truncated", task="quality"),
+               client.evaluate_cover(jpeg(), task="aesthetics")]
+        results = await asyncio.gather(*good, *bad, return_exceptions=True)
+        await client.close()
+        return results
+    results = asyncio.run(run())
+    assert all(not isinstance(r, Exception) for r in results[:5]), results
+    assert all(isinstance(r, RerankError) and r.is_invalid_argument for r in results[5:]), results
+    assert "image" in results[5].message and "task must be one of" in results[6].message
+
+
+def test_reranker_ensemble_directly(grpc_url):
+    raw = grpcclient.InferenceServerClient(grpc_url)
+    body = json.dumps({"query": "q", "candidates": [{"id": "x", "title": "a"}, {"id": "y", "title": "b"}]})
+    tensor = grpcclient.InferInput("request", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[body.encode()]], dtype=np.object_))
+    result = raw.infer("reranker", [tensor])
+    assert sorted(v.decode() for v in result.as_numpy("ranked_ids").reshape(-1)) == ["x", "y"]
+    assert set(json.loads(result.as_numpy("result").reshape(-1)[0])) >= {"order", "valid", "repairs", "format_reward"}

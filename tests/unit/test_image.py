@@ -1,0 +1,48 @@
+import io
+
+import pytest
+from PIL import Image
+
+from ensemble.config import PipelineConfig
+from ensemble.errors import RequestError
+from ensemble.image import check_image
+
+LIMITS = PipelineConfig.load().limits
+
+
+def encoded(size=(64, 48), fmt="PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (1, 2, 3)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP"])
+def test_common_formats_pass(fmt):
+    info = check_image(encoded(fmt=fmt), LIMITS)
+    assert (info.format, info.width, info.height) == (fmt, 64, 48)
+
+
+@pytest.mark.parametrize("data,rule", [
+    (b"", "must not be empty"),
+    (b"hello world", "must be an encoded image"),
+    (encoded()[:-20], "is not a readable image"),
+    (encoded()[:40], "must be an encoded image"),
+    (encoded(fmt="TIFF"), "must be one of"),
+    (encoded(size=(2, 2)), "sides must be within"),
+])
+def test_bad_images_are_refused(data, rule):
+    with pytest.raises(RequestError, match=rule) as info:
+        check_image(data, LIMITS, field="cover_images[2]")
+    assert info.value.field == "cover_images[2]"
+
+
+def test_decompression_bomb_refused_from_header():
+    limits = LIMITS.model_copy(update={"max_image_pixels": 100 * 100})
+    with pytest.raises(RequestError, match="at most 10000 pixels"):
+        check_image(encoded(size=(200, 200)), limits)
+
+
+def test_oversized_bytes_refused():
+    limits = LIMITS.model_copy(update={"max_image_bytes": 10})
+    with pytest.raises(RequestError, match="at most 10 bytes"):
+        check_image(encoded(), limits)

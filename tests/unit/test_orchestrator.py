@@ -1,0 +1,125 @@
+import asyncio
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from ensemble.domain import CoverTask
+from ensemble.errors import RequestError
+from ensemble.orchestrator import Orchestrator, RerankAnswer, SubCallError
+
+
+def jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+class FakeCaller:
+    """Grades from a table, a re-ranker that reverses, and failures on demand."""
+
+    def __init__(self, grades=None, rerank_error=None, cover_error=None):
+        self.grades = grades or {}
+        self.rerank_error = rerank_error
+        self.cover_error = cover_error
+        self.cover_calls: list[tuple[str, CoverTask]] = []
+        self.rerank_bodies: list[dict] = []
+
+    async def evaluate_cover(self, query, image, task):
+        self.cover_calls.append((query, task))
+        if self.cover_error:
+            raise self.cover_error
+        return self.grades.get(task)
+
+    async def rerank(self, request_json):
+        body = json.loads(request_json)
+        self.rerank_bodies.append(body)
+        if self.rerank_error:
+            raise self.rerank_error
+        ids = [c["id"] for c in body["candidates"]]
+        return RerankAnswer(ids[::-1], {"order": list(range(len(ids), 0, -1)), "valid": True, "format_reward": 0.5,
+                                        "repairs": [], "reasoning": "because", "output_tokens": 9})
+
+
+def run(caller, candidates, images=None, config=None, **options):
+    from ensemble.config import PipelineConfig
+
+    body = {"query": "北京", "candidates": candidates}
+    if options:
+        body["options"] = options
+    orchestrator = Orchestrator(config or PipelineConfig.load(), caller)
+    return asyncio.run(orchestrator(json.dumps(body).encode(), images))
+
+
+def test_missing_grades_are_computed_and_given_ones_kept():
+    caller = FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2})
+    ranked, response = run(caller, [{"id": "a", "title": "t", "cover_relevance": 4},
+                                     {"id": "b", "title": "t"}, {"id": "c", "title": "t"}], [jpeg(), jpeg(), b""])
+    assert sorted(caller.cover_calls, key=lambda c: c[1].value) == [
+        ("北京", CoverTask.QUALITY), ("北京", CoverTask.QUALITY), ("北京", CoverTask.RELEVANCE)]
+    grades = {g["id"]: g for g in response["cover_grades"]}
+    assert (grades["a"]["relevance"], grades["a"]["quality"]) == (4, 2)
+    assert grades["a"]["source"] == {"relevance": "request", "quality": "model"}
+    assert grades["c"]["source"] == {"relevance": "no_cover", "quality": "no_cover"}
+    sent = {c["id"]: c for c in caller.rerank_bodies[0]["candidates"]}
+    assert sent["b"]["cover_relevance"] == 3 and sent["b"]["cover_quality"] == 2
+    assert "cover_relevance" not in sent["c"]  # unknown stays unknown
+    assert ranked == ["c", "b", "a"] and response["valid"] and not response["fallback"]
+
+
+def test_unusable_grade_stays_unknown():
+    caller = FakeCaller({})  # the model answers without a grade
+    _, response = run(caller, [{"id": "a", "title": "t"}], [jpeg()])
+    assert response["cover_grades"][0]["relevance"] is None
+    assert response["cover_grades"][0]["source"]["relevance"] == "model_unusable"
+    assert "cover_relevance" not in caller.rerank_bodies[0]["candidates"][0]
+
+
+def test_failed_cover_call_degrades_to_unknown_and_is_reported():
+    caller = FakeCaller(cover_error=SubCallError("cover_evaluator", "UNAVAILABLE", "queue full"))
+    ranked, response = run(caller, [{"id": "a", "title": "t"}], [jpeg()])
+    assert ranked == ["a"]
+    assert response["cover_grades"][0]["source"] == {"relevance": "failed", "quality": "failed"}
+    assert any("UNAVAILABLE" in e for e in response["cover_errors"])
+
+
+def test_reranker_failure_falls_back_with_reason():
+    caller = FakeCaller(rerank_error=SubCallError("reranker", "INTERNAL", "engine crashed"))
+    ranked, response = run(caller, [{"id": "x", "title": "pasta"}, {"id": "y", "title": "北京 guide"}])
+    assert ranked == ["y", "x"]
+    assert response["fallback"] is True and "engine crashed" in response["fallback_reason"]
+    assert response["valid"] is False
+
+
+def test_request_errors_found_by_sub_calls_are_the_callers():
+    caller = FakeCaller(rerank_error=SubCallError("reranker", "INVALID_ARG", "candidates do not fit"))
+    with pytest.raises(RequestError, match="candidates do not fit"):
+        run(caller, [{"id": "x", "title": "t"}])
+    caller = FakeCaller(cover_error=SubCallError("cover_evaluator", "INVALID_ARG", "image cannot be decoded"))
+    with pytest.raises(RequestError, match=r"^cover_images\[0\] image cannot be decoded"):
+        run(caller, [{"id": "x", "title": "t"}], [jpeg()])
+
+
+def test_cover_images_must_align_and_be_images():
+    with pytest.raises(RequestError, match="one element per candidate"):
+        run(FakeCaller(), [{"id": "x", "title": "t"}], [jpeg(), jpeg()])
+    with pytest.raises(RequestError, match=r"^cover_images\[1\]"):
+        run(FakeCaller(), [{"id": "x", "title": "t"}, {"id": "y", "title": "t"}], [jpeg(), b"GIF89a broken"])
+
+
+def test_evaluate_covers_off_skips_the_vlm():
+    caller = FakeCaller({CoverTask.RELEVANCE: 3})
+    _, response = run(caller, [{"id": "a", "title": "t"}], [jpeg()], evaluate_covers=False)
+    assert caller.cover_calls == []
+    assert response["cover_grades"][0]["source"] == {"relevance": "not_requested", "quality": "not_requested"}
+
+
+def test_model_answer_without_ranking_is_reported_as_fallback():
+    class NoAnswer(FakeCaller):
+        async def rerank(self, request_json):
+            ids = [c["id"] for c in json.loads(request_json)["candidates"]]
+            return RerankAnswer(ids, {"valid": False, "format_reward": 0.0, "repairs": ["no answer"],
+                                      "reasoning": "", "output_tokens": 32})
+    _, response = run(NoAnswer(), [{"id": "a", "title": "t"}])
+    assert response["fallback"] is True and response["repairs"] == ["no answer"]

@@ -1,0 +1,77 @@
+"""The rendered CPU repository: every config parses with Triton's protobuf and matches ensemble/tensors.py."""
+
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from build.render import STEP_MODELS, Checkpoints, render
+from ensemble import tensors as T
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory) -> Path:
+    return render("cpu", tmp_path_factory.mktemp("r") / "repo", Checkpoints("/ckpt/qwen3", "/ckpt/vl"))
+
+
+def load(repository: Path, name: str) -> mc.ModelConfig:
+    return text_format.Parse((repository / name / "config.pbtxt").read_text(), mc.ModelConfig())
+
+
+EXPECTED = {"query_planner": T.QUERY_PLANNER, "cover_evaluator": T.COVER_EVALUATOR, "reranker": T.RERANKER,
+            "rich_media_reranker": T.RICH_MEDIA_RERANKER, "reranker_llm": T.LLM_SLOT, "cover_vlm": T.VLM_SLOT,
+            **{name: interface for name, (_, interface) in STEP_MODELS.items()}}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_config_matches_tensor_specs(repository, name):
+    config = load(repository, name)
+    interface = EXPECTED[name]
+    assert config.name == name
+    assert [(i.name, mc.DataType.Name(i.data_type), tuple(i.dims), i.optional) for i in config.input] == [
+        (s.name, s.dtype, s.dims, s.optional) for s in interface.inputs]
+    assert [(o.name, mc.DataType.Name(o.data_type), tuple(o.dims)) for o in config.output] == [
+        (s.name, s.dtype, s.dims) for s in interface.outputs]
+
+
+def test_python_models_have_their_code_and_ensembles_none(repository):
+    for name in EXPECTED:
+        has_code = (repository / name / "1" / "model.py").exists()
+        assert has_code == (load(repository, name).platform != "ensemble"), name
+
+
+def test_every_queue_is_bounded(repository):
+    for name in EXPECTED:
+        config = load(repository, name)
+        if config.platform != "ensemble":
+            policy = config.dynamic_batching.default_queue_policy
+            assert policy.max_queue_size > 0 and policy.timeout_action == mc.ModelQueuePolicy.REJECT, name
+
+
+def test_pipeline_overrides_written_beside_models(repository):
+    text = (repository / "pipeline.toml").read_text()
+    assert "[generation.rerank]" in text
+    assert load(repository, "reranker_preprocess").parameters["pipeline_config"].string_value == "../pipeline.toml"
+
+
+def test_wiring_check_passes_on_rendered_repository(repository):
+    from build.wiring import check_repository
+
+    assert check_repository(repository) == []
+
+
+def test_wiring_check_catches_a_broken_edge(repository, tmp_path):
+    import shutil
+
+    from build.wiring import check_repository
+
+    broken = tmp_path / "broken"
+    shutil.copytree(repository, broken)
+    path = broken / "reranker" / "config.pbtxt"
+    path.write_text(path.read_text().replace('value: "_fallback_order"', 'value: "_fallback_orders"', 1))
+    pbtxt = broken / "cover_postprocess" / "config.pbtxt"
+    pbtxt.write_text(pbtxt.read_text().replace("TYPE_INT32", "TYPE_INT64", 1))
+    problems = check_repository(broken)
+    assert any("_fallback_order" in p for p in problems), problems
+    assert any("cover_postprocess" in p and "TYPE_INT64" in p for p in problems), problems
