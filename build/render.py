@@ -48,10 +48,12 @@ class Profile:
 
     @classmethod
     def load(cls, target: str) -> Profile:
-        if target not in TARGETS:
-            raise SystemExit(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-        with (PROFILES / f"{target}.toml").open("rb") as fh:
-            return cls(target, tomllib.load(fh))
+        """A packaged target (cpu, a10, a800) or the path of a profile file a user copied and edited."""
+        path = Path(target) if target.endswith(".toml") else PROFILES / f"{target}.toml"
+        if not path.exists():
+            raise SystemExit(f"unknown target {target!r}: choose one of {', '.join(TARGETS)} or give a profile .toml")
+        with path.open("rb") as fh:
+            return cls(path.stem, tomllib.load(fh))
 
     def get(self, section: str, key: str) -> Any:
         try:
@@ -145,11 +147,15 @@ def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
         from build.trtllm_repository import tensorrtllm_config
 
         llm = tensorrtllm_config(LLM, profile, ckpts)
-    vlm = _python_model(VLM, T.VLM_SLOT, profile, {
-        "checkpoint_dir": ckpts.vlm, "vision": "true", "device": target["device"], "dtype": target["dtype"],
-        "max_new_tokens_cap": serving("max_new_tokens_cap")},
-        instances=serving("vlm_instances"), delay_us=serving("engine_queue_delay_us"),
-        ragged=frozenset({"input_ids", "stop_words_list"}))
+    vlm_params = {"checkpoint_dir": ckpts.vlm, "vision": "true", "device": target["device"], "dtype": target["dtype"],
+                  "max_new_tokens_cap": serving("max_new_tokens_cap")}
+    if profile.engine != "torch":
+        memory, gpu = profile.data["memory"], profile.data["gpu"]
+        vlm_params |= {"kv_cache_gib": memory["vlm_kv_gib"],
+                       "gpu_device_id": "0" if memory["vlm_on_this_gpu"] or gpu["gpus_per_server"] < 2 else "1"}
+    vlm = _python_model(VLM, T.VLM_SLOT, profile, vlm_params,
+                        instances=serving("vlm_instances"), delay_us=serving("engine_queue_delay_us"),
+                        ragged=frozenset({"input_ids", "stop_words_list"}))
     return {LLM: llm, VLM: vlm}
 
 
@@ -224,7 +230,7 @@ def _to_toml(data: dict[str, Any], prefix: str = "") -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", choices=TARGETS, default="cpu")
+    parser.add_argument("--target", default="cpu", help=f"{', '.join(TARGETS)} or a profile .toml")
     parser.add_argument("--out", required=True)
     parser.add_argument("--reranker-ckpt", default=os.environ.get("RERANKER_CKPT", ""),
                         help="Hugging Face folder of the Qwen3 re-ranker (tokenizer, and weights on torch targets)")

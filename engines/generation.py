@@ -65,6 +65,10 @@ def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_n
         raise RequestError("request_output_len", f"must be in [1, {max_new_tokens_cap}]", value=out_len)
     end_id = int(arrays["end_id"].reshape(-1)[0]) if arrays.get("end_id") is not None else -1
     pad_id = int(arrays["pad_id"].reshape(-1)[0]) if arrays.get("pad_id") is not None else max(end_id, 0)
+    top_k = arrays.get("runtime_top_k")
+    if top_k is not None and int(top_k.reshape(-1)[0]) != 1:
+        raise RequestError("runtime_top_k", "must be 1: this engine slot decodes greedily",
+                           value=int(top_k.reshape(-1)[0]))
     stop = arrays.get("stop_words_list")
     words = from_word_list(stop.reshape(2, -1)) if stop is not None and stop.size else []
     return GenerationRequest(tuple(int(i) for i in ids), out_len, end_id, pad_id,

@@ -26,6 +26,7 @@ from ensemble.tokenizer import STOP_WORDS, special_ids, strip_special
 from ensemble.words import to_word_list
 
 Arrays = dict[str, np.ndarray]
+_GREEDY = np.array([1], dtype=np.int32)
 
 
 def scalar_bytes(inputs: Arrays, name: str) -> bytes:
@@ -79,6 +80,7 @@ class _PreStep:
             "end_id": self._end,
             "pad_id": self._pad,
             "stop_words_list": self._stop,
+            "runtime_top_k": _GREEDY,
         }
 
 

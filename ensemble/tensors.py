@@ -60,6 +60,8 @@ REQUEST_OUTPUT_LEN = _s("request_output_len", "TYPE_INT32", 1)
 END_ID = _s("end_id", "TYPE_INT32", 1, optional=True)
 PAD_ID = _s("pad_id", "TYPE_INT32", 1, optional=True)
 STOP_WORDS_LIST = _s("stop_words_list", "TYPE_INT32", 2, -1, optional=True)
+RUNTIME_TOP_K = _s("runtime_top_k", "TYPE_INT32", 1, optional=True)
+"""Sent as 1 by every pre step: greedy decoding is explicit, never a backend default."""
 OUTPUT_IDS = _s("output_ids", "TYPE_INT32", -1, -1)
 SEQUENCE_LENGTH = _s("sequence_length", "TYPE_INT32", -1)
 
@@ -79,7 +81,7 @@ RANKED_IDS = _s("ranked_ids", "TYPE_STRING", -1)
 RESULT = _s("result", "TYPE_STRING", 1)
 RESPONSE = _s("response", "TYPE_STRING", 1)
 
-_ENGINE_IN = (INPUT_IDS, INPUT_LENGTHS, REQUEST_OUTPUT_LEN, END_ID, PAD_ID, STOP_WORDS_LIST)
+_ENGINE_IN = (INPUT_IDS, INPUT_LENGTHS, REQUEST_OUTPUT_LEN, END_ID, PAD_ID, STOP_WORDS_LIST, RUNTIME_TOP_K)
 _ENGINE_OUT = (OUTPUT_IDS, SEQUENCE_LENGTH)
 
 LLM_SLOT = Interface(_ENGINE_IN, _ENGINE_OUT)

@@ -57,3 +57,10 @@ def test_arrays_from_generation_shapes():
     assert arrays["output_ids"].tolist() == [[4, 5]] and arrays["sequence_length"].tolist() == [2]
     empty = arrays_from_generation(Generation((), "end"), pad_id=0)
     assert empty["output_ids"].shape == (1, 1) and empty["sequence_length"].tolist() == [0]
+
+
+def test_only_greedy_decoding_is_accepted():
+    assert request_from_arrays(slot_arrays(runtime_top_k=np.array([1], np.int32)), vocab_size=100,
+                               max_new_tokens_cap=16).max_new_tokens == 4
+    with pytest.raises(RequestError, match="^runtime_top_k must be 1"):
+        request_from_arrays(slot_arrays(runtime_top_k=np.array([40], np.int32)), vocab_size=100, max_new_tokens_cap=16)

@@ -1,0 +1,235 @@
+"""Build the Qwen3 re-ranker (and planner) TensorRT-LLM 1.2.1 engine for a GPU profile.
+
+Engine limits come from the workload and the memory plan, not from guesses:
+- max_input_len = instruction prefix + candidates x (fields + content budget), rounded up to 256,
+  and at least what `max_candidates` needs with every content cut to nothing;
+- max_seq_len = max_input_len + thinking budget + answer, rounded up to 256;
+- KV-cache budget = GPU memory - weights - activations - reserve - what the VLM takes on the same GPU;
+- max_batch_size (when the profile says 0) = KV-cache tokens / tokens of one typical request, because the
+  default `guaranteed_no_evict` scheduler reserves a request's whole sequence when it admits it.
+
+    python -m build.engine --profile a10 --checkpoint /ckpt/qwen3-4b-reranker --out /engines/a10 --dry-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from build.render import Profile
+
+TRTLLM_VERSION = "1.2.1"
+TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3"
+"""The Triton image that ships TensorRT-LLM 1.2.1 (tensorrtllm_backend dockerfile/Dockerfile.triton.trt_llm_backend
+pins TENSORRTLLM_VER=1.2.1 on the 25.12 base; its README runs this tag)."""
+CONVERT_SCRIPT = "models/core/qwen/convert_checkpoint.py"
+GIB = 1024 ** 3
+MAX_DERIVED_BATCH = 512
+"""Upper bound of a derived max_batch_size (the TensorRT-LLM tuning guide's case study peaked at 512)."""
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the memory plan needs from a Hugging Face config.json (Qwen3 / Qwen2 layout)."""
+
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    tied_embeddings: bool
+
+    @classmethod
+    def from_checkpoint(cls, folder: str | Path) -> ModelShape:
+        path = Path(folder) / "config.json"
+        try:
+            config = json.loads(path.read_text())
+        except OSError as exc:
+            raise BuildError(f"no Hugging Face config.json in {folder}: {exc}") from exc
+        config = config.get("text_config", config)
+        heads = config["num_attention_heads"]
+        return cls(layers=config["num_hidden_layers"], hidden=config["hidden_size"], heads=heads,
+                   kv_heads=config.get("num_key_value_heads", heads),
+                   head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+                   intermediate=config["intermediate_size"], vocab=config["vocab_size"],
+                   tied_embeddings=bool(config.get("tie_word_embeddings", False)))
+
+    @property
+    def parameters(self) -> int:
+        attention = self.hidden * self.head_dim * (2 * self.heads + 2 * self.kv_heads)
+        mlp = 3 * self.hidden * self.intermediate
+        embeddings = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+        return self.layers * (attention + mlp + 2 * self.hidden) + embeddings + self.hidden
+
+    def kv_bytes_per_token(self, dtype_bytes: int = 2) -> int:
+        return 2 * self.layers * self.kv_heads * self.head_dim * dtype_bytes
+
+
+QWEN3_4B = ModelShape(layers=36, hidden=2560, heads=32, kv_heads=8, head_dim=128, intermediate=9728, vocab=151936,
+                      tied_embeddings=True)
+"""Qwen3-4B's published config.json, for planning before the checkpoint is at hand (--shape qwen3-4b)."""
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    max_input_len: int
+    max_seq_len: int
+    max_batch_size: int
+    max_num_tokens: int
+    typical_request_tokens: int
+    weights_gib: float
+    kv_cache_gib: float
+    kv_cache_tokens: int
+    kv_cache_free_gpu_mem_fraction: float
+    """Of the memory free once the engine is loaded; `kv_cache_tokens` caps it whatever loads first."""
+    memory_rows: tuple[tuple[str, float], ...]
+
+
+def _round_up(value: int, step: int = 256) -> int:
+    return int(math.ceil(value / step) * step)
+
+
+def plan_engine(profile: Profile, shape: ModelShape) -> EnginePlan:
+    w, m, g, e = (profile.data[k] for k in ("workload", "memory", "gpu", "engine"))
+    per_candidate = w["field_tokens_per_candidate"] + w["content_tokens_per_candidate"]
+    max_input_len = _round_up(max(w["instruction_tokens"] + w["candidates"] * per_candidate,
+                                  w["instruction_tokens"] + w["max_candidates"] * w["field_tokens_per_candidate"]))
+    output_tokens = w["thinking_budget"] + w["answer_tokens"]
+    max_seq_len = _round_up(max_input_len + output_tokens)
+    weights_gib = m["reranker_weights_gib"] or shape.parameters * 2 / GIB
+    vlm_gib = (m["vlm_weights_gib"] + m["vlm_kv_gib"]) if m["vlm_on_this_gpu"] else 0.0
+    rows = [("GPU memory usable", g["memory_gib"]), ("re-ranker weights (BF16)", -weights_gib),
+            ("runtime activations", -m["activations_gib"]), ("CUDA context, Triton, fragmentation", -m["reserve_gib"])]
+    if vlm_gib:
+        rows += [("VLM weights (same GPU)", -m["vlm_weights_gib"]), ("VLM KV cache", -m["vlm_kv_gib"])]
+    kv_gib = sum(value for _, value in rows)
+    if kv_gib <= 0.5:
+        raise BuildError(f"profile {profile.name}: only {kv_gib:.1f} GiB left for the KV cache; move the VLM to "
+                         "another GPU, quantize it, or lower activations")
+    rows.append(("re-ranker KV cache", kv_gib))
+    kv_tokens = int(kv_gib * GIB // shape.kv_bytes_per_token())
+    typical = w["instruction_tokens"] + w["candidates"] * per_candidate + output_tokens
+    batch = e["max_batch_size"] or min(MAX_DERIVED_BATCH, max(1, kv_tokens // typical))
+    free_after_load = g["memory_gib"] - weights_gib - m["activations_gib"] - m["reserve_gib"]
+    return EnginePlan(max_input_len, max_seq_len, int(batch), e["max_num_tokens"], typical, round(weights_gib, 2),
+                      round(kv_gib, 2), kv_tokens, round(min(0.95, kv_gib / free_after_load), 3),
+                      tuple((k, round(v, 2)) for k, v in rows))
+
+
+def build_commands(plan: EnginePlan, profile: Profile, checkpoint: str, out: Path, examples: str) -> list[list[str]]:
+    """The two commands of the 1.2.1 engine flow; flags as in examples/models/core/qwen/convert_checkpoint.py
+    and tensorrt_llm/commands/build.py (plugin options from tensorrt_llm/plugin/plugin.py `cli_plugin_args`;
+    explicit "bfloat16" rather than "auto" is accepted by every release's plugin choices)."""
+    e = profile.data["engine"]
+    unified = out / "checkpoint"
+    return [
+        [sys.executable, f"{examples}/{CONVERT_SCRIPT}", "--model_dir", checkpoint, "--output_dir", str(unified),
+         "--dtype", "bfloat16", "--tp_size", str(e["tp_size"])],
+        ["trtllm-build", "--checkpoint_dir", str(unified), "--output_dir", str(out / "engine"),
+         "--max_batch_size", str(plan.max_batch_size), "--max_input_len", str(plan.max_input_len),
+         "--max_seq_len", str(plan.max_seq_len), "--max_num_tokens", str(plan.max_num_tokens),
+         "--kv_cache_type", "paged", "--tokens_per_block", str(e["tokens_per_block"]),
+         "--gemm_plugin", "bfloat16", "--gpt_attention_plugin", "bfloat16", "--remove_input_padding", "enable",
+         "--context_fmha", "enable", "--use_paged_context_fmha", "enable", "--multiple_profiles", "enable"],
+    ]
+
+
+def check_pipeline_agrees(profile: Profile, plan: EnginePlan) -> list[str]:
+    rerank = profile.data.get("pipeline", {}).get("generation", {}).get("rerank", {})
+    problems = []
+    if rerank.get("max_input_len", 0) > plan.max_input_len:
+        problems.append(f"[pipeline.generation.rerank] max_input_len {rerank['max_input_len']} exceeds the engine's "
+                        f"{plan.max_input_len}")
+    if rerank.get("max_input_len", 0) + rerank.get("max_new_tokens", 0) > plan.max_seq_len:
+        problems.append(f"rerank max_input_len + max_new_tokens exceeds the engine's max_seq_len {plan.max_seq_len}")
+    return problems
+
+
+def missing_for_real_build() -> list[str]:
+    """What stops a real build on this machine, each said plainly."""
+    problems = []
+    if importlib.util.find_spec("tensorrt_llm") is None:
+        problems.append(f"TensorRT-LLM is not installed (Python module `tensorrt_llm`); build inside {TRITON_IMAGE}")
+    else:
+        from importlib.metadata import version
+
+        found = version("tensorrt_llm")
+        if found != TRTLLM_VERSION:
+            problems.append(f"TensorRT-LLM {found} is installed; these engines need {TRTLLM_VERSION} "
+                            "(1.2 is the last line with compiled engines and the C++ tensorrtllm backend)")
+    if shutil.which("trtllm-build") is None:
+        problems.append("`trtllm-build` is not on PATH")
+    if shutil.which("nvidia-smi") is None or subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode:
+        problems.append("no NVIDIA GPU is visible (`nvidia-smi -L` fails)")
+    return problems
+
+
+def memory_table(plan: EnginePlan, profile: Profile) -> str:
+    lines = [f"memory plan, profile {profile.name} ({profile.data['gpu']['name']}):"]
+    lines += [f"  {label:40} {value:8.2f} GiB" for label, value in plan.memory_rows]
+    lines.append(f"  KV cache holds {plan.kv_cache_tokens} tokens = {plan.kv_cache_tokens // plan.typical_request_tokens}"
+                 f" typical requests of {plan.typical_request_tokens} tokens -> max_batch_size {plan.max_batch_size}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", required=True, help="a10, a800, or a path to a profile .toml")
+    parser.add_argument("--checkpoint", required=True, help="Hugging Face folder of the Qwen3 re-ranker")
+    parser.add_argument("--shape", choices=("checkpoint", "qwen3-4b"), default="checkpoint",
+                        help="plan with the checkpoint's config.json (default) or Qwen3-4B's published shape")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (checkpoint/, engine/, plan)")
+    parser.add_argument("--examples-dir", default="/app/tensorrt_llm/examples",
+                        help="TensorRT-LLM's examples folder (inside the Triton TRT-LLM image)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and the exact commands, run nothing")
+    args = parser.parse_args(argv)
+    try:
+        profile = Profile.load(args.profile)
+        if profile.engine != "tensorrtllm":
+            raise BuildError(f"profile {profile.name} has engine {profile.engine!r}; engines are for tensorrtllm "
+                             "profiles")
+        shape = QWEN3_4B if args.shape == "qwen3-4b" else ModelShape.from_checkpoint(args.checkpoint)
+        plan = plan_engine(profile, shape)
+        disagreements = check_pipeline_agrees(profile, plan)
+        if disagreements:
+            raise BuildError("; ".join(disagreements))
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    commands = build_commands(plan, profile, str(Path(args.checkpoint).resolve()), args.out.resolve(),
+                              args.examples_dir)
+    print(memory_table(plan, profile))
+    print("\ncommands:")
+    for command in commands:
+        print("  " + shlex.join(command))
+    if args.dry_run:
+        return 0
+    problems = missing_for_real_build()
+    if problems:
+        print("error: cannot build here:\n  - " + "\n  - ".join(problems) + "\n(--dry-run prints the commands)",
+              file=sys.stderr)
+        return 3
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "engine_plan.json").write_text(json.dumps(asdict(plan) | {"profile": profile.name}, indent=2))
+    for command in commands:
+        subprocess.run(command, check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
