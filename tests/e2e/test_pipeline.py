@@ -187,3 +187,22 @@ def test_reranker_ensemble_directly(grpc_url):
     result = raw.infer("reranker", [tensor])
     assert sorted(v.decode() for v in result.as_numpy("ranked_ids").reshape(-1)) == ["x", "y"]
     assert set(json.loads(result.as_numpy("result").reshape(-1)[0])) >= {"order", "valid", "repairs", "format_reward"}
+
+
+def test_cli_reranks_the_bundled_sample(grpc_url, capsys):
+    from clients.cli import main
+    from clients.samples import __file__ as samples_init
+
+    sample = str(__import__("pathlib").Path(samples_init).with_name("beijing_travel.json"))
+    assert main(["--url", grpc_url, "--timeout", "120", "rerank", sample]) == 0
+    out = capsys.readouterr().out
+    assert out.count("note-10") == 12 and "timings ms" in out
+
+
+def test_cli_reports_refused_requests_with_exit_code_2(grpc_url, tmp_path, capsys):
+    from clients.cli import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"query": "q", "candidates": [{"id": "a"}]}')
+    assert main(["--url", grpc_url, "rerank", str(bad)]) == 2
+    assert "candidates[0].title is required" in capsys.readouterr().err
