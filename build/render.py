@@ -72,6 +72,10 @@ class Checkpoints:
     vlm: str
     engine_dir: str = ""
     """TensorRT-LLM engine folder of the Qwen3 re-ranker (tensorrtllm targets)."""
+    simulate: str = ""
+    """Replace both torch engine slots by engines/simulated.py (``empty``, ``error``, ``garbage``, ``delay:MS``)."""
+    simulate_vlm: str | None = None
+    """Simulate only the VLM slot differently (None: same as `simulate`)."""
 
 
 def _dims(spec: TensorSpec) -> list[int]:
@@ -140,7 +144,7 @@ def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
     if profile.engine == "torch":
         llm = _python_model(LLM, T.LLM_SLOT, profile, {
             "checkpoint_dir": ckpts.reranker, "vision": "false", "device": target["device"], "dtype": target["dtype"],
-            "max_new_tokens_cap": serving("max_new_tokens_cap")},
+            "max_new_tokens_cap": serving("max_new_tokens_cap"), "simulate": ckpts.simulate},
             instances=serving("llm_instances"), delay_us=serving("engine_queue_delay_us"),
             ragged=frozenset({"input_ids", "stop_words_list"}))
     else:
@@ -149,7 +153,9 @@ def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
         llm = tensorrtllm_config(LLM, profile, ckpts)
     vlm_params = {"checkpoint_dir": ckpts.vlm, "vision": "true", "device": target["device"], "dtype": target["dtype"],
                   "max_new_tokens_cap": serving("max_new_tokens_cap")}
-    if profile.engine != "torch":
+    if profile.engine == "torch":
+        vlm_params["simulate"] = ckpts.simulate if ckpts.simulate_vlm is None else ckpts.simulate_vlm
+    else:
         memory, gpu = profile.data["memory"], profile.data["gpu"]
         vlm_params |= {"kv_cache_gib": memory["vlm_kv_gib"],
                        "gpu_device_id": "0" if memory["vlm_on_this_gpu"] or gpu["gpus_per_server"] < 2 else "1"}
@@ -176,7 +182,8 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
     configs[RERANKER] = _ensemble(RERANKER, T.RERANKER, profile, _engine_step(
         "reranker_preprocess", LLM, T.LLM_SLOT, "reranker_postprocess", T.RERANK_POST, {"request"}))
     configs[BLS] = _python_model(BLS, T.RICH_MEDIA_RERANKER, profile,
-                                 common | {"cover_model": COVER, "rerank_model": RERANKER},
+                                 common | {"cover_model": COVER, "rerank_model": RERANKER,
+                                           "cover_batch_size": serving("max_batch_size")},
                                  instances=serving("bls_instances"), delay_us=serving("step_queue_delay_us"))
     return configs
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from clients.rerank_client import RerankClient, RerankError
 from clients.samples import load_sample, split_sample
-from server.launcher import LaunchError, ServerOptions, TritonServer, free_ports
+from server.launcher import LaunchError, TritonServer
 
 RULE = "-" * 100
 
@@ -107,8 +107,8 @@ def main() -> int:
     print("Preparing checkpoints and the CPU model repository ...", flush=True)
     ckpts = resolve_checkpoints(reranker, vlm, "", args.cache)
     repository = render("cpu", Path(args.cache) / "model_repository-demo", ckpts)
-    http, grpc_port, metrics = free_ports(3)
-    server = TritonServer(ServerOptions(repository.resolve(), http, grpc_port, metrics), Path(args.cache) / "demo")
+    server = TritonServer.on_free_ports(repository, Path(args.cache) / "demo")
+    grpc_port = server.options.grpc_port
     print(f"Starting tritonserver on 127.0.0.1:{grpc_port} (log: {server.log_path}) ...", flush=True)
     try:
         with server:

@@ -18,11 +18,10 @@ from ensemble.tags import split_answer
 PERMUTATION_REWARD_NONE, PERMUTATION_REWARD_REPAIRED, PERMUTATION_REWARD_VALID = 0.0, 0.2, 0.5
 GRADE_REWARD_NONE, GRADE_REWARD_NON_INTEGER, GRADE_REWARD_VALID = 0.0, 0.3, 0.5
 
-# One ranked item: ``3`` or ``[3]``; items joined by ``,`` ``>`` or full-width ``，`` ``、``.
-_ITEM = r"\[?\s*\d{1,4}\s*\]?"
-_SEP = r"\s*(?:,|>|，|、)\s*"
-_LIST = re.compile(rf"\s*\[?\s*(?:{_ITEM}(?:{_SEP}{_ITEM})*)?(?:{_SEP})?\s*\]?\s*\.?\s*")
-_INT = re.compile(r"\d+")
+# Parsing splits on separators and matches each item with a bounded pattern: no regex here can backtrack
+# over model output (an earlier single-regex version did, on long whitespace runs; tests/unit/test_fuzz.py).
+_SEPARATORS = re.compile(r"[,>，、]")
+_ITEM = re.compile(r"\[?\s*(\d{1,4})\s*\]?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +54,8 @@ def parse_permutation(text: str, n: int, *, fill_order: Sequence[int] | None = N
     parts = split_answer(text)
     ids = _read_list(parts.answer)
     if not ids:
-        issue = "no answer" if parts.answer is None else "answer is not an id list"
-        if parts.answer is not None and _LIST.fullmatch(parts.answer):
-            issue = "answer list is empty"
+        issue = "no answer" if parts.answer is None else (
+            "answer list is empty" if ids is not None else "answer is not an id list")
         return PermutationReport(list(fill), False, PERMUTATION_REWARD_NONE,
                                  [issue, "fallback order used"], parts.thinking, [])
     order: list[int] = []
@@ -80,10 +78,27 @@ def parse_permutation(text: str, n: int, *, fill_order: Sequence[int] | None = N
     return PermutationReport(order, valid, reward, issues, parts.thinking, list(ids))
 
 
-def _read_list(answer: str | None) -> list[int]:
-    if answer is None or not _LIST.fullmatch(answer):
+def _read_list(answer: str | None) -> list[int] | None:
+    """``"[3,1,2]"`` -> [3, 1, 2]; ``"[]"`` -> []; anything that is not an id list -> None."""
+    if answer is None:
+        return None
+    text = answer.strip().removesuffix(".").strip()
+    if text.replace(" ", "") in ("", "[]"):
         return []
-    return [int(m) for m in _INT.findall(answer)]
+    pieces = [piece.strip() for piece in _SEPARATORS.split(text)]
+    if len(pieces) > 1 and pieces[-1] in ("", "]"):  # a trailing separator: "[3,1,2,]"
+        last = pieces.pop()
+        pieces[-1] += last
+    ids = []
+    for index, piece in enumerate(pieces):
+        if index == 0 and piece.startswith("[["):
+            piece = piece[1:]
+        match = _ITEM.fullmatch(piece)
+        if match is None:
+            # The list's own brackets sit on its first and last items: "[3" ... "2]" both match _ITEM.
+            return None
+        ids.append(int(match.group(1)))
+    return ids
 
 
 def _checked_fill_order(fill_order: Sequence[int] | None, n: int) -> list[int]:
@@ -104,7 +119,8 @@ class GradeReport:
     thinking: str = ""
 
 
-_GRADE = re.compile(r"(?:(?:rating|grade|score)\s*[:：]?\s*)?\[?\s*([+-]?\d+(?:\.\d+)?)\s*\]?\s*\.?", re.IGNORECASE)
+_GRADE_PREFIXES = ("rating", "grade", "score")
+_NUMBER = re.compile(r"[+-]?\d{1,6}(?:\.\d{1,6})?")
 
 
 def parse_grade(text: str) -> GradeReport:
@@ -112,18 +128,30 @@ def parse_grade(text: str) -> GradeReport:
     parts = split_answer(text)
     if not parts.answer:
         return GradeReport(None, GRADE_REWARD_NONE, "no answer", parts.thinking)
-    match = _GRADE.fullmatch(parts.answer)
-    if match is None:
+    number = _grade_number(parts.answer)
+    if number is None:
         if not parts.tagged:
             return GradeReport(None, GRADE_REWARD_NONE, "no answer", parts.thinking)
         return GradeReport(None, GRADE_REWARD_NON_INTEGER, "answer is not an integer", parts.thinking)
-    number = match.group(1)
     if not number.lstrip("+-").isdigit():
         return GradeReport(None, GRADE_REWARD_NON_INTEGER, "answer is not an integer", parts.thinking)
     value = int(number)
     if not 1 <= value <= 4:
         return GradeReport(None, GRADE_REWARD_NON_INTEGER, f"grade {value} outside 1..4", parts.thinking)
     return GradeReport(value, GRADE_REWARD_VALID, "", parts.thinking)
+
+
+def _grade_number(answer: str) -> str | None:
+    """``"Rating: [3]."`` -> ``"3"``; None when the answer is not a lone number."""
+    text = answer.strip().removesuffix(".").strip()
+    lowered = text.lower()
+    for prefix in _GRADE_PREFIXES:
+        if lowered.startswith(prefix):
+            text = text[len(prefix):].lstrip().removeprefix(":").removeprefix("：").strip()
+            break
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1].strip()
+    return text if _NUMBER.fullmatch(text) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,9 @@ def _share(query_terms: set[str], doc_terms: set[str]) -> float:
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 0.0
+    shared = len(a & b)
+    union = len(a) + len(b) - shared
+    return shared / union if union else 0.0
 
 
 def _scaled(values: Sequence[float | None], *, low: float, high: float) -> list[float]:

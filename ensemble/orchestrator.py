@@ -46,8 +46,8 @@ class RerankAnswer:
 
 
 class ModelCaller(Protocol):
-    async def evaluate_cover(self, query: str, image: bytes, task: CoverTask) -> int | None:
-        """Grade 1..4, or None when the model's answer held none. Raises SubCallError."""
+    async def evaluate_covers(self, query: str, items: list[tuple[bytes, CoverTask]]) -> list[int | None]:
+        """One grade 1..4 (None: the answer held none) per (image, task), in one call. Raises SubCallError."""
 
     async def rerank(self, request_json: bytes) -> RerankAnswer:
         """Raises SubCallError."""
@@ -61,9 +61,11 @@ class _Grades:
 
 
 class Orchestrator:
-    def __init__(self, config: PipelineConfig, caller: ModelCaller) -> None:
+    def __init__(self, config: PipelineConfig, caller: ModelCaller, *, cover_batch_size: int = 64) -> None:
         self.config = config
         self.caller = caller
+        self.cover_batch_size = cover_batch_size
+        """Cover evaluations per sub-call: at most the cover model's max_batch_size."""
 
     async def __call__(self, raw_request: bytes, cover_images: Sequence[bytes] | None) -> tuple[list[str], dict]:
         started = time.perf_counter()
@@ -116,9 +118,7 @@ class Orchestrator:
                 else:
                     calls.append((index, task))
             grades.append(entry)
-        results = await asyncio.gather(
-            *(self.caller.evaluate_cover(request.query, images[i], task) for i, task in calls),
-            return_exceptions=True)
+        results = await self._evaluate(request.query, [(images[i], task) for i, task in calls])
         errors: list[str] = []
         for (index, task), result in zip(calls, results):
             if isinstance(result, SubCallError):
@@ -132,6 +132,24 @@ class Orchestrator:
             setattr(grades[index], task.value, result)
             grades[index].sources[task.value] = "model" if result is not None else "model_unusable"
         return grades, errors
+
+    async def _evaluate(self, query: str, items: list[tuple[bytes, CoverTask]]) -> list[int | None | BaseException]:
+        """Batched sub-calls; a batch that fails is retried item by item, so a bad item costs only itself."""
+        size = self.cover_batch_size
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        answers = await asyncio.gather(*(self.caller.evaluate_covers(query, chunk) for chunk in chunks),
+                                       return_exceptions=True)
+        results: list[int | None | BaseException] = []
+        for chunk, answer in zip(chunks, answers):
+            if not isinstance(answer, BaseException):
+                results.extend(answer)
+            elif isinstance(answer, SubCallError) and len(chunk) > 1:
+                singles = await asyncio.gather(*(self.caller.evaluate_covers(query, [item]) for item in chunk),
+                                               return_exceptions=True)
+                results.extend(s if isinstance(s, BaseException) else s[0] for s in singles)
+            else:
+                results.extend([answer] * len(chunk))
+        return results
 
     async def _rerank(self, request: RerankRequest) -> tuple[list[str], dict[str, Any]]:
         body = request.model_dump_json(exclude_none=True).encode("utf-8")

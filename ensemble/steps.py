@@ -7,6 +7,7 @@ and turns a `RequestError` into INVALID_ARGUMENT for that request alone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -113,20 +114,42 @@ class PlannerPost:
 
 class CoverPre(_PreStep):
     interface = T.COVER_PRE
+    PROMPT_CACHE_SIZE = 1024
+    CHECKED_IMAGES = 4096
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         super().__init__(config, tokenizer)
         self.templates = {task: load_template(task, config.prompts)
                           for task in (Task.COVER_RELEVANCE, Task.COVER_QUALITY)}
+        # A query's covers all share one prompt per task: tokenize it once.
+        self._prompts: dict[tuple[str, str], RenderedPrompt] = {}
+        # Each cover usually comes twice (relevance, quality): check its header once.
+        self._checked: set[bytes] = set()
 
     def __call__(self, inputs: Arrays) -> Arrays:
         request = parse_cover_request(scalar_bytes(inputs, "query"), scalar_bytes(inputs, "task"))
         check_cover_limits(request, self.config.limits)
-        check_image(scalar_bytes(inputs, "image"), self.config.limits)
-        template = self.templates[Task(f"cover_{request.task.value}")]
+        self._check_image(scalar_bytes(inputs, "image"))
         generation = self.config.generation.cover
-        prompt = build_cover_prompt(template, request, self.tokenizer, generation.max_input_len)
+        key = (request.task.value, request.query)
+        prompt = self._prompts.get(key)
+        if prompt is None:
+            template = self.templates[Task(f"cover_{request.task.value}")]
+            prompt = build_cover_prompt(template, request, self.tokenizer, generation.max_input_len)
+            if len(self._prompts) >= self.PROMPT_CACHE_SIZE:
+                self._prompts.clear()
+            self._prompts[key] = prompt
         return self.engine_inputs(prompt, generation.max_new_tokens)
+
+
+    def _check_image(self, image: bytes) -> None:
+        digest = hashlib.blake2b(image, digest_size=16).digest()
+        if digest in self._checked:
+            return
+        check_image(image, self.config.limits)
+        if len(self._checked) >= self.CHECKED_IMAGES:
+            self._checked.clear()
+        self._checked.add(digest)
 
 
 class CoverPost:
@@ -156,7 +179,6 @@ class RerankPre(_PreStep):
         prompt = build_rerank_prompt(self.template, request, self.tokenizer, generation.max_input_len)
         out = self.engine_inputs(prompt, request.options.max_new_tokens or generation.max_new_tokens)
         out["candidate_ids"] = np.array([c.id.encode("utf-8") for c in request.candidates], dtype=np.object_)
-        out["fallback_order"] = np.asarray(fallback_order(request.query, request.candidates), dtype=np.int32)
         return out
 
 
@@ -168,9 +190,12 @@ class RerankPost:
 
     def __call__(self, inputs: Arrays) -> Arrays:
         ids = bytes_list(inputs, "candidate_ids")
-        fill = inputs["fallback_order"].reshape(-1).tolist()
         text, length = generated_text(inputs, self.tokenizer)
-        report = parse_permutation(text, len(ids), fill_order=fill)
+        report = parse_permutation(text, len(ids))
+        if not report.valid:
+            # Missing ids are placed by the fallback ranker; only a repair pays for computing its order.
+            request = parse_rerank_request(scalar_bytes(inputs, "request"))
+            report = parse_permutation(text, len(ids), fill_order=fallback_order(request.query, request.candidates))
         result = {
             "order": report.order,
             "valid": report.valid,

@@ -54,9 +54,14 @@ class ModelContext:
         return PipelineConfig.load(self.path("pipeline_config") if self.params.get("pipeline_config") else None)
 
 
-def read_inputs(request: Any, interface: Interface) -> Arrays:
-    """Inputs of one request without the batch dimension; optional inputs may be absent."""
+def read_rows(request: Any, interface: Interface) -> list[Arrays]:
+    """One dict of inputs per batch row of the request (batch dimension removed); optional inputs may be absent.
+
+    A request may carry several rows (the BLS sends all cover evaluations of a query as one request, as
+    clients of tensorrt_llm may); each row is processed on its own.
+    """
     arrays: Arrays = {}
+    batch: int | None = None
     for spec in interface.inputs:
         tensor = pb_utils.get_input_tensor_by_name(request, spec.name)
         if tensor is None:
@@ -64,15 +69,37 @@ def read_inputs(request: Any, interface: Interface) -> Arrays:
                 continue
             raise RequestError(spec.name, "is a required input")
         array = tensor.as_numpy()
-        if array.ndim == 0 or array.shape[0] != 1:
-            raise RequestError(spec.name, "must have batch size 1 (send one request per query)",
-                               value=list(array.shape))
-        arrays[spec.name] = array[0]
-    return arrays
+        if array.ndim == 0 or array.shape[0] < 1:
+            raise RequestError(spec.name, "must have a batch dimension", value=list(array.shape))
+        if batch is not None and array.shape[0] != batch:
+            raise RequestError(spec.name, f"must have the batch size of the other inputs ({batch})",
+                               value=array.shape[0])
+        batch = array.shape[0]
+        arrays[spec.name] = array
+    return [{name: array[row] for name, array in arrays.items()} for row in range(batch or 0)]
+
+
+def stack_rows(rows: Sequence[Arrays], interface: Interface) -> Arrays:
+    """Per-row outputs as batched tensors; ragged dims are padded (0, or b"" for BYTES) as tensorrt_llm does."""
+    out: Arrays = {}
+    for spec in interface.outputs:
+        if spec.name not in rows[0]:
+            continue
+        parts = [np.asarray(row[spec.name], dtype=spec.numpy_dtype) for row in rows]
+        shape = tuple(max(p.shape[d] for p in parts) for d in range(parts[0].ndim))
+        if all(p.shape == shape for p in parts):
+            out[spec.name] = np.stack(parts)
+            continue
+        padded = np.full((len(parts),) + shape, b"" if spec.dtype == "TYPE_STRING" else 0, dtype=spec.numpy_dtype)
+        for index, part in enumerate(parts):
+            padded[(index,) + tuple(slice(0, n) for n in part.shape)] = part
+        out[spec.name] = padded
+    return out
 
 
 def response_from(outputs: Arrays, interface: Interface) -> Any:
-    tensors = [pb_utils.Tensor(spec.name, np.asarray(outputs[spec.name], dtype=spec.numpy_dtype)[None, ...])
+    """A response from batched output arrays."""
+    tensors = [pb_utils.Tensor(spec.name, np.asarray(outputs[spec.name], dtype=spec.numpy_dtype))
                for spec in interface.outputs if spec.name in outputs]
     return pb_utils.InferenceResponse(output_tensors=tensors)
 
@@ -91,7 +118,8 @@ def run_each(requests: Sequence[Any], step: Callable[[Arrays], Arrays], interfac
     responses = []
     for request in requests:
         try:
-            responses.append(response_from(step(read_inputs(request, interface)), interface))
+            rows = [step(row) for row in read_rows(request, interface)]
+            responses.append(response_from(stack_rows(rows, interface), interface))
         except Exception as error:  # noqa: BLE001 - becomes this request's error response
             responses.append(error_response(error, context))
     return responses
@@ -100,22 +128,35 @@ def run_each(requests: Sequence[Any], step: Callable[[Arrays], Arrays], interfac
 def run_batched(requests: Sequence[Any], parse: Callable[[Arrays], Any],
                 batch: Callable[[list[Any]], list[Arrays | BaseException]], interface: Interface,
                 context: ModelContext) -> list[Any]:
-    """Parse each request alone, run the valid ones as one batch, answer each in order."""
+    """Parse every row of every request, run all valid rows as one batch, answer each request in order.
+
+    A request fails alone: with its first row's error if any row of it failed.
+    """
     responses: list[Any] = [None] * len(requests)
-    valid: list[tuple[int, Any]] = []
+    owners: list[int] = []
+    items: list[Any] = []
+    rows_of: dict[int, int] = {}
     for index, request in enumerate(requests):
         try:
-            valid.append((index, parse(read_inputs(request, interface))))
+            parsed = [parse(row) for row in read_rows(request, interface)]
         except Exception as error:  # noqa: BLE001
             responses[index] = error_response(error, context)
-    if valid:
+            continue
+        rows_of[index] = len(parsed)
+        owners.extend([index] * len(parsed))
+        items.extend(parsed)
+    if items:
         try:
-            results = batch([item for _, item in valid])
+            results = batch(items)
         except Exception as error:  # noqa: BLE001 - the batch failed as a whole: each request says so
-            results = [error] * len(valid)
-        for (index, _), result in zip(valid, results):
-            responses[index] = (error_response(result, context) if isinstance(result, BaseException)
-                                else response_from(result, interface))
+            results = [error] * len(items)
+        grouped: dict[int, list[Arrays | BaseException]] = {}
+        for owner, result in zip(owners, results):
+            grouped.setdefault(owner, []).append(result)
+        for index, outputs in grouped.items():
+            failure = next((r for r in outputs if isinstance(r, BaseException)), None)
+            responses[index] = (error_response(failure, context) if failure is not None
+                                else response_from(stack_rows(outputs, interface), interface))
     return responses
 
 

@@ -16,6 +16,10 @@ def _bytes(value: bytes) -> np.ndarray:
     return np.array([[value]], dtype=np.object_)
 
 
+def _rows(values: list[bytes]) -> np.ndarray:
+    return np.array(values, dtype=np.object_).reshape(-1, 1)
+
+
 class TritonCaller:
     def __init__(self, cover_model: str, rerank_model: str) -> None:
         self.cover_model = cover_model
@@ -30,11 +34,13 @@ class TritonCaller:
             raise SubCallError(model, error_code_name(response.error()), response.error().message())
         return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
 
-    async def evaluate_cover(self, query: str, image: bytes, task: CoverTask) -> int | None:
-        out = await self._call(self.cover_model, {"query": _bytes(query.encode("utf-8")), "image": _bytes(image),
-                                                  "task": _bytes(task.value.encode())}, ["grade"])
-        grade = int(out["grade"].reshape(-1)[0])
-        return grade or None
+    async def evaluate_covers(self, query: str, items: list[tuple[bytes, CoverTask]]) -> list[int | None]:
+        """All items in one request whose batch dimension is len(items)."""
+        encoded = query.encode("utf-8")
+        out = await self._call(self.cover_model, {
+            "query": _rows([encoded] * len(items)), "image": _rows([image for image, _ in items]),
+            "task": _rows([task.value.encode() for _, task in items])}, ["grade"])
+        return [int(g) or None for g in out["grade"].reshape(-1)]
 
     async def rerank(self, request_json: bytes) -> RerankAnswer:
         out = await self._call(self.rerank_model, {"request": _bytes(request_json)}, ["ranked_ids", "result"])

@@ -120,6 +120,12 @@ class TritonServer:
         self.process: subprocess.Popen | None = None
         self.log_path = options.log_file or workdir / "tritonserver.log"
 
+    @classmethod
+    def on_free_ports(cls, repository: Path, workdir: Path, **options) -> TritonServer:
+        """A server for this process alone: loopback, ports the OS reports free."""
+        http, grpc_port, metrics = free_ports(3)
+        return cls(ServerOptions(Path(repository).resolve(), http, grpc_port, metrics, **options), workdir)
+
     def start(self) -> TritonServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         backends = provision_backends(self.workdir / "backends")

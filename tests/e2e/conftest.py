@@ -10,7 +10,7 @@ import pytest
 from build.render import render, resolve_checkpoints
 from clients.rerank_client import RerankClient
 from clients.samples import load_sample, split_sample
-from server.launcher import ServerOptions, TritonServer, free_ports
+from server.launcher import TritonServer
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("RMR_CACHE", ROOT / ".cache"))
@@ -20,8 +20,7 @@ CACHE = Path(os.environ.get("RMR_CACHE", ROOT / ".cache"))
 def server(tmp_path_factory):
     ckpts = resolve_checkpoints("", "", "", str(CACHE))
     repository = render("cpu", tmp_path_factory.mktemp("repo") / "model_repository", ckpts)
-    http, grpc_port, metrics = free_ports(3)
-    triton = TritonServer(ServerOptions(repository, http, grpc_port, metrics), tmp_path_factory.mktemp("server"))
+    triton = TritonServer.on_free_ports(repository, tmp_path_factory.mktemp("server"))
     with triton:
         yield triton
     assert triton.process.returncode == 0, triton.log_tail()

@@ -60,3 +60,11 @@ def test_request_parser_only_raises_request_error(raw):
         parse_rerank_request(raw)
     except RequestError as error:
         assert error.field and str(error).startswith(error.field)
+
+
+def test_adversarial_answers_parse_in_linear_time():
+    # These made the earlier single-regex parser backtrack for minutes.
+    for junk in (" " * 5000 + "x", "[1," + " " * 5000 + "]x", "1" + ", 1" * 3000 + "x", "[" + " \n" * 4000,
+                 "Rating:" + " " * 5000 + "x", "[" * 3000 + "1"):
+        assert parse_permutation(f"<answer>{junk}</answer>", 5).format_reward in (0.0, 0.2)
+        assert parse_grade(f"<answer>{junk}</answer>").grade is None

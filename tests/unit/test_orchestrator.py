@@ -19,18 +19,23 @@ def jpeg() -> bytes:
 class FakeCaller:
     """Grades from a table, a re-ranker that reverses, and failures on demand."""
 
-    def __init__(self, grades=None, rerank_error=None, cover_error=None):
+    def __init__(self, grades=None, rerank_error=None, cover_error=None, bad_image=None):
         self.grades = grades or {}
         self.rerank_error = rerank_error
         self.cover_error = cover_error
+        self.bad_image = bad_image
         self.cover_calls: list[tuple[str, CoverTask]] = []
+        self.batches: list[int] = []
         self.rerank_bodies: list[dict] = []
 
-    async def evaluate_cover(self, query, image, task):
-        self.cover_calls.append((query, task))
+    async def evaluate_covers(self, query, items):
+        self.batches.append(len(items))
         if self.cover_error:
             raise self.cover_error
-        return self.grades.get(task)
+        if self.bad_image is not None and any(image == self.bad_image for image, _ in items):
+            raise SubCallError("cover_evaluator", "INVALID_ARG", "image cannot be decoded")
+        self.cover_calls.extend((query, task) for _, task in items)
+        return [self.grades.get(task) for _, task in items]
 
     async def rerank(self, request_json):
         body = json.loads(request_json)
@@ -42,13 +47,13 @@ class FakeCaller:
                                         "repairs": [], "reasoning": "because", "output_tokens": 9})
 
 
-def run(caller, candidates, images=None, config=None, **options):
+def run(caller, candidates, images=None, config=None, batch=64, **options):
     from ensemble.config import PipelineConfig
 
     body = {"query": "北京", "candidates": candidates}
     if options:
         body["options"] = options
-    orchestrator = Orchestrator(config or PipelineConfig.load(), caller)
+    orchestrator = Orchestrator(config or PipelineConfig.load(), caller, cover_batch_size=batch)
     return asyncio.run(orchestrator(json.dumps(body).encode(), images))
 
 
@@ -123,3 +128,37 @@ def test_model_answer_without_ranking_is_reported_as_fallback():
                                       "reasoning": "", "output_tokens": 32})
     _, response = run(NoAnswer(), [{"id": "a", "title": "t"}])
     assert response["fallback"] is True and response["repairs"] == ["no answer"]
+
+
+def jpeg_of(colour) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_cover_evaluations_go_in_batches_of_the_model_limit():
+    caller = FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 4})
+    candidates = [{"id": str(i), "title": "t"} for i in range(10)]
+    _, response = run(caller, candidates, [jpeg()] * 10, batch=8)
+    assert caller.batches == [8, 8, 4]  # 20 evaluations
+    assert all(g["relevance"] == 3 and g["quality"] == 4 for g in response["cover_grades"])
+
+
+def test_a_failed_batch_is_retried_item_by_item():
+    bad = jpeg_of((1, 2, 3))
+    caller = FakeCaller({CoverTask.RELEVANCE: 2, CoverTask.QUALITY: 2}, bad_image=bad)
+    with pytest.raises(RequestError, match=r"^cover_images\[1\]"):
+        run(caller, [{"id": "a", "title": "t"}, {"id": "b", "title": "t"}], [jpeg(), bad], batch=64)
+    assert caller.batches[0] == 4 and caller.batches[1:] == [1, 1, 1, 1]
+
+
+def test_engine_failure_of_a_batch_leaves_only_failed_grades_unknown():
+    class FlakyOnce(FakeCaller):
+        async def evaluate_covers(self, query, items):
+            if len(items) > 1:
+                raise SubCallError("cover_evaluator", "INTERNAL", "batch crashed")
+            return await super().evaluate_covers(query, items)
+
+    caller = FlakyOnce({CoverTask.RELEVANCE: 4, CoverTask.QUALITY: 1})
+    _, response = run(caller, [{"id": "a", "title": "t"}, {"id": "b", "title": "t"}], [jpeg(), jpeg()])
+    assert [(g["relevance"], g["quality"]) for g in response["cover_grades"]] == [(4, 1), (4, 1)]

@@ -52,7 +52,6 @@ def test_rerank_pre_builds_engine_tensors(tokenizer, config):
     assert out["end_id"].tolist() == [151645] and out["pad_id"].tolist() == [151643]
     assert [tokenizer.decode(w) for w in from_word_list(out["stop_words_list"])] == ["</answer>"]
     assert [v.decode() for v in out["candidate_ids"]] == ["doc-a", "doc-b"]
-    assert sorted(out["fallback_order"].tolist()) == [1, 2]
     assert out["request_output_len"].tolist() == [config.generation.rerank.max_new_tokens]
 
 
@@ -73,10 +72,13 @@ def test_rerank_pre_fits_chinese_contents_without_broken_characters(tokenizer):
 def test_rerank_post_maps_ids_back_and_reports_repairs(tokenizer, config):
     step = RerankPost(config, tokenizer)
     inputs = engine_output(tokenizer, "<thinking>b is better</thinking><answer>[2,2]</answer><|im_end|>")
+    request = {"query": "pasta", "candidates": [{"id": "doc-a", "title": "beijing"}, {"id": "doc-b", "title": "x"},
+                                                {"id": "doc-c", "title": "pasta recipe"}]}
     inputs |= {"candidate_ids": np.array([b"doc-a", b"doc-b", b"doc-c"], dtype=np.object_),
-               "fallback_order": np.array([3, 1, 2], dtype=np.int32)}
+               "request": b(json.dumps(request))}
     out = step(inputs)
     check_interface(step, out)
+    # missing ids follow the fallback ranker: doc-c (matches "pasta") before doc-a
     assert [v.decode() for v in out["ranked_ids"]] == ["doc-b", "doc-c", "doc-a"]
     result = json.loads(out["result"][0])
     assert result["valid"] is False and result["format_reward"] == 0.2
@@ -113,3 +115,17 @@ def test_planner_pre_and_post(tokenizer, config):
     plan = json.loads(post(engine_output(tokenizer, answer) | {"query": b("北京旅游攻略")})["plan"][0])
     assert plan["query_type"] == "Broad-needs Query" and plan["degraded"] is False
     assert plan["sub_queries"] == [{"sub_query": "北京景点", "intent_dimensions": ["Personal Experience"]}]
+
+
+def test_fast_tokenizer_path_gives_the_same_ids(tokenizer):
+    from ensemble.prompt import _encode
+
+    text = "<|im_start|>user\n北京旅游攻略 Beijing <answer>[3,1]</answer><|im_end|>\n<|im_start|>assistant\n"
+    assert _encode(tokenizer, text) == tokenizer.encode(text, add_special_tokens=False)
+
+
+def test_rerank_post_valid_answer_needs_no_request_parsing(tokenizer, config):
+    step = RerankPost(config, tokenizer)
+    inputs = engine_output(tokenizer, "<answer>[2,1]</answer>") | {
+        "candidate_ids": np.array([b"x", b"y"], dtype=np.object_), "request": b(b"not even json")}
+    assert [v.decode() for v in step(inputs)["ranked_ids"]] == ["y", "x"]

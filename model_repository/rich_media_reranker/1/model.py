@@ -2,10 +2,11 @@
 
 import asyncio
 
+from ensemble.errors import RequestError
 from ensemble.orchestrator import Orchestrator, response_json
 from ensemble.steps import bytes_list, scalar_bytes
 from ensemble.tensors import RICH_MEDIA_RERANKER
-from server.adapter import ModelContext, error_response, read_inputs, response_from
+from server.adapter import ModelContext, error_response, read_rows, response_from
 from server.bls_caller import TritonCaller
 
 
@@ -13,15 +14,19 @@ class TritonPythonModel:
     def initialize(self, args):
         self.context = ModelContext(args)
         caller = TritonCaller(self.context.param("cover_model"), self.context.param("rerank_model"))
-        self.orchestrator = Orchestrator(self.context.pipeline_config(), caller)
+        self.orchestrator = Orchestrator(self.context.pipeline_config(), caller,
+                                         cover_batch_size=int(self.context.param("cover_batch_size")))
 
     async def _one(self, request):
         try:
-            arrays = read_inputs(request, RICH_MEDIA_RERANKER)
+            rows = read_rows(request, RICH_MEDIA_RERANKER)
+            if len(rows) != 1:
+                raise RequestError("request", "must have batch size 1 (one query per request)", value=len(rows))
+            arrays = rows[0]
             images = bytes_list(arrays, "cover_images") if "cover_images" in arrays else None
             ranked, response = await self.orchestrator(scalar_bytes(arrays, "request"), images)
-            return response_from({"ranked_ids": [i.encode("utf-8") for i in ranked],
-                                  "response": [response_json(response)]}, RICH_MEDIA_RERANKER)
+            return response_from({"ranked_ids": [[i.encode("utf-8") for i in ranked]],
+                                  "response": [[response_json(response)]]}, RICH_MEDIA_RERANKER)
         except Exception as error:  # noqa: BLE001 - this request's error response
             return error_response(error, self.context)
 

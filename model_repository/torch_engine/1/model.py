@@ -1,7 +1,9 @@
-"""Engine slot on PyTorch: tensorrt_llm's tensors in and out, `transformers` generation inside."""
+"""Engine slot on PyTorch: tensorrt_llm's tensors in and out, `transformers` generation inside.
+
+The `simulate` parameter swaps in engines/simulated.py (benchmarks of the pipeline overhead, fault tests).
+"""
 
 from engines.generation import arrays_from_generation, request_from_arrays
-from engines.torch_engine import TorchEngine
 from ensemble.steps import scalar_bytes
 from ensemble.tensors import LLM_SLOT, VLM_SLOT
 from server.adapter import ModelContext, run_batched
@@ -12,8 +14,17 @@ class TritonPythonModel:
         self.context = ModelContext(args)
         self.vision = self.context.flag("vision", False)
         self.interface = VLM_SLOT if self.vision else LLM_SLOT
-        self.engine = TorchEngine(self.context.path("checkpoint_dir"), vision=self.vision,
-                                  device=self.context.param("device", "auto"), dtype=self.context.param("dtype", "auto"))
+        simulate = self.context.param("simulate", "")
+        if simulate:
+            from engines.simulated import SimulatedEngine
+
+            self.engine = SimulatedEngine(simulate)
+        else:
+            from engines.torch_engine import TorchEngine
+
+            self.engine = TorchEngine(self.context.path("checkpoint_dir"), vision=self.vision,
+                                      device=self.context.param("device", "auto"),
+                                      dtype=self.context.param("dtype", "auto"))
         self.cap = int(self.context.param("max_new_tokens_cap"))
 
     def _parse(self, arrays):

@@ -1,0 +1,124 @@
+"""locust load test of the deployment over gRPC (tritonclient.grpc), loopback targets only.
+
+    locust -f clients/locustfile.py --headless -u 8 -r 8 -t 60s --host 127.0.0.1:8001 \
+        --workload bench/workloads/paper.json --weights rich_media_reranker=1,cover_evaluator=2
+
+Every call is reported through locust's request events under the model's name; a Triton error is a failure
+(the gRPC status is in its message). Payloads cycle through the workload file's requests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import socket
+
+from grpc.experimental import gevent as grpc_gevent
+
+grpc_gevent.init_gevent()  # before any channel exists, or gRPC's C core blocks gevent (one user per process)
+
+from locust import User, constant, events  # noqa: E402
+
+from clients.rerank_client import RerankClient  # noqa: E402
+from clients.workload import Workload  # noqa: E402
+
+MODELS = ("rich_media_reranker", "reranker", "cover_evaluator", "query_planner")
+_state: dict = {}
+
+
+@events.init_command_line_parser.add_listener
+def _arguments(parser) -> None:
+    parser.add_argument("--workload", default="bench/workloads/paper.json", help="workload description (JSON)")
+    parser.add_argument("--weights", default="rich_media_reranker=1",
+                        help="task weights, e.g. rich_media_reranker=4,cover_evaluator=1 (models: %s)" % ", ".join(MODELS))
+    parser.add_argument("--call-timeout", type=float, default=120.0, help="client deadline per call, seconds")
+
+
+def parse_weights(text: str) -> dict[str, int]:
+    weights = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if name not in MODELS or not value.isdigit():
+            raise ValueError(f"--weights takes MODEL=INT with MODEL in {MODELS}, got {part!r}")
+        weights[name] = int(value)
+    if not any(weights.values()):
+        raise ValueError("--weights gives every task weight 0")
+    return weights
+
+
+def require_loopback(host: str) -> str:
+    """Load only ever goes to this machine: refuse any other address."""
+    name = host.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
+    if not addresses or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+        raise ValueError(f"refusing to load {host!r}: the load test only targets loopback addresses")
+    return host.split("://")[-1]
+
+
+@events.init.add_listener
+def _setup(environment, **_kwargs) -> None:
+    options = environment.parsed_options
+    if options is None:
+        return
+    _state["requests"] = Workload.load(options.workload).requests()
+    weights = parse_weights(options.weights)
+    TritonUser.tasks = {TASKS[name]: weight for name, weight in weights.items() if weight}
+
+
+def _rich(user: TritonUser) -> None:
+    r = user.next_request()
+    with user.environment.events.request.measure("grpc", "rich_media_reranker"):
+        user.client.rerank(r.query, r.candidates, cover_images=r.covers)
+
+
+def _reranker(user: TritonUser) -> None:
+    import json
+
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+
+    r = user.next_request()
+    tensor = grpcclient.InferInput("request", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[json.dumps({"query": r.query, "candidates": r.candidates},
+                                                     ensure_ascii=False).encode()]], dtype=np.object_))
+    with user.environment.events.request.measure("grpc", "reranker"):
+        user.raw.infer("reranker", [tensor], client_timeout=user.timeout)
+
+
+def _cover(user: TritonUser) -> None:
+    r = user.next_request()
+    image = next((c for c in r.covers if c), None)
+    if image is None:
+        return
+    with user.environment.events.request.measure("grpc", "cover_evaluator"):
+        user.client.evaluate_cover(image, task="relevance", query=r.query)
+
+
+def _planner(user: TritonUser) -> None:
+    r = user.next_request()
+    with user.environment.events.request.measure("grpc", "query_planner"):
+        user.client.plan(r.query, r.session)
+
+
+TASKS = {"rich_media_reranker": _rich, "reranker": _reranker, "cover_evaluator": _cover, "query_planner": _planner}
+
+
+class TritonUser(User):
+    wait_time = constant(0)
+    tasks = {_rich: 1}
+
+    def on_start(self) -> None:
+        import tritonclient.grpc as grpcclient
+
+        url = require_loopback(self.host or "127.0.0.1:8001")
+        self.timeout = self.environment.parsed_options.call_timeout if self.environment.parsed_options else 120.0
+        self.client = RerankClient(url, timeout_s=self.timeout)
+        self.raw = grpcclient.InferenceServerClient(url)
+        self._cycle = itertools.cycle(_state.get("requests") or Workload.load("bench/workloads/smoke.json").requests())
+
+    def next_request(self):
+        return next(self._cycle)
+
+    def on_stop(self) -> None:
+        self.client.close()
+        self.raw.close()
