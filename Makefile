@@ -37,6 +37,12 @@ checkpoints: $(STAMP)
 repo: $(STAMP)
 	$(PY) -m build.render --target $(TARGET) --out $(CACHE)/model_repository-$(TARGET)
 
+## bench: CPU ladder (locust over gRPC), pipeline overhead, capacity model; results in bench/out/
+bench: $(STAMP)
+	$(PY) -m bench.runner --ladder 1,2,4 --step-seconds 20 --out bench/out/ladder
+	$(PY) -m bench.overhead --out bench/out/overhead
+	$(PY) -m bench.capacity
+
 ## serve: tritonserver in the foreground on the CPU repository (RERANKER_CKPT / VLM_CKPT for real ones)
 serve: $(STAMP)
 	$(PY) -m server --target cpu --cache $(CACHE)

@@ -1,0 +1,65 @@
+"""Smoke runs of the load test and the benchmarks (short; no timings asserted)."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def test_locust_headless_run_reports_every_call(grpc_url, tmp_path):
+    prefix = tmp_path / "smoke"
+    done = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", "clients/locustfile.py", "--headless", "-u", "2", "-r", "2", "-t", "6s",
+         "--host", grpc_url, "--csv", str(prefix), "--only-summary", "--stop-timeout", "60",
+         "--workload", "bench/workloads/smoke.json",
+         "--weights", "rich_media_reranker=2,reranker=1,cover_evaluator=1,query_planner=1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(f"{prefix}_stats.csv", newline="") as fh:
+        rows = {row["Name"]: row for row in csv.DictReader(fh)}
+    assert int(rows["Aggregated"]["Request Count"]) > 0
+    assert rows["Aggregated"]["Failure Count"] == "0", rows
+    assert {"rich_media_reranker", "reranker", "cover_evaluator", "query_planner"} <= set(rows)
+
+
+def test_locust_refuses_non_loopback_targets():
+    from clients.locustfile import require_loopback
+
+    assert require_loopback("127.0.0.1:8001") == "127.0.0.1:8001"
+    assert require_loopback("localhost:8001") == "localhost:8001"
+    with pytest.raises(ValueError, match="loopback"):
+        require_loopback("10.1.2.3:8001")
+
+
+def test_runner_ladder_writes_table_csv_and_plot(grpc_url, tmp_path, capsys):
+    from bench.runner import main
+
+    assert main(["--url", grpc_url, "--ladder", "1", "--step-seconds", "4", "--workload",
+                 str(ROOT / "bench/workloads/smoke.json"), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "req/s" in out and "reranker_llm (engine)" in out and "cover_preprocess" in out
+    assert (tmp_path / "ladder.png").stat().st_size > 10_000
+    rows = list(csv.DictReader((tmp_path / "ladder.csv").open()))
+    assert rows[0]["concurrency"] == "1" and int(rows[0]["requests"]) > 0
+
+
+def test_capacity_model_runs_on_the_workload(capsys):
+    from bench.capacity import main
+
+    assert main(["--workload", str(ROOT / "bench/workloads/smoke.json"), "--thinking", "0,256"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("pipeline") >= 8 and "A800" in out and "A10" in out
+
+
+def test_gpu_engine_benchmark_tiny_on_cpu(capsys):
+    from bench.gpu_engine import main
+
+    assert main(["--tiny", "--batches", "1", "--input", "16", "--output", "4"]) == 0
+    assert "prefill tok/s" in capsys.readouterr().out

@@ -1,0 +1,30 @@
+import pytest
+
+from bench.capacity import QWEN25_VL_7B_TEXT, Call, pipeline_calls
+from build.engine import QWEN3_4B
+
+
+def test_qwen25_vl_7b_text_parameters():
+    assert 7.0e9 < QWEN25_VL_7B_TEXT.parameters < 7.7e9  # 7.6 B text model (the vision tower is extra)
+
+
+def test_flops_are_two_per_parameter_per_token_plus_attention():
+    call = Call("x", QWEN3_4B, 1000, 0, 1)
+    dense = 2 * QWEN3_4B.parameters * 1000
+    assert dense < call.flops() < dense * 1.2
+
+
+def test_batch_shares_weight_reads():
+    call = Call("x", QWEN3_4B, 100, 100, 1)
+    assert call.bytes(32) < call.bytes(1) / 10
+
+
+def test_cache_and_thinking_move_the_right_terms():
+    tokens = {"plan_prompt": 400, "cover_prompt_text": 190, "rerank_prompt": 3900, "answer": 60,
+              "covers_per_request": 20, "quality_hit_rate": 0.5, "relevance_hit_rate": 0.0, "candidates": 20}
+    off = {c.name: c for c in pipeline_calls(tokens, 0, cache=False)}
+    on = {c.name: c for c in pipeline_calls(tokens, 0, cache=True)}
+    vlm = "cover grades (Qwen2.5-VL-7B)"
+    assert off[vlm].calls_per_request == 40 and on[vlm].calls_per_request == pytest.approx(30)
+    longer = {c.name: c for c in pipeline_calls(tokens, 512, cache=False)}
+    assert longer["re-rank (Qwen3-4B)"].output_tokens == off["re-rank (Qwen3-4B)"].output_tokens + 512
