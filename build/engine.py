@@ -32,6 +32,9 @@ TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3"
 """The Triton image that ships TensorRT-LLM 1.2.1 (tensorrtllm_backend dockerfile/Dockerfile.triton.trt_llm_backend
 pins TENSORRTLLM_VER=1.2.1 on the 25.12 base; its README runs this tag)."""
 CONVERT_SCRIPT = "models/core/qwen/convert_checkpoint.py"
+TOKENIZER_INFO_SCRIPT = "generate_xgrammar_tokenizer_info.py"
+TOKENIZER_INFO = "xgrammar_tokenizer_info.json"
+"""Written beside engine/; the tensorrtllm backend's xgrammar guided decoding reads it."""
 GIB = 1024 ** 3
 MAX_DERIVED_BATCH = 512
 """Upper bound of a derived max_batch_size (the TensorRT-LLM tuning guide's case study peaked at 512)."""
@@ -132,7 +135,7 @@ def plan_engine(profile: Profile, shape: ModelShape) -> EnginePlan:
 
 
 def build_commands(plan: EnginePlan, profile: Profile, checkpoint: str, out: Path, examples: str) -> list[list[str]]:
-    """The two commands of the 1.2.1 engine flow; flags as in examples/models/core/qwen/convert_checkpoint.py
+    """The commands of the 1.2.1 engine flow, then the xgrammar tokenizer info for guided decoding; flags as in examples/models/core/qwen/convert_checkpoint.py
     and tensorrt_llm/commands/build.py (plugin options from tensorrt_llm/plugin/plugin.py `cli_plugin_args`;
     explicit "bfloat16" rather than "auto" is accepted by every release's plugin choices)."""
     e = profile.data["engine"]
@@ -146,6 +149,7 @@ def build_commands(plan: EnginePlan, profile: Profile, checkpoint: str, out: Pat
          "--kv_cache_type", "paged", "--tokens_per_block", str(e["tokens_per_block"]),
          "--gemm_plugin", "bfloat16", "--gpt_attention_plugin", "bfloat16", "--remove_input_padding", "enable",
          "--context_fmha", "enable", "--use_paged_context_fmha", "enable", "--multiple_profiles", "enable"],
+        [sys.executable, f"{examples}/{TOKENIZER_INFO_SCRIPT}", "--model_dir", checkpoint, "--output_dir", str(out)],
     ]
 
 

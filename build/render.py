@@ -114,13 +114,15 @@ def _python_model(name: str, interface: Interface, profile: Profile, params: dic
 
 def _ensemble(name: str, interface: Interface, profile: Profile,
               steps: list[tuple[str, Interface, dict[str, str], dict[str, str]]]) -> mc.ModelConfig:
-    """`steps`: (model, its interface, input renames, output renames); unnamed tensors keep their names."""
+    """`steps`: (model, its interface, input renames, output renames). With no output renames every output keeps
+    its name; with renames only the renamed outputs are requested (Triton refuses unused ensemble tensors)."""
     scheduling = mc.ModelEnsembling()
     for model, step_io, inputs, outputs in steps:
         scheduling.step.append(mc.ModelEnsembling.Step(
             model_name=model, model_version=-1,
             input_map={s.name: inputs.get(s.name, s.name) for s in step_io.inputs},
-            output_map={s.name: outputs.get(s.name, s.name) for s in step_io.outputs}))
+            output_map={s.name: outputs.get(s.name, s.name) for s in step_io.outputs
+                        if not outputs or s.name in outputs}))
     return mc.ModelConfig(name=name, platform="ensemble", max_batch_size=profile.get("serving", "max_batch_size"),
                           ensemble_scheduling=scheduling, **_io(interface))
 
@@ -131,9 +133,11 @@ def _engine_step(pre: str, slot: str, slot_io: Interface, post: str, post_io: In
     ensemble's own inputs and outputs; the post step also reads what the pre step passes it."""
     pre_io = STEP_MODELS[pre][1]
     internal = {s.name: f"_{s.name}" for s in pre_io.outputs} | {s.name: f"_{s.name}" for s in slot_io.outputs}
+    consumed = {s.name for s in slot_io.inputs} | {s.name for s in post_io.inputs}
     slot_inputs = {s.name: (s.name if s.name in ens_inputs else internal[s.name]) for s in slot_io.inputs}
     post_inputs = {s.name: (s.name if s.name in ens_inputs else internal[s.name]) for s in post_io.inputs}
-    return [(pre, pre_io, {}, {s.name: internal[s.name] for s in pre_io.outputs}),
+    # Pre outputs no later step reads (say, guided decoding for a PyTorch slot) are simply not requested.
+    return [(pre, pre_io, {}, {s.name: internal[s.name] for s in pre_io.outputs if s.name in consumed}),
             (slot, slot_io, slot_inputs, {s.name: internal[s.name] for s in slot_io.outputs}),
             (post, post_io, post_inputs, {})]
 
@@ -142,7 +146,7 @@ def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
     serving = lambda key: profile.get("serving", key)  # noqa: E731
     target = profile.data["target"]
     if profile.engine == "torch":
-        llm = _python_model(LLM, T.LLM_SLOT, profile, {
+        llm = _python_model(LLM, T.TORCH_LLM_SLOT, profile, {
             "checkpoint_dir": ckpts.reranker, "vision": "false", "device": target["device"], "dtype": target["dtype"],
             "max_new_tokens_cap": serving("max_new_tokens_cap"), "simulate": ckpts.simulate},
             instances=serving("llm_instances"), delay_us=serving("engine_queue_delay_us"),
@@ -175,12 +179,13 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
         configs[name] = _python_model(name, interface, profile, common | {"step": step, "tokenizer_dir": tokenizer},
                                       instances=serving("step_instances"), delay_us=serving("step_queue_delay_us"))
     configs.update(_slot_configs(profile, ckpts))
+    llm_io = T.TORCH_LLM_SLOT if profile.engine == "torch" else T.LLM_SLOT
     configs[PLANNER] = _ensemble(PLANNER, T.QUERY_PLANNER, profile, _engine_step(
-        "planner_preprocess", LLM, T.LLM_SLOT, "planner_postprocess", T.PLANNER_POST, {"query", "session"}))
+        "planner_preprocess", LLM, llm_io, "planner_postprocess", T.PLANNER_POST, {"query", "session"}))
     configs[COVER] = _ensemble(COVER, T.COVER_EVALUATOR, profile, _engine_step(
         "cover_preprocess", VLM, T.VLM_SLOT, "cover_postprocess", T.COVER_POST, {"query", "image", "task"}))
     configs[RERANKER] = _ensemble(RERANKER, T.RERANKER, profile, _engine_step(
-        "reranker_preprocess", LLM, T.LLM_SLOT, "reranker_postprocess", T.RERANK_POST, {"request"}))
+        "reranker_preprocess", LLM, llm_io, "reranker_postprocess", T.RERANK_POST, {"request"}))
     configs[BLS] = _python_model(BLS, T.RICH_MEDIA_RERANKER, profile,
                                  common | {"cover_model": COVER, "rerank_model": RERANKER,
                                            "cover_batch_size": serving("max_batch_size")},

@@ -51,6 +51,14 @@ PARAMETER_KEYS = frozenset({
 """Every key we render; a test checks each is one the backend source reads."""
 
 
+def _tokenizer_info_path(engine_dir: str):
+    from pathlib import Path
+
+    from build.engine import TOKENIZER_INFO
+
+    return Path(engine_dir or "${engine_dir}").parent / TOKENIZER_INFO
+
+
 def tensorrtllm_parameters(profile: Profile, ckpts: Checkpoints) -> dict[str, str]:
     from build.engine import ModelShape, plan_engine
 
@@ -68,8 +76,10 @@ def tensorrtllm_parameters(profile: Profile, ckpts: Checkpoints) -> dict[str, st
         "exclude_input_in_output": "true",
         "max_beam_width": "1",
         "tokenizer_dir": ckpts.reranker,
-        "guided_decoding_backend": "",
-        "xgrammar_tokenizer_info_path": "",
+        # Format regexes from the pre steps (tensors.GUIDED_DECODING_*); the tokenizer info file is written by
+        # the engine build (examples/generate_xgrammar_tokenizer_info.py, tensorrtllm_backend docs/guided_decoding.md).
+        "guided_decoding_backend": "xgrammar",
+        "xgrammar_tokenizer_info_path": str(_tokenizer_info_path(ckpts.engine_dir)),
         "gpu_device_ids": "0",
     }
 

@@ -3,8 +3,8 @@
 Every config.pbtxt must parse with Triton's own protobuf (from tritonclient). For every ensemble:
 each step names an existing model; its input_map keys are inputs of that model and its output_map keys
 outputs of it; every required input of the step is fed; every tensor it reads is produced exactly once
-(an ensemble input or one step's output) with the same dtype and compatible dims; every ensemble output
-is produced. BLS targets named in parameters must exist and accept the tensors the BLS sends.
+(an ensemble input or one step's output) with the same dtype and compatible dims; every tensor produced is
+used (Triton refuses an ensemble with an unused tensor); every ensemble output is produced. BLS targets named in parameters must exist and accept the tensors the BLS sends.
 
     python -m build.wiring .cache/model_repository-cpu
 """
@@ -92,6 +92,10 @@ def check_ensemble(name: str, configs: dict[str, mc.ModelConfig]) -> list[str]:
         for required in (i.name for i in model.input if not i.optional):
             if required not in step.input_map:
                 problems.append(f"{name}: required input {step.model_name}.{required} is not fed")
+    read = {value for step in steps for value in step.input_map.values()} | {o.name for o in ensemble.output}
+    for name_, source in produced.items():
+        if name_ not in read:
+            problems.append(f"{name}: tensor {name_!r} from {source.where} is never used (Triton refuses the ensemble)")
     for output in ensemble.output:
         source = produced.get(output.name)
         if source is None or source.where == "ensemble input":

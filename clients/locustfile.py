@@ -9,9 +9,7 @@ Every call is reported through locust's request events under the model's name; a
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
-import socket
 
 from grpc.experimental import gevent as grpc_gevent
 
@@ -19,10 +17,10 @@ grpc_gevent.init_gevent()  # before any channel exists, or gRPC's C core blocks 
 
 from locust import User, constant, events  # noqa: E402
 
+from clients.load_options import MODELS, parse_weights, require_loopback  # noqa: E402
 from clients.rerank_client import RerankClient  # noqa: E402
 from clients.workload import Workload  # noqa: E402
 
-MODELS = ("rich_media_reranker", "reranker", "cover_evaluator", "query_planner")
 _state: dict = {}
 
 
@@ -32,27 +30,6 @@ def _arguments(parser) -> None:
     parser.add_argument("--weights", default="rich_media_reranker=1",
                         help="task weights, e.g. rich_media_reranker=4,cover_evaluator=1 (models: %s)" % ", ".join(MODELS))
     parser.add_argument("--call-timeout", type=float, default=120.0, help="client deadline per call, seconds")
-
-
-def parse_weights(text: str) -> dict[str, int]:
-    weights = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        if name not in MODELS or not value.isdigit():
-            raise ValueError(f"--weights takes MODEL=INT with MODEL in {MODELS}, got {part!r}")
-        weights[name] = int(value)
-    if not any(weights.values()):
-        raise ValueError("--weights gives every task weight 0")
-    return weights
-
-
-def require_loopback(host: str) -> str:
-    """Load only ever goes to this machine: refuse any other address."""
-    name = host.split("://")[-1].rsplit(":", 1)[0].strip("[]")
-    addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
-    if not addresses or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
-        raise ValueError(f"refusing to load {host!r}: the load test only targets loopback addresses")
-    return host.split("://")[-1]
 
 
 @events.init.add_listener

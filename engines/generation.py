@@ -18,6 +18,10 @@ class GenerationRequest:
     end_id: int
     pad_id: int
     stop_words: tuple[tuple[int, ...], ...] = ()
+    thinking_budget: int = -1
+    """Tokens of reasoning before the answer is forced open; 0 = answer only; -1 = unbounded."""
+    answer_constraint: str = ""
+    """``permutation:N``, ``grade`` or "" (engines/constraints.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +75,16 @@ def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_n
                            value=int(top_k.reshape(-1)[0]))
     stop = arrays.get("stop_words_list")
     words = from_word_list(stop.reshape(2, -1)) if stop is not None and stop.size else []
+    budget = int(arrays["thinking_budget"].reshape(-1)[0]) if arrays.get("thinking_budget") is not None else -1
+    if budget < -1:
+        raise RequestError("thinking_budget", "must be >= -1 (-1 = unbounded)", value=budget)
+    constraint = arrays.get("answer_constraint")
+    constraint_text = bytes(constraint.reshape(-1)[0]).decode("utf-8", "replace") if constraint is not None else ""
+    kind, _, count = constraint_text.partition(":")
+    if kind not in ("", "grade", "permutation") or (kind == "permutation") != (count.isdigit() and int(count) > 0):
+        raise RequestError("answer_constraint", "must be '', 'grade' or 'permutation:N'", value=constraint_text)
     return GenerationRequest(tuple(int(i) for i in ids), out_len, end_id, pad_id,
-                             tuple(tuple(w) for w in words if w))
+                             tuple(tuple(w) for w in words if w), budget, constraint_text)
 
 
 def arrays_from_generation(generation: Generation, pad_id: int) -> dict[str, np.ndarray]:

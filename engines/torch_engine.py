@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from PIL import Image
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from engines.generation import Generation, GenerationRequest, finish, trim
 from ensemble.errors import RequestError
@@ -63,6 +63,9 @@ class TorchEngine:
         config = self.model.config
         self.vocab_size = int(getattr(config, "vocab_size", None) or config.get_text_config().vocab_size)
         self.image_processor = None
+        self._tokenizer = None
+        self._vocabulary = None
+        self.checkpoint = checkpoint
         if vision:
             from transformers import AutoImageProcessor
 
@@ -83,8 +86,10 @@ class TorchEngine:
         if live:
             batch = self._left_padded([prompts[i] for i in live], requests[live[0]].pad_id)
             live_requests = [requests[i] for i in live]
+            processors = self._constraints(live_requests)
             output = self.model.generate(
                 input_ids=batch.input_ids, attention_mask=batch.attention_mask, **extra,
+                logits_processor=LogitsProcessorList(processors),
                 max_new_tokens=max(r.max_new_tokens for r in live_requests), do_sample=False,
                 eos_token_id=sorted({r.end_id for r in live_requests if r.end_id >= 0}) or None,
                 pad_token_id=live_requests[0].pad_id,
@@ -92,6 +97,21 @@ class TorchEngine:
             for row, i in enumerate(live):
                 results[i] = trim(output[row, batch.input_ids.shape[1]:].tolist(), requests[i])
         return results  # type: ignore[return-value]
+
+    def _constraints(self, requests: Sequence[GenerationRequest]) -> list:
+        """Budget forcing and answer constraints for the rows that ask for them (engines/constraints.py)."""
+        if all(r.thinking_budget < 0 and not r.answer_constraint for r in requests):
+            return []
+        from engines.constraints import ConstraintProcessor, RowState, Vocabulary
+
+        if self._vocabulary is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.checkpoint)
+            self._vocabulary = Vocabulary.from_tokenizer(self._tokenizer)
+        rows = [RowState(self._vocabulary, r.thinking_budget, r.answer_constraint, r.end_id)
+                if r.thinking_budget >= 0 or r.answer_constraint else None for r in requests]
+        return [ConstraintProcessor(rows, self._tokenizer)]
 
     def _left_padded(self, prompts: list[list[int]], pad_id: int) -> _Batch:
         width = max(len(p) for p in prompts)

@@ -51,7 +51,11 @@ class Generation(BaseModel):
     max_input_len: int = Field(gt=0)
     """Prompt tokens the engine accepts; the prompt is fitted below it."""
     max_new_tokens: int = Field(gt=0)
-    """Default output length when the request names none."""
+    """Default output length when the request names none (and no thinking budget sets it)."""
+    thinking_budget: int = Field(default=-1, ge=-1)
+    """Tokens of reasoning before the pipeline closes it and opens the answer; 0 = answer only; -1 = unbounded."""
+    constrain_answer: bool = False
+    """Decode the answer under constraints (exact permutation / grade 1-4) where the engine slot supports it."""
 
 
 class GenerationByTask(BaseModel):
@@ -62,12 +66,21 @@ class GenerationByTask(BaseModel):
     cover: Generation
 
 
+class CoverCache(BaseModel):
+    model_config = _STRICT
+
+    enabled: bool = True
+    max_entries: int = Field(default=100_000, gt=0)
+    """Grades kept per BLS instance (LRU); an entry is ~100 bytes."""
+
+
 class PipelineConfig(BaseModel):
     model_config = _STRICT
 
     limits: Limits
     prompts: Prompts
     generation: GenerationByTask
+    cover_cache: CoverCache = CoverCache()
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> PipelineConfig:

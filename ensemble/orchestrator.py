@@ -4,7 +4,8 @@ Written against `ModelCaller`; the BLS model supplies a Triton implementation an
 Degradation rules:
 - a cover call that fails, or whose answer holds no grade, leaves that grade unknown (never invented);
   each grade says where it came from: ``request``, ``model``, ``model_unusable`` (answered, no grade),
-  ``failed`` (the call errored), ``no_cover`` or ``not_requested`` (options.evaluate_covers false);
+  ``failed`` (the call errored), ``cache``, ``no_cover`` or ``not_requested`` (options.evaluate_covers false);
+- a cover repeated within a request, or graded before (cover-grade cache), is not evaluated again;
 - a re-rank call that fails for any reason but the request itself falls back to the principle
   ranker, with ``fallback: true`` and the reason;
 - a request error found by a sub-call (e.g. the prompt cannot fit) is the caller's error, as is.
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ensemble.config import PipelineConfig
+from ensemble.cover_cache import CoverGradeCache, grade_key
 from ensemble.domain import CoverTask
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
@@ -66,6 +68,8 @@ class Orchestrator:
         self.caller = caller
         self.cover_batch_size = cover_batch_size
         """Cover evaluations per sub-call: at most the cover model's max_batch_size."""
+        settings = config.cover_cache
+        self.cache = CoverGradeCache(settings.max_entries) if settings.enabled else None
 
     async def __call__(self, raw_request: bytes, cover_images: Sequence[bytes] | None) -> tuple[list[str], dict]:
         started = time.perf_counter()
@@ -73,7 +77,7 @@ class Orchestrator:
         check_rerank_limits(request, self.config.limits)
         images = self._checked_images(request, cover_images)
 
-        grades, cover_errors = await self._grade_covers(request, images)
+        grades, cover_errors, cache_info = await self._grade_covers(request, images)
         graded = time.perf_counter()
         candidates = [c.model_copy(update={"cover_relevance": g.relevance, "cover_quality": g.quality})
                       for c, g in zip(request.candidates, grades)]
@@ -87,6 +91,7 @@ class Orchestrator:
             "cover_grades": [{"id": c.id, "relevance": g.relevance, "quality": g.quality, "source": g.sources}
                              for c, g in zip(request.candidates, grades)],
             "cover_errors": cover_errors,
+            "cover_cache": cache_info,
             "timings_ms": {"covers": _ms(graded - started), "rerank": _ms(done - graded),
                            "total": _ms(done - started)},
         }
@@ -103,7 +108,8 @@ class Orchestrator:
                 check_image(image, self.config.limits, field=f"cover_images[{index}]")
         return list(cover_images)
 
-    async def _grade_covers(self, request: RerankRequest, images: list[bytes]) -> tuple[list[_Grades], list[str]]:
+    async def _grade_covers(self, request: RerankRequest, images: list[bytes]
+                            ) -> tuple[list[_Grades], list[str], dict[str, Any]]:
         grades: list[_Grades] = []
         calls: list[tuple[int, CoverTask]] = []
         for index, (candidate, image) in enumerate(zip(request.candidates, images)):
@@ -118,9 +124,35 @@ class Orchestrator:
                 else:
                     calls.append((index, task))
             grades.append(entry)
-        results = await self._evaluate(request.query, [(images[i], task) for i, task in calls])
+        # One evaluation per distinct (task, query, image): repeated covers and cached grades cost nothing.
+        keys = [grade_key(task, request.query, images[i]) for i, task in calls]
+        known: dict[tuple, int] = {}
+        hits = 0
+        if self.cache is not None:
+            for key in dict.fromkeys(keys):
+                grade = self.cache.get(key)
+                if grade is not None:
+                    known[key] = grade
+                    hits += 1
+        first: dict[tuple, tuple[int, CoverTask]] = {}
+        for call, key in zip(calls, keys):
+            first.setdefault(key, call)
+        todo = [key for key in first if key not in known]
+        answers = await self._evaluate(request.query, [(images[first[k][0]], first[k][1]) for k in todo])
+        fresh = dict(zip(todo, answers))
+        if self.cache is not None:
+            for key, answer in fresh.items():
+                if isinstance(answer, int):
+                    self.cache.put(key, answer)
+        cache_info = {"enabled": self.cache is not None, "hits": hits, "evaluated": len(todo),
+                      "deduplicated": len(keys) - len(set(keys))}
         errors: list[str] = []
-        for (index, task), result in zip(calls, results):
+        for (index, task), key in zip(calls, keys):
+            if key in known:
+                setattr(grades[index], task.value, known[key])
+                grades[index].sources[task.value] = "cache"
+                continue
+            result = fresh[key]
             if isinstance(result, SubCallError):
                 if result.is_request_error:
                     raise RequestError(f"cover_images[{index}]", result.message)
@@ -131,7 +163,7 @@ class Orchestrator:
                 raise result
             setattr(grades[index], task.value, result)
             grades[index].sources[task.value] = "model" if result is not None else "model_unusable"
-        return grades, errors
+        return grades, errors, cache_info
 
     async def _evaluate(self, query: str, items: list[tuple[bytes, CoverTask]]) -> list[int | None | BaseException]:
         """Batched sub-calls; a batch that fails is retried item by item, so a bad item costs only itself."""
@@ -160,7 +192,8 @@ class Orchestrator:
                 raise RequestError("request", error.message) from None
             return self._fallback(request, f"reranker failed: {error.code}: {error.message}")
         outcome = {key: answer.result.get(key) for key in ("valid", "format_reward", "repairs", "reasoning",
-                                                             "output_tokens")}
+                                                             "output_tokens", "thinking_budget", "budget_forced",
+                                                             "constrained")}
         # A model answer with no usable list is the fallback ranker's decision, and said so.
         used_fallback = answer.result.get("format_reward") == 0.0
         outcome |= {"fallback": used_fallback,
@@ -171,7 +204,8 @@ class Orchestrator:
         order = fallback_order(request.query, request.candidates)
         ranked = [request.candidates[i - 1].id for i in order]
         return ranked, {"valid": False, "format_reward": 0.0, "repairs": [], "reasoning": "",
-                        "output_tokens": 0, "fallback": True, "fallback_reason": reason}
+                        "output_tokens": 0, "thinking_budget": None, "budget_forced": False, "constrained": False,
+                        "fallback": True, "fallback_reason": reason}
 
 
 def _ms(seconds: float) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ensemble import tensors as T
 from ensemble.answer import parse_grade, parse_permutation, parse_plan
-from ensemble.config import PipelineConfig
+from ensemble.config import Generation, PipelineConfig
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
 from ensemble.image import check_image
@@ -23,12 +23,25 @@ from ensemble.prompt import (RenderedPrompt, Task, build_cover_prompt, build_pla
                              load_template)
 from ensemble.request import (check_cover_limits, check_plan_limits, check_rerank_limits, parse_cover_request,
                               parse_plan_request, parse_rerank_request)
+from ensemble.tags import FORCED_CLOSING
 from ensemble.tokenizer import STOP_WORDS, special_ids, strip_special
 from ensemble.words import to_word_list
 
 Arrays = dict[str, np.ndarray]
 _GREEDY = np.array([1], dtype=np.int32)
+_FORCED_TAG_TOKENS = 16
+"""Room for the forced "</thinking>\n<answer>" and "</answer>" tags."""
+_FORMAT_REGEX = {
+    "permutation": r"[\s\S]*<answer>\[[1-9][0-9]*(,[1-9][0-9]*)*\]</answer>",
+    "grade": r"[\s\S]*<answer>[1-4]</answer>",
+    "": r"[\s\S]*<answer>[\s\S]*</answer>",
+}
+"""xgrammar regexes of each answer's format (TensorRT-LLM slots); the PyTorch slot enforces more, exactly."""
 
+
+def permutation_answer_tokens(n: int) -> int:
+    """Tokens of "[1,2,...,n]": one per digit, comma and bracket (Qwen splits numbers into digits)."""
+    return sum(len(str(i)) for i in range(1, n + 1)) + n + 1
 
 def scalar_bytes(inputs: Arrays, name: str) -> bytes:
     """The single element of a BYTES[1] input."""
@@ -54,12 +67,31 @@ def as_bytes(text: str) -> np.ndarray:
     return np.array([text.encode("utf-8")], dtype=np.object_)
 
 
-def generated_text(inputs: Arrays, tokenizer: Any) -> tuple[str, int]:
-    """Decoded output of beam 0 and its token count."""
+def generated_ids(inputs: Arrays) -> list[int]:
+    """Generated token ids of beam 0."""
     output_ids, lengths = inputs["output_ids"], inputs["sequence_length"]
     length = int(lengths.reshape(-1)[0])
-    ids = output_ids.reshape(-1, output_ids.shape[-1])[0][:length].tolist()
-    return strip_special(tokenizer.decode(ids, skip_special_tokens=False), tokenizer), length
+    return output_ids.reshape(-1, output_ids.shape[-1])[0][:length].tolist()
+
+
+def generated_text(inputs: Arrays, tokenizer: Any) -> tuple[str, int]:
+    """Decoded output of beam 0 and its token count."""
+    ids = generated_ids(inputs)
+    return strip_special(tokenizer.decode(ids, skip_special_tokens=False), tokenizer), len(ids)
+
+
+class BudgetReport:
+    """Whether the pipeline closed the reasoning: the forced closing starts exactly at the budget."""
+
+    def __init__(self, tokenizer: Any, generation: Generation) -> None:
+        self.generation = generation
+        self.closing = tuple(tokenizer.encode(FORCED_CLOSING, add_special_tokens=False))
+
+    def __call__(self, ids: list[int]) -> dict[str, Any]:
+        budget = self.generation.thinking_budget
+        at = budget if 0 < budget <= len(ids) else -1
+        forced = at >= 0 and tuple(ids[at:at + len(self.closing)]) == self.closing
+        return {"thinking_budget": budget, "budget_forced": forced, "constrained": self.generation.constrain_answer}
 
 
 class _PreStep:
@@ -73,15 +105,26 @@ class _PreStep:
         self._pad = np.array([ids.pad_id], dtype=np.int32)
         self._stop = to_word_list([tokenizer.encode(w, add_special_tokens=False) for w in STOP_WORDS])
 
-    def engine_inputs(self, prompt: RenderedPrompt, max_new_tokens: int) -> Arrays:
+    def engine_inputs(self, prompt: RenderedPrompt, generation: Generation, *, constraint: str = "",
+                      answer_tokens: int = 0, max_new_tokens: int | None = None) -> Arrays:
+        """The slot tensors. With a thinking budget the output length is the budget plus room for the answer."""
+        budget = generation.thinking_budget
+        length = max_new_tokens or generation.max_new_tokens
+        if budget >= 0 and max_new_tokens is None:
+            length = budget + answer_tokens + _FORCED_TAG_TOKENS
+        constrained = constraint if generation.constrain_answer else ""
         return {
             "input_ids": np.asarray(prompt.input_ids, dtype=np.int32),
             "input_lengths": np.array([len(prompt.input_ids)], dtype=np.int32),
-            "request_output_len": np.array([max_new_tokens], dtype=np.int32),
+            "request_output_len": np.array([length], dtype=np.int32),
             "end_id": self._end,
             "pad_id": self._pad,
             "stop_words_list": self._stop,
             "runtime_top_k": _GREEDY,
+            "guided_decoding_guide_type": as_bytes("regex"),
+            "guided_decoding_guide": as_bytes(_FORMAT_REGEX[constraint.partition(":")[0]]),
+            "thinking_budget": np.array([budget], dtype=np.int32),
+            "answer_constraint": as_bytes(constrained),
         }
 
 
@@ -97,7 +140,7 @@ class PlannerPre(_PreStep):
         check_plan_limits(request, self.config.limits)
         generation = self.config.generation.planner
         prompt = build_plan_prompt(self.template, request, self.tokenizer, generation.max_input_len)
-        return self.engine_inputs(prompt, generation.max_new_tokens)
+        return self.engine_inputs(prompt, generation, answer_tokens=generation.max_new_tokens)
 
 
 class PlannerPost:
@@ -139,7 +182,7 @@ class CoverPre(_PreStep):
             if len(self._prompts) >= self.PROMPT_CACHE_SIZE:
                 self._prompts.clear()
             self._prompts[key] = prompt
-        return self.engine_inputs(prompt, generation.max_new_tokens)
+        return self.engine_inputs(prompt, generation, constraint="grade", answer_tokens=1)
 
 
     def _check_image(self, image: bytes) -> None:
@@ -177,7 +220,9 @@ class RerankPre(_PreStep):
         check_rerank_limits(request, self.config.limits)
         generation = self.config.generation.rerank
         prompt = build_rerank_prompt(self.template, request, self.tokenizer, generation.max_input_len)
-        out = self.engine_inputs(prompt, request.options.max_new_tokens or generation.max_new_tokens)
+        n = len(request.candidates)
+        out = self.engine_inputs(prompt, generation, constraint=f"permutation:{n}",
+                                 answer_tokens=permutation_answer_tokens(n), max_new_tokens=request.options.max_new_tokens)
         out["candidate_ids"] = np.array([c.id.encode("utf-8") for c in request.candidates], dtype=np.object_)
         return out
 
@@ -187,6 +232,7 @@ class RerankPost:
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
+        self.budget = BudgetReport(tokenizer, config.generation.rerank)
 
     def __call__(self, inputs: Arrays) -> Arrays:
         ids = bytes_list(inputs, "candidate_ids")
@@ -203,6 +249,7 @@ class RerankPost:
             "repairs": report.issues,
             "reasoning": report.thinking,
             "output_tokens": length,
+            **self.budget(generated_ids(inputs)),
         }
         ranked = np.array([ids[i - 1] for i in report.order], dtype=np.object_)
         return {"ranked_ids": ranked, "result": as_bytes(json.dumps(result, ensure_ascii=False))}

@@ -16,6 +16,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+THINK_CLOSERS = ("</thinking>", "</think>")
+OPEN_ANSWER = "<answer>"
+CLOSE_ANSWER = "</answer>"
+FORCED_CLOSING = "</thinking>\n" + OPEN_ANSWER
+"""What budget forcing writes when the reasoning reaches its budget (engines/constraints.py)."""
+
 _THINK_OPEN = re.compile(r"<(thinking|think)>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</(?:thinking|think)>", re.IGNORECASE)
 _ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)

@@ -62,6 +62,12 @@ PAD_ID = _s("pad_id", "TYPE_INT32", 1, optional=True)
 STOP_WORDS_LIST = _s("stop_words_list", "TYPE_INT32", 2, -1, optional=True)
 RUNTIME_TOP_K = _s("runtime_top_k", "TYPE_INT32", 1, optional=True)
 """Sent as 1 by every pre step: greedy decoding is explicit, never a backend default."""
+GUIDED_DECODING_GUIDE_TYPE = _s("guided_decoding_guide_type", "TYPE_STRING", 1, optional=True)
+GUIDED_DECODING_GUIDE = _s("guided_decoding_guide", "TYPE_STRING", 1, optional=True)
+"""tensorrt_llm's guided decoding (xgrammar): a regex of the answer format; uniqueness is still repaired."""
+THINKING_BUDGET = _s("thinking_budget", "TYPE_INT32", 1, optional=True)
+ANSWER_CONSTRAINT = _s("answer_constraint", "TYPE_STRING", 1, optional=True)
+"""PyTorch-slot extensions: budget forcing and exact answers (``permutation:N``, ``grade``); engines/constraints.py."""
 OUTPUT_IDS = _s("output_ids", "TYPE_INT32", -1, -1)
 SEQUENCE_LENGTH = _s("sequence_length", "TYPE_INT32", -1)
 
@@ -80,13 +86,19 @@ RANKED_IDS = _s("ranked_ids", "TYPE_STRING", -1)
 RESULT = _s("result", "TYPE_STRING", 1)
 RESPONSE = _s("response", "TYPE_STRING", 1)
 
-_ENGINE_IN = (INPUT_IDS, INPUT_LENGTHS, REQUEST_OUTPUT_LEN, END_ID, PAD_ID, STOP_WORDS_LIST, RUNTIME_TOP_K)
+_TRTLLM_IN = (INPUT_IDS, INPUT_LENGTHS, REQUEST_OUTPUT_LEN, END_ID, PAD_ID, STOP_WORDS_LIST, RUNTIME_TOP_K,
+              GUIDED_DECODING_GUIDE_TYPE, GUIDED_DECODING_GUIDE)
+_EXTENSIONS = (THINKING_BUDGET, ANSWER_CONSTRAINT)
+_ENGINE_IN = _TRTLLM_IN + _EXTENSIONS
+"""What every pre step produces; each slot declares the part it understands and the ensemble wires only that."""
 _ENGINE_OUT = (OUTPUT_IDS, SEQUENCE_LENGTH)
 
-LLM_SLOT = Interface(_ENGINE_IN, _ENGINE_OUT)
-"""Text engine slot (Qwen3): the PyTorch model or the tensorrtllm backend."""
-VLM_SLOT = Interface(_ENGINE_IN + (IMAGE,), _ENGINE_OUT)
-"""Vision-language slot (Qwen2.5-VL): the text-slot tensors plus the encoded image."""
+LLM_SLOT = Interface(_TRTLLM_IN, _ENGINE_OUT)
+"""Text engine slot as the tensorrtllm backend serves it (GPU targets)."""
+TORCH_LLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS, _ENGINE_OUT)
+"""Text engine slot on PyTorch: the same tensors, with exact constraints instead of a format regex."""
+VLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS + (IMAGE,), _ENGINE_OUT)
+"""Vision-language slot (Qwen2.5-VL, PyTorch or the LLM API): the PyTorch text-slot tensors plus the image."""
 
 PLANNER_PRE = Interface((QUERY, SESSION), _ENGINE_IN)
 PLANNER_POST = Interface(_ENGINE_OUT + (QUERY,), (PLAN,))

@@ -166,3 +166,25 @@ def error_code_name(error: Any) -> str:
              "CANCELLED")
     codes = {getattr(pb_utils.TritonError, n): n for n in names if hasattr(pb_utils.TritonError, n)}
     return codes.get(error.code(), "UNKNOWN")
+
+
+class CounterExport:
+    """Counts kept in Python (label tuple -> running total) published as a Triton custom counter family."""
+
+    def __init__(self, name: str, description: str, label_names: Sequence[str]) -> None:
+        self.family = pb_utils.MetricFamily(name=name, description=description, kind=pb_utils.MetricFamily.COUNTER)
+        self.label_names = tuple(label_names)
+        self._metrics: dict[tuple, Any] = {}
+        self._published: dict[tuple, int] = {}
+
+    def publish(self, totals: dict[tuple, int]) -> None:
+        for labels, total in totals.items():
+            delta = total - self._published.get(labels, 0)
+            if delta <= 0:
+                continue
+            metric = self._metrics.get(labels)
+            if metric is None:
+                metric = self.family.Metric(labels=dict(zip(self.label_names, labels)))
+                self._metrics[labels] = metric
+            metric.increment(delta)
+            self._published[labels] = total

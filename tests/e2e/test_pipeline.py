@@ -58,7 +58,7 @@ def test_evaluate_covers_can_be_switched_off(client):
     assert result.response["cover_grades"][0]["source"] == {"relevance": "not_requested", "quality": "not_requested"}
 
 
-def test_random_model_answer_is_reported_not_hidden(client, sample):
+def test_unconstrained_random_model_answer_is_reported_not_hidden(client, sample):
     data, candidates, _ = sample
     response = client.rerank(data["query"], candidates).response
     assert response["valid"] is False or response["repairs"] == []
@@ -206,3 +206,27 @@ def test_cli_reports_refused_requests_with_exit_code_2(grpc_url, tmp_path, capsy
     bad.write_text('{"query": "q", "candidates": [{"id": "a"}]}')
     assert main(["--url", grpc_url, "rerank", str(bad)]) == 2
     assert "candidates[0].title is required" in capsys.readouterr().err
+
+
+def test_constrained_tiny_model_answers_validly_over_grpc(client, sample):
+    data, candidates, covers = sample
+    response = client.rerank(data["query"], candidates, cover_images=covers).response
+    assert response["valid"] is True and response["repairs"] == [] and response["fallback"] is False
+    assert response["constrained"] is True and response["budget_forced"] is True
+    grades = [g for g in response["cover_grades"] if g["source"]["quality"] in ("model", "cache")]
+    assert grades and all(g["quality"] in (1, 2, 3, 4) for g in grades)
+
+
+def test_repeated_cover_is_served_from_the_cache_and_counted(client, server):
+    import urllib.request
+
+    image = jpeg((12, 34, 56), size=(96, 64))
+    first = client.rerank("cache probe", [{"id": "a", "title": "t"}, {"id": "b", "title": "u"}],
+                          cover_images=[image, image]).response
+    assert first["cover_cache"]["deduplicated"] == 2 and first["cover_cache"]["evaluated"] == 2
+    second = client.rerank("cache probe", [{"id": "c", "title": "t"}], cover_images=[image]).response
+    assert second["cover_grades"][0]["source"] == {"relevance": "cache", "quality": "cache"}
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.options.metrics_port}/metrics", timeout=10).read()
+    lines = [line for line in metrics.decode().splitlines() if line.startswith("rmr_cover_cache_total")]
+    hits = {line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
+    assert hits.get('result="hits",task="quality"', 0) >= 1, lines

@@ -60,7 +60,8 @@ def run(caller, candidates, images=None, config=None, batch=64, **options):
 def test_missing_grades_are_computed_and_given_ones_kept():
     caller = FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2})
     ranked, response = run(caller, [{"id": "a", "title": "t", "cover_relevance": 4},
-                                     {"id": "b", "title": "t"}, {"id": "c", "title": "t"}], [jpeg(), jpeg(), b""])
+                                     {"id": "b", "title": "t"}, {"id": "c", "title": "t"}],
+                      [jpeg_of((200, 0, 0)), jpeg_of((0, 200, 0)), b""])
     assert sorted(caller.cover_calls, key=lambda c: c[1].value) == [
         ("北京", CoverTask.QUALITY), ("北京", CoverTask.QUALITY), ("北京", CoverTask.RELEVANCE)]
     grades = {g["id"]: g for g in response["cover_grades"]}
@@ -139,7 +140,7 @@ def jpeg_of(colour) -> bytes:
 def test_cover_evaluations_go_in_batches_of_the_model_limit():
     caller = FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 4})
     candidates = [{"id": str(i), "title": "t"} for i in range(10)]
-    _, response = run(caller, candidates, [jpeg()] * 10, batch=8)
+    _, response = run(caller, candidates, [jpeg_of((i * 20, 5, 5)) for i in range(10)], batch=8)
     assert caller.batches == [8, 8, 4]  # 20 evaluations
     assert all(g["relevance"] == 3 and g["quality"] == 4 for g in response["cover_grades"])
 
@@ -162,3 +163,44 @@ def test_engine_failure_of_a_batch_leaves_only_failed_grades_unknown():
     caller = FlakyOnce({CoverTask.RELEVANCE: 4, CoverTask.QUALITY: 1})
     _, response = run(caller, [{"id": "a", "title": "t"}, {"id": "b", "title": "t"}], [jpeg(), jpeg()])
     assert [(g["relevance"], g["quality"]) for g in response["cover_grades"]] == [(4, 1), (4, 1)]
+
+
+def test_repeated_cover_is_evaluated_once_and_cached_across_requests():
+    from ensemble.config import PipelineConfig
+
+    caller = FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2})
+    orchestrator = Orchestrator(PipelineConfig.load(), caller)
+    same = jpeg()
+    body = json.dumps({"query": "q", "candidates": [{"id": "a", "title": "t"}, {"id": "b", "title": "t"}]}).encode()
+    _, first = asyncio.run(orchestrator(body, [same, same]))
+    assert len(caller.cover_calls) == 2  # one relevance, one quality for two candidates
+    assert first["cover_cache"] == {"enabled": True, "hits": 0, "evaluated": 2, "deduplicated": 2}
+    other_query = json.dumps({"query": "other", "candidates": [{"id": "c", "title": "t"}]}).encode()
+    _, second = asyncio.run(orchestrator(other_query, [same]))
+    assert caller.cover_calls[2:] == [("other", CoverTask.RELEVANCE)]  # quality came from the cache
+    assert second["cover_grades"][0]["source"] == {"relevance": "model", "quality": "cache"}
+    assert orchestrator.cache.counts["hits", "quality"] == 1
+
+
+def test_cache_can_be_switched_off():
+    from ensemble.config import PipelineConfig
+
+    config = PipelineConfig.load(overrides={"cover_cache": {"enabled": False}})
+    caller = FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2})
+    orchestrator = Orchestrator(config, caller)
+    body = json.dumps({"query": "q", "candidates": [{"id": "a", "title": "t"}]}).encode()
+    for _ in range(2):
+        _, response = asyncio.run(orchestrator(body, [jpeg()]))
+    assert len(caller.cover_calls) == 4 and response["cover_cache"]["enabled"] is False
+
+
+def test_cache_is_bounded_lru():
+    from ensemble.cover_cache import CoverGradeCache
+
+    cache = CoverGradeCache(2)
+    cache.put(("quality", b"a"), 1)
+    cache.put(("quality", b"b"), 2)
+    assert cache.get(("quality", b"a")) == 1  # a is now the most recent
+    cache.put(("quality", b"c"), 3)
+    assert cache.get(("quality", b"b")) is None and len(cache) == 2
+    assert cache.counts == {("hits", "quality"): 1, ("misses", "quality"): 1}

@@ -20,7 +20,7 @@ def load(repository: Path, name: str) -> mc.ModelConfig:
 
 
 EXPECTED = {"query_planner": T.QUERY_PLANNER, "cover_evaluator": T.COVER_EVALUATOR, "reranker": T.RERANKER,
-            "rich_media_reranker": T.RICH_MEDIA_RERANKER, "reranker_llm": T.LLM_SLOT, "cover_vlm": T.VLM_SLOT,
+            "rich_media_reranker": T.RICH_MEDIA_RERANKER, "reranker_llm": T.TORCH_LLM_SLOT, "cover_vlm": T.VLM_SLOT,
             **{name: interface for name, (_, interface) in STEP_MODELS.items()}}
 
 
@@ -75,3 +75,17 @@ def test_wiring_check_catches_a_broken_edge(repository, tmp_path):
     problems = check_repository(broken)
     assert any("_candidate_ids" in p and "nothing produces" in p for p in problems), problems
     assert any("cover_postprocess" in p and "TYPE_INT64" in p for p in problems), problems
+
+
+def test_wiring_check_catches_an_unused_tensor(repository, tmp_path):
+    import shutil
+
+    from build.wiring import check_repository
+
+    broken = tmp_path / "unused"
+    shutil.copytree(repository, broken)
+    path = broken / "reranker" / "config.pbtxt"
+    text = path.read_text().replace('output_map {\n      key: "end_id"', 'output_map {\n      key: "guided_decoding_guide"\n'
+                                    '      value: "_spare"\n    }\n    output_map {\n      key: "end_id"', 1)
+    path.write_text(text)
+    assert any("'_spare'" in p and "never used" in p for p in check_repository(broken))

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from PIL import Image
 from build.tiny_checkpoints import build_tokenizer
 from ensemble.config import PipelineConfig
 from ensemble.errors import RequestError
-from ensemble.steps import CoverPost, CoverPre, PlannerPost, PlannerPre, RerankPost, RerankPre
+from ensemble.steps import (CoverPost, CoverPre, PlannerPost, PlannerPre, RerankPost, RerankPre,
+                            permutation_answer_tokens)
 from ensemble.words import from_word_list
 
 
@@ -52,7 +54,12 @@ def test_rerank_pre_builds_engine_tensors(tokenizer, config):
     assert out["end_id"].tolist() == [151645] and out["pad_id"].tolist() == [151643]
     assert [tokenizer.decode(w) for w in from_word_list(out["stop_words_list"])] == ["</answer>"]
     assert [v.decode() for v in out["candidate_ids"]] == ["doc-a", "doc-b"]
-    assert out["request_output_len"].tolist() == [config.generation.rerank.max_new_tokens]
+    budget = config.generation.rerank.thinking_budget
+    assert out["request_output_len"].tolist() == [budget + permutation_answer_tokens(2) + 16]
+    assert out["thinking_budget"].tolist() == [budget]
+    assert out["answer_constraint"].tolist() == [b"permutation:2"]
+    assert out["guided_decoding_guide_type"].tolist() == [b"regex"]
+    assert re.fullmatch(out["guided_decoding_guide"][0].decode(), "<thinking>x</thinking><answer>[2,1]</answer>")
 
 
 def test_rerank_pre_honours_requested_length(tokenizer, config):

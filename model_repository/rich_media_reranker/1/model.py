@@ -6,7 +6,7 @@ from ensemble.errors import RequestError
 from ensemble.orchestrator import Orchestrator, response_json
 from ensemble.steps import bytes_list, scalar_bytes
 from ensemble.tensors import RICH_MEDIA_RERANKER
-from server.adapter import ModelContext, error_response, read_rows, response_from
+from server.adapter import CounterExport, ModelContext, error_response, read_rows, response_from
 from server.bls_caller import TritonCaller
 
 
@@ -16,6 +16,8 @@ class TritonPythonModel:
         caller = TritonCaller(self.context.param("cover_model"), self.context.param("rerank_model"))
         self.orchestrator = Orchestrator(self.context.pipeline_config(), caller,
                                          cover_batch_size=int(self.context.param("cover_batch_size")))
+        self.cache_metric = CounterExport("rmr_cover_cache_total", "Cover-grade cache lookups by result and task",
+                                          ("result", "task"))
 
     async def _one(self, request):
         try:
@@ -31,4 +33,7 @@ class TritonPythonModel:
             return error_response(error, self.context)
 
     async def execute(self, requests):
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+        responses = list(await asyncio.gather(*(self._one(r) for r in requests)))
+        if self.orchestrator.cache is not None:
+            self.cache_metric.publish(dict(self.orchestrator.cache.counts))
+        return responses

@@ -5,7 +5,7 @@ The `simulate` parameter swaps in engines/simulated.py (benchmarks of the pipeli
 
 from engines.generation import arrays_from_generation, request_from_arrays
 from ensemble.steps import scalar_bytes
-from ensemble.tensors import LLM_SLOT, VLM_SLOT
+from ensemble.tensors import TORCH_LLM_SLOT, VLM_SLOT
 from server.adapter import ModelContext, run_batched
 
 
@@ -13,7 +13,7 @@ class TritonPythonModel:
     def initialize(self, args):
         self.context = ModelContext(args)
         self.vision = self.context.flag("vision", False)
-        self.interface = VLM_SLOT if self.vision else LLM_SLOT
+        self.interface = VLM_SLOT if self.vision else TORCH_LLM_SLOT
         simulate = self.context.param("simulate", "")
         if simulate:
             from engines.simulated import SimulatedEngine

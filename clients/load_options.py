@@ -1,0 +1,29 @@
+"""Options of the load test, kept apart from clients/locustfile.py: importing that file switches gRPC to gevent."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+MODELS = ("rich_media_reranker", "reranker", "cover_evaluator", "query_planner")
+
+
+def parse_weights(text: str) -> dict[str, int]:
+    weights = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if name not in MODELS or not value.isdigit():
+            raise ValueError(f"--weights takes MODEL=INT with MODEL in {MODELS}, got {part!r}")
+        weights[name] = int(value)
+    if not any(weights.values()):
+        raise ValueError("--weights gives every task weight 0")
+    return weights
+
+
+def require_loopback(host: str) -> str:
+    """Load only ever goes to this machine: refuse any other address."""
+    name = host.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
+    if not addresses or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+        raise ValueError(f"refusing to load {host!r}: the load test only targets loopback addresses")
+    return host.split("://")[-1]

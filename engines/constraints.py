@@ -1,0 +1,163 @@
+"""Budget forcing and exact answer constraints, one state machine per generated row.
+
+Per row, tokens pass through three phases:
+1. thinking: free text, until the model closes its reasoning (``</thinking>`` / ``</think>``) or has written
+   `thinking_budget` tokens; then the closing and ``<answer>`` are forced (budget forcing). Budget 0 forces
+   ``<answer>`` at once (answer-only mode); a negative budget leaves thinking unbounded.
+2. answer: only tokens that keep the answer valid: for ``permutation:N`` a list ``[a,b,...]`` holding each id
+   1..N exactly once, its ``]`` allowed only when all N appeared; for ``grade`` one digit 1-4.
+3. closing: ``</answer>`` is forced, then the end token.
+The end token is banned before the answer is complete, so a constrained row always ends with a valid answer.
+Works on token ids of single characters (Qwen's BPE has every digit, bracket and comma as its own token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ensemble.tags import CLOSE_ANSWER, FORCED_CLOSING, OPEN_ANSWER, THINK_CLOSERS
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The few token ids the constraints need, looked up once per tokenizer."""
+
+    digits: dict[str, int]
+    open_list: int
+    close_list: int
+    comma: int
+    close_thinking_open_answer: tuple[int, ...]
+    newline_open_answer: tuple[int, ...]
+    open_answer: tuple[int, ...]
+    close_answer: tuple[int, ...]
+    think_end_ids: frozenset[int]
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any) -> Vocabulary:
+        def single(text: str) -> int:
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            if len(ids) != 1:
+                raise ValueError(f"tokenizer has no single token for {text!r}")
+            return ids[0]
+
+        def encode(text: str) -> tuple[int, ...]:
+            return tuple(tokenizer.encode(text, add_special_tokens=False))
+
+        think_end = tokenizer.convert_tokens_to_ids("</think>")
+        special = frozenset({think_end}) if isinstance(think_end, int) and think_end != tokenizer.unk_token_id else frozenset()
+        return cls({str(d): single(str(d)) for d in range(10)}, single("["), single("]"), single(","),
+                   encode(FORCED_CLOSING), encode("\n" + OPEN_ANSWER), encode(OPEN_ANSWER),
+                   encode(CLOSE_ANSWER), special)
+
+
+@dataclass
+class RowState:
+    """What one row may emit next. Phases: thinking -> answer (or free) -> closing -> done."""
+
+    vocab: Vocabulary
+    budget: int
+    constraint: str
+    end_id: int
+    phase: str = "thinking"
+    thinking_tokens: int = 0
+    forced: list[int] = field(default_factory=list)
+    budget_forced: bool = False
+    opened: bool = False
+    used: set[int] = field(default_factory=set)
+    number: str = ""
+
+    def __post_init__(self) -> None:
+        kind, _, count = self.constraint.partition(":")
+        if kind not in ("", "grade", "permutation") or (kind == "permutation") != count.isdigit():
+            raise ValueError(f"answer constraint must be '', 'grade' or 'permutation:N', got {self.constraint!r}")
+        self.kind, self.n = kind, int(count or 0)
+        if self.budget == 0:  # answer-only mode
+            self.forced = list(self.vocab.open_answer)
+
+    def allowed(self) -> tuple[list[int] | None, bool]:
+        """(token ids allowed next, or None for any; whether the end token is banned)."""
+        if self.forced:
+            return [self.forced[0]], True
+        if self.phase == "thinking":
+            return None, bool(self.kind)
+        if self.phase == "free":
+            return None, False
+        if self.phase == "done":
+            return [self.end_id], False
+        return self._answer_tokens(), True
+
+    def _answer_tokens(self) -> list[int]:
+        v = self.vocab
+        if self.kind == "grade":
+            return [v.digits[d] for d in "1234"]
+        if not self.opened:
+            return [v.open_list]
+        remaining = [i for i in range(1, self.n + 1) if i not in self.used]
+        width = len(self.number) + 1
+        allowed = sorted({v.digits[str(i)[width - 1]] for i in remaining
+                          if len(str(i)) >= width and str(i).startswith(self.number)})
+        if self.number and int(self.number) in remaining:
+            allowed.append(v.close_list if len(remaining) == 1 else v.comma)
+        return allowed
+
+    def advance(self, token: int, tail_text: str) -> None:
+        v = self.vocab
+        if self.forced:
+            self.forced.pop(0)
+            if not self.forced:
+                self.phase = {"closing": "done"}.get(self.phase, "answer" if self.kind else "free")
+            return
+        if self.phase == "thinking":
+            self.thinking_tokens += 1
+            if token in v.think_end_ids or tail_text.endswith(THINK_CLOSERS):
+                self.forced = list(v.newline_open_answer)
+            elif self.budget > 0 and self.thinking_tokens >= self.budget:
+                self.forced = list(v.close_thinking_open_answer)
+                self.budget_forced = True
+            return
+        if self.phase != "answer":
+            return
+        if self.kind == "grade" or token == v.close_list:
+            if self.number:
+                self.used.add(int(self.number))
+            self.phase, self.forced = "closing", list(v.close_answer)
+        elif token == v.open_list:
+            self.opened = True
+        elif token == v.comma:
+            self.used.add(int(self.number))
+            self.number = ""
+        else:
+            self.number += next(d for d, i in v.digits.items() if i == token)
+
+
+class ConstraintProcessor:
+    """A `transformers` logits processor applying one RowState per batch row (None: row unconstrained)."""
+
+    def __init__(self, rows: Sequence[RowState | None], tokenizer: Any) -> None:
+        self.rows = rows
+        self.tokenizer = tokenizer
+        self.steps = 0
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self.steps:  # the token chosen at the previous step is now the last input id
+            for row, state in enumerate(self.rows):
+                if state is not None and state.phase != "done":
+                    tail = self.tokenizer.decode(input_ids[row, -6:].tolist(), skip_special_tokens=False)
+                    state.advance(int(input_ids[row, -1]), tail)
+        self.steps += 1
+        for row, state in enumerate(self.rows):
+            if state is None:
+                continue
+            allowed, ban_end = state.allowed()
+            if allowed is None:
+                if ban_end and state.end_id >= 0:
+                    scores[row, state.end_id] = -torch.inf
+                continue
+            keep = scores[row, allowed].clone()
+            scores[row, :] = -torch.inf
+            scores[row, allowed] = keep
+        return scores

@@ -1,0 +1,111 @@
+"""Budget forcing and exact answers, on the real Qwen vocabulary and a tiny random model."""
+
+import random
+
+import pytest
+import torch
+
+from build.tiny_checkpoints import build_tokenizer, ensure_tiny_checkpoints
+from engines.constraints import ConstraintProcessor, RowState, Vocabulary
+from engines.generation import GenerationRequest
+from ensemble.answer import parse_grade, parse_permutation
+from ensemble.tags import split_answer
+from tests.e2e.conftest import CACHE
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def vocab(tokenizer):
+    return Vocabulary.from_tokenizer(tokenizer)
+
+
+def drive(state: RowState, tokenizer, choose, steps=400) -> str:
+    """Run the state machine with `choose(allowed)` picking tokens (None = free text)."""
+    ids: list[int] = []
+    for _ in range(steps):
+        allowed, _ = state.allowed()
+        token = choose(allowed)
+        if token == state.end_id:
+            break
+        ids.append(token)
+        state.advance(token, tokenizer.decode(ids[-6:]))
+    return tokenizer.decode(ids)
+
+
+def test_permutation_is_valid_whatever_the_model_prefers(tokenizer, vocab):
+    rng = random.Random(0)
+    for n in (1, 2, 9, 10, 23, 50):
+        state = RowState(vocab, 5, f"permutation:{n}", end_id=151645)
+        text = drive(state, tokenizer, lambda allowed: rng.choice(allowed) if allowed else rng.randrange(1000, 2000))
+        report = parse_permutation(text, n)
+        assert report.valid, (n, text)
+        assert state.budget_forced
+
+
+def test_thinking_never_exceeds_the_budget(tokenizer, vocab):
+    for budget in (1, 7, 32):
+        state = RowState(vocab, budget, "grade", end_id=151645)
+        drive(state, tokenizer, lambda allowed: allowed[0] if allowed else 9707)  # 9707: a plain word token
+        assert state.thinking_tokens == budget
+
+
+def test_budget_zero_is_answer_only(tokenizer, vocab):
+    state = RowState(vocab, 0, "grade", end_id=151645)
+    text = drive(state, tokenizer, lambda allowed: allowed[-1] if allowed else 9707)
+    assert text == "<answer>4</answer>" and state.thinking_tokens == 0
+    assert parse_grade(text).grade == 4
+
+
+def test_model_closing_its_own_thinking_is_not_forced(tokenizer, vocab):
+    closing = tokenizer.encode("ok</thinking>", add_special_tokens=False)
+    script = iter(closing)
+    state = RowState(vocab, 50, "grade", end_id=151645)
+    text = drive(state, tokenizer, lambda allowed: next(script, None) if allowed is None else allowed[0])
+    assert not state.budget_forced and split_answer(text).answer == "1"
+
+
+def test_unconstrained_row_only_gets_budget_forcing(tokenizer, vocab):
+    state = RowState(vocab, 3, "", end_id=151645)
+    text = drive(state, tokenizer, lambda allowed: allowed[0] if allowed else 9707, steps=12)
+    assert "</thinking>\n<answer>" in text and state.phase == "free"
+
+
+def test_bad_constraint_is_refused(vocab):
+    with pytest.raises(ValueError):
+        RowState(vocab, 1, "permutation:x", end_id=0)
+
+
+def test_random_tiny_model_answers_validly_under_constraints():
+    """100 random requests through the real engine: every permutation valid with no repair."""
+    from engines.torch_engine import TorchEngine
+
+    ckpts = ensure_tiny_checkpoints(CACHE / "checkpoints")
+    engine = TorchEngine(str(ckpts.reranker), vision=False, device="cpu")
+    rng = random.Random(1)
+    requests, sizes = [], []
+    for _ in range(100):
+        n = rng.randint(1, 25)
+        prompt = [rng.randrange(1000, 100000) for _ in range(rng.randint(5, 30))]
+        budget = rng.choice([0, 4, 9])
+        requests.append(GenerationRequest(tuple(prompt), budget + 120, 151645, 151643, (), budget, f"permutation:{n}"))
+        sizes.append(n)
+    results = []
+    for start in range(0, 100, 25):
+        results += engine.generate(requests[start:start + 25])
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(ckpts.reranker))
+    vocab = Vocabulary.from_tokenizer(tokenizer)
+    for request, n, result in zip(requests, sizes, results):
+        ids = list(result.output_ids)
+        text = tokenizer.decode(ids)
+        report = parse_permutation(text, n)
+        assert report.valid and report.issues == [], text
+        # thinking = the generated tokens before the answer opens; never more than the budget
+        opening = vocab.open_answer if request.thinking_budget == 0 else vocab.close_thinking_open_answer
+        starts = [i for i in range(len(ids)) if tuple(ids[i:i + len(opening)]) == opening]
+        assert starts and starts[0] <= request.thinking_budget, text
