@@ -56,17 +56,20 @@ def _tokenizer_info_path(engine_dir: str):
 
     from build.engine import TOKENIZER_INFO
 
-    return Path(engine_dir or "${engine_dir}").parent / TOKENIZER_INFO
+    return Path(engine_dir).parent / TOKENIZER_INFO
 
 
 def tensorrtllm_parameters(profile: Profile, ckpts: Checkpoints) -> dict[str, str]:
     from build.engine import ModelShape, plan_engine
 
+    if not ckpts.engine_dir:
+        raise SystemExit(f"target {profile.name} serves a TensorRT-LLM engine: give --engine-dir (or RERANKER_ENGINE), "
+                         "the engine/ folder that `python -m build.engine` wrote")
     plan = plan_engine(profile, ModelShape.from_checkpoint(ckpts.reranker))
     serving = profile.data["serving"]
     return {
         "gpt_model_type": "inflight_fused_batching",
-        "gpt_model_path": ckpts.engine_dir or "${engine_dir}",
+        "gpt_model_path": ckpts.engine_dir,
         "batch_scheduler_policy": serving["batch_scheduler_policy"],
         "kv_cache_free_gpu_mem_fraction": str(plan.kv_cache_free_gpu_mem_fraction),
         # An absolute cap too: with the VLM on the same GPU, load order must not decide who gets the memory.

@@ -72,6 +72,10 @@ def run_demo(client: RerankClient, tiny: bool) -> bool:
     ok &= sorted(result.ranked_ids) == sorted(by_id)
 
     _section("4. What happened")
+    if response.get("constrained"):
+        forced = "closed by the pipeline at its budget" if response.get("budget_forced") else "closed by the model"
+        print(f"Answer decoded under constraints: a permutation of 1..{len(candidates)} by construction. Thinking: "
+              f"{forced} (budget {response.get('thinking_budget')} tokens).")
     if response["valid"]:
         print("The model's ranking was a clean permutation and was used as is.")
     elif response["fallback"]:
@@ -83,16 +87,20 @@ def run_demo(client: RerankClient, tiny: bool) -> bool:
         print(f"  - {repair}")
     if response["cover_errors"]:
         print("cover evaluations that failed (grades left unknown):", *response["cover_errors"], sep="\n  - ")
+    cache = response.get("cover_cache", {})
+    print(f"cover grading: {cache.get('evaluated', 0)} evaluations, {cache.get('hits', 0)} from the cover-grade cache, "
+          f"{cache.get('deduplicated', 0)} repeats skipped")
     timings = response["timings_ms"]
     print(f"timings: covers {timings['covers']:.0f} ms, re-rank {timings['rerank']:.0f} ms, "
           f"total in server {timings['total']:.0f} ms, round trip {elapsed:.0f} ms; "
           f"{response['output_tokens']} tokens generated")
     if tiny:
         print(textwrap.fill(
-            "Note: these are tiny models with RANDOM weights, so they write nonsense: every grade they give is "
-            "'model_unusable' and the ranking comes from the fallback ranker, which is exactly the path the "
-            "pipeline must survive. Point RERANKER_CKPT and VLM_CKPT at trained checkpoints for real answers.",
-            width=100))
+            "Note: these are tiny models with RANDOM weights. Constrained decoding makes their answers valid "
+            "(every id once, grades 1-4), but the order and the grades themselves are arbitrary: valid format says "
+            "nothing about quality. With constraints off (constrain_answer = false in the pipeline config) the same "
+            "models write nonsense and the repair and fallback-ranker path takes over. Point RERANKER_CKPT and "
+            "VLM_CKPT at trained checkpoints for real answers.", width=100))
     return ok
 
 

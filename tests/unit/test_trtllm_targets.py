@@ -135,3 +135,9 @@ def test_vlm_slot_fails_at_load_naming_tensorrt_llm():
         pytest.skip("TensorRT-LLM is installed here")
     with pytest.raises(TensorRTLLMUnavailable, match=r"TensorRT-LLM 1\.2\.1 .*tensorrt_llm"):
         import_tensorrt_llm()
+
+
+def test_gpu_target_without_engine_folder_is_refused(tmp_path, qwen3_checkpoint):
+    with pytest.raises(SystemExit, match="--engine-dir"):
+        render("a10", tmp_path / "repo", Checkpoints(str(qwen3_checkpoint), "/v"))
+    assert not (tmp_path / "repo").exists()

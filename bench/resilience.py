@@ -1,0 +1,206 @@
+"""Overload, soak and shutdown checks against a real server; prints the figures the issue notes quote.
+
+    python -m bench.resilience [--burst 96] [--soak-seconds 120]
+
+1. overload: queues cut to `--queue` per model, engines simulated at 100 ms per batch; a burst of `--burst`
+   concurrent requests. Every request must end in a result or an explicit UNAVAILABLE, never a silent timeout;
+   then throughput must come back.
+2. soak: steady load for `--soak-seconds` on the tiny real models; resident memory of the server and every
+   model process at start and end.
+3. shutdown: SIGTERM while requests are in flight: each accepted request must still get its answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.runner import ROOT
+from build.render import Checkpoints, render, resolve_checkpoints
+from clients.rerank_client import AsyncRerankClient, RerankClient, RerankError
+from clients.workload import Workload
+from server.launcher import TritonServer
+
+
+def outcome(error: BaseException | None) -> str:
+    if error is None:
+        return "ok"
+    if isinstance(error, RerankError):
+        return error.status.split(".")[-1] or "error"
+    return type(error).__name__
+
+
+def server_for(cache: Path, workdir: Path, *, simulate: str = "", queue: int | None = None) -> TritonServer:
+    tiny = resolve_checkpoints("", "", "", str(cache))
+    profile = ROOT / "build/profiles/cpu.toml"
+    if queue is not None:
+        text = profile.read_text().replace("max_queue_size = 128", f"max_queue_size = {queue}")
+        profile = Path(tempfile.mkdtemp()) / "cpu_small_queues.toml"
+        profile.write_text(text)
+    repository = render(str(profile), workdir / "repo", Checkpoints(tiny.reranker, tiny.vlm, simulate=simulate))
+    return TritonServer.on_free_ports(repository, workdir / "server")
+
+
+async def burst(url: str, requests, count: int) -> Counter:
+    client = AsyncRerankClient(url, timeout_s=120)
+
+    async def one(i: int):
+        r = requests[i % len(requests)]
+        try:
+            await client.rerank(r.query, r.candidates, cover_images=r.covers)
+            return None
+        except RerankError as error:
+            return error
+
+    results = await asyncio.gather(*(one(i) for i in range(count)))
+    await client.close()
+    return Counter(outcome(e) for e in results)
+
+
+def sequential_rate(url: str, requests, seconds: float) -> float:
+    done, started = 0, time.monotonic()
+    with RerankClient(url, timeout_s=60) as client:
+        while time.monotonic() - started < seconds:
+            r = requests[done % len(requests)]
+            client.rerank(r.query, r.candidates, cover_images=r.covers)
+            done += 1
+    return done / (time.monotonic() - started)
+
+
+def overload(cache: Path, workdir: Path, requests, count: int, queue: int) -> None:
+    with server_for(cache, workdir / "overload", simulate="delay:100", queue=queue) as server:
+        url = server.options.grpc_url
+        before = sequential_rate(url, requests, 5)
+        counts = asyncio.run(burst(url, requests, count))
+        after = sequential_rate(url, requests, 5)
+    lost = count - sum(counts.values())
+    print(f"overload: burst of {count} concurrent requests, queues of {queue}, engines 100 ms per batch")
+    print(f"  answered {sum(counts.values())}: {dict(counts)}; lost {lost}")
+    print(f"  sequential throughput before {before:.1f} req/s, after the burst {after:.1f} req/s")
+
+
+def process_tree_rss_mb(pid: int) -> dict[str, float]:
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+        if int(entry.name) == pid or ppid == pid:
+            rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+            name = "tritonserver" if int(entry.name) == pid else Path(cmdline[1].decode()).parent.parent.name
+            out[name] = out.get(name, 0.0) + rss / 1024
+    return out
+
+
+def soak(cache: Path, workdir: Path, requests, seconds: int, users: int) -> None:
+    with server_for(cache, workdir / "soak") as server:
+        url = server.options.grpc_url
+        sequential_rate(url, requests, 3)  # warm every model before the first reading
+        start = process_tree_rss_mb(server.process.pid)
+        counts: Counter = Counter()
+        stop = time.monotonic() + seconds
+
+        def user(k: int) -> None:
+            with RerankClient(url, timeout_s=120) as client:
+                i = k
+                while time.monotonic() < stop:
+                    r = requests[i % len(requests)]
+                    i += users
+                    try:
+                        client.rerank(r.query, r.candidates, cover_images=r.covers)
+                        counts["ok"] += 1
+                    except RerankError as error:
+                        counts[outcome(error)] += 1
+
+        threads = [threading.Thread(target=user, args=(k,)) for k in range(users)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        end = process_tree_rss_mb(server.process.pid)
+    print(f"soak: {seconds} s, {users} users, tiny real models: {dict(counts)}")
+    print(f"  {'process':24} {'start MB':>9} {'end MB':>9} {'growth':>8}")
+    for name in sorted(start):
+        print(f"  {name:24} {start[name]:>9.0f} {end.get(name, 0):>9.0f} {end.get(name, 0) - start[name]:>+8.0f}")
+    total = sum(end.values()) - sum(start.values())
+    print(f"  all processes: {sum(start.values()):.0f} -> {sum(end.values()):.0f} MB ({total:+.0f} MB)")
+
+
+def shutdown(cache: Path, workdir: Path, requests, users: int) -> None:
+    server = server_for(cache, workdir / "shutdown", simulate="delay:300")
+    server.start()
+    server.wait_ready()
+    url = server.options.grpc_url
+    results: list[tuple[float, float, str]] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + 6
+
+    def user(k: int) -> None:
+        with RerankClient(url, timeout_s=60) as client:
+            while time.monotonic() < stop_at:
+                r = requests[k % len(requests)]
+                sent = time.monotonic()
+                try:
+                    client.rerank(r.query, r.candidates, cover_images=r.covers)
+                    result = "ok"
+                except RerankError as error:
+                    result = outcome(error)
+                with lock:
+                    results.append((sent, time.monotonic(), result))
+                if result not in ("ok",):
+                    return
+
+    threads = [threading.Thread(target=user, args=(k,)) for k in range(users)]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    sigterm_at = time.monotonic()
+    os.kill(server.process.pid, signal.SIGTERM)
+    for t in threads:
+        t.join()
+    code = server.process.wait(timeout=60)
+    exit_s = time.monotonic() - sigterm_at
+    in_flight = [r for r in results if r[0] < sigterm_at < r[1]]
+    after = [r for r in results if r[0] >= sigterm_at]
+    print(f"shutdown: SIGTERM under load ({users} users, engines 300 ms): server exited with {code} after {exit_s:.1f} s")
+    print(f"  in flight at SIGTERM: {len(in_flight)}, answered: {Counter(r[2] for r in in_flight)}")
+    print(f"  sent after SIGTERM: {len(after)}, answered: {Counter(r[2] for r in after)}")
+    print(f"  before SIGTERM completed: {sum(1 for r in results if r[1] <= sigterm_at)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--burst", type=int, default=96)
+    parser.add_argument("--queue", type=int, default=4)
+    parser.add_argument("--soak-seconds", type=int, default=120)
+    parser.add_argument("--users", type=int, default=4)
+    parser.add_argument("--only", choices=("overload", "soak", "shutdown"))
+    parser.add_argument("--cache", default=str(ROOT / ".cache"))
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/out/resilience")
+    args = parser.parse_args(argv)
+    requests = Workload.load(ROOT / "bench/workloads/smoke.json").requests()
+    cache = Path(args.cache)
+    if args.only in (None, "overload"):
+        overload(cache, args.out, requests, args.burst, args.queue)
+    if args.only in (None, "soak"):
+        soak(cache, args.out, requests, args.soak_seconds, args.users)
+    if args.only in (None, "shutdown"):
+        shutdown(cache, args.out, requests, args.users)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
