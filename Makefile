@@ -37,9 +37,9 @@ checkpoints: $(STAMP)
 repo: $(STAMP)
 	$(PY) -m build.render --target $(TARGET) --out $(CACHE)/model_repository-$(TARGET)
 
-## bench: CPU ladder (locust over gRPC), pipeline overhead, capacity model; results in bench/out/
+## bench: CPU ladder (locust over gRPC; cover cache off, since the workload pool repeats), overhead, capacity
 bench: $(STAMP)
-	$(PY) -m bench.runner --ladder 1,2,4 --step-seconds 20 --out bench/out/ladder
+	$(PY) -m bench.runner --ladder 1,2,4 --step-seconds 20 --set cover_cache.enabled=false --out bench/out/ladder
 	$(PY) -m bench.overhead --out bench/out/overhead
 	$(PY) -m bench.capacity
 

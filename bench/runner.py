@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", default=str(ROOT / "bench/workloads/paper.json"))
     parser.add_argument("--weights", default="rich_media_reranker=1")
     parser.add_argument("--simulate", default="", help="started server only: engine slots simulated (e.g. empty)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="started server only: pipeline setting, e.g. generation.rerank.thinking_budget=0")
     parser.add_argument("--cache", default=str(ROOT / ".cache"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/ladder")
     args = parser.parse_args(argv)
@@ -147,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         url = args.url
         if url is None:
-            url = stack.enter_context(start_cpu_server(Path(args.cache), args.simulate, args.out)).options.grpc_url
+            url = stack.enter_context(start_cpu_server(Path(args.cache), args.simulate, args.out,
+                                                       pipeline=parse_settings(args.set))).options.grpc_url
         steps = []
         for number, concurrency in enumerate(ladder, start=1):
             print(f"[{number}/{len(ladder)}] concurrency {concurrency}: {args.step_seconds} s of load on {url} ...",
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"      {steps[-1].requests} requests, {steps[-1].failures} failed, {steps[-1].rps:.2f} req/s, "
                   f"p95 {steps[-1].p95_ms:.0f} ms ({time.monotonic() - started:.0f} s)", flush=True)
     title = f"{Path(args.workload).stem} workload, weights {args.weights}" + (
-        f", engines simulated: {args.simulate}" if args.simulate else "")
+        f", engines simulated: {args.simulate}" if args.simulate else "") + "".join(f", {s}" for s in args.set)
     print("\n" + title + "\n" + table(steps))
     write_csv(steps, args.out / "ladder.csv")
     plot(steps, args.out / "ladder.png", title)
@@ -165,14 +168,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def start_cpu_server(cache: Path, simulate: str, workdir: Path, **render_options):
+def parse_settings(items: list[str]) -> dict:
+    """``["generation.rerank.thinking_budget=0"]`` -> nested dict with TOML-typed values."""
+    import tomllib
+
+    settings: dict = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        node = settings
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = tomllib.loads(f"v = {value}")["v"]
+    return settings
+
+
+def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, pipeline: dict | None = None):
     """The CPU repository with the tiny checkpoints, served on free loopback ports (a context manager)."""
     from build.render import Checkpoints, render, resolve_checkpoints
     from server.launcher import TritonServer
 
     ckpts = resolve_checkpoints("", "", "", str(cache))
-    ckpts = Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate, **render_options)
-    repository = render("cpu", workdir / "model_repository", ckpts)
+    ckpts = Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate)
+    repository = render("cpu", workdir / "model_repository", ckpts, pipeline=pipeline)
     return TritonServer.on_free_ports(repository, workdir / "server")
 
 

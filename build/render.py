@@ -209,8 +209,13 @@ def pipeline_overrides(profile: Profile) -> dict[str, Any]:
     return profile.data.get("pipeline", {})
 
 
-def render(target: str, out: str | Path, ckpts: Checkpoints) -> Path:
+def render(target: str, out: str | Path, ckpts: Checkpoints, *, pipeline: dict[str, Any] | None = None) -> Path:
+    """`pipeline`: overrides of the profile's [pipeline] table (benchmarks compare settings this way)."""
     profile = Profile.load(target)
+    if pipeline:
+        from ensemble.config import _merged
+
+        profile = Profile(profile.name, profile.data | {"pipeline": _merged(profile.data.get("pipeline", {}), pipeline)})
     out = Path(out)
     configs = model_configs(profile, ckpts)
     PipelineConfig.load(overrides=pipeline_overrides(profile))  # fail here, not at model load

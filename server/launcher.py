@@ -71,7 +71,10 @@ def provision_backends(dest: Path) -> Path:
     python_dir.mkdir(parents=True, exist_ok=True)
     for source in (home / "backends" / "python" / "libtriton_python.so",
                    home / "backends" / "python" / "triton_python_backend_utils.py", stub):
-        shutil.copy2(source, python_dir / source.name)
+        # Copy beside, then rename: a stub still running from an earlier server keeps its (old) file.
+        staging = python_dir / f".{source.name}.{os.getpid()}"
+        shutil.copy2(source, staging)
+        os.replace(staging, python_dir / source.name)
     return dest
 
 

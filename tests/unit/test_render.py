@@ -89,3 +89,19 @@ def test_wiring_check_catches_an_unused_tensor(repository, tmp_path):
                                     '      value: "_spare"\n    }\n    output_map {\n      key: "end_id"', 1)
     path.write_text(text)
     assert any("'_spare'" in p and "never used" in p for p in check_repository(broken))
+
+
+def test_pipeline_settings_from_the_command_line_reach_the_rendered_config(tmp_path):
+    import tomllib
+
+    from bench.runner import parse_settings
+
+    settings = parse_settings(["generation.rerank.thinking_budget=0", "cover_cache.enabled=false",
+                               "limits.max_candidates=20"])
+    assert settings == {"generation": {"rerank": {"thinking_budget": 0}}, "cover_cache": {"enabled": False},
+                        "limits": {"max_candidates": 20}}
+    repository = render("cpu", tmp_path / "repo", Checkpoints("/c/q", "/c/v"), pipeline=settings)
+    written = tomllib.loads((repository / "pipeline.toml").read_text())
+    assert written["generation"]["rerank"]["thinking_budget"] == 0
+    assert written["generation"]["rerank"]["max_new_tokens"] == 32  # the cpu profile's own value is kept
+    assert written["cover_cache"]["enabled"] is False
