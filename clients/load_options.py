@@ -27,3 +27,10 @@ def require_loopback(host: str) -> str:
     if not addresses or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
         raise ValueError(f"refusing to load {host!r}: the load test only targets loopback addresses")
     return host.split("://")[-1]
+
+
+def call_schedule(weights: dict[str, int]) -> list[str]:
+    """Weighted round robin: {"a": 2, "b": 1} -> ["a", "b", "a"]. Deterministic, unlike random task picks,
+    so a short run still calls every model and two runs send the same mix."""
+    rounds = max(weights.values())
+    return [name for r in range(rounds) for name, weight in weights.items() if r < weight]

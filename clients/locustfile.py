@@ -15,9 +15,9 @@ from grpc.experimental import gevent as grpc_gevent
 
 grpc_gevent.init_gevent()  # before any channel exists, or gRPC's C core blocks gevent (one user per process)
 
-from locust import User, constant, events  # noqa: E402
+from locust import User, constant, events, task  # noqa: E402
 
-from clients.load_options import MODELS, parse_weights, require_loopback  # noqa: E402
+from clients.load_options import MODELS, call_schedule, parse_weights, require_loopback  # noqa: E402
 from clients.rerank_client import RerankClient  # noqa: E402
 from clients.workload import Workload  # noqa: E402
 
@@ -38,8 +38,7 @@ def _setup(environment, **_kwargs) -> None:
     if options is None:
         return
     _state["requests"] = Workload.load(options.workload).requests()
-    weights = parse_weights(options.weights)
-    TritonUser.tasks = {TASKS[name]: weight for name, weight in weights.items() if weight}
+    TritonUser.schedule = call_schedule(parse_weights(options.weights))
 
 
 def _rich(user: TritonUser) -> None:
@@ -82,9 +81,17 @@ TASKS = {"rich_media_reranker": _rich, "reranker": _reranker, "cover_evaluator":
 
 class TritonUser(User):
     wait_time = constant(0)
-    tasks = {_rich: 1}
+    schedule = ["rich_media_reranker"]
+    _started = itertools.count()
+
+    @task
+    def next_call(self) -> None:
+        name = self.schedule[self._position % len(self.schedule)]
+        self._position += 1
+        TASKS[name](self)
 
     def on_start(self) -> None:
+        self._position = next(TritonUser._started)  # users start at different points of the schedule
         import tritonclient.grpc as grpcclient
 
         url = require_loopback(self.host or "127.0.0.1:8001")

@@ -16,10 +16,10 @@ pytestmark = pytest.mark.e2e
 def test_locust_headless_run_reports_every_call(grpc_url, tmp_path):
     prefix = tmp_path / "smoke"
     done = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", "clients/locustfile.py", "--headless", "-u", "2", "-r", "2", "-t", "6s",
+        [sys.executable, "-m", "locust", "-f", "clients/locustfile.py", "--headless", "-u", "4", "-r", "4", "-t", "6s",
          "--host", grpc_url, "--csv", str(prefix), "--only-summary", "--stop-timeout", "60",
          "--workload", "bench/workloads/smoke.json",
-         "--weights", "rich_media_reranker=2,reranker=1,cover_evaluator=1,query_planner=1"],
+         "--weights", "rich_media_reranker=1,reranker=1,cover_evaluator=1,query_planner=1"],
         cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     with open(f"{prefix}_stats.csv", newline="") as fh:
