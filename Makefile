@@ -7,7 +7,7 @@ CACHE  ?= .cache
 TARGET ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit e2e serve checkpoints repo wiring bench clean
+.PHONY: demo test unit e2e serve checkpoints repo bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
