@@ -45,7 +45,8 @@ def test_runner_ladder_writes_table_csv_and_plot(grpc_url, tmp_path, capsys):
     assert main(["--url", grpc_url, "--ladder", "1", "--step-seconds", "4", "--workload",
                  str(ROOT / "bench/workloads/smoke.json"), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "req/s" in out and "reranker_llm (engine)" in out and "cover_preprocess" in out
+    # covers may all come from the cover-grade cache by now; the re-rank path always runs
+    assert "req/s" in out and "reranker_llm (engine)" in out and "reranker_preprocess" in out
     assert (tmp_path / "ladder.png").stat().st_size > 10_000
     rows = list(csv.DictReader((tmp_path / "ladder.csv").open()))
     assert rows[0]["concurrency"] == "1" and int(rows[0]["requests"]) > 0
