@@ -39,7 +39,8 @@ def test_given_grades_are_used_and_missing_ones_computed(client):
         {"id": "none", "title": "Beijing metro"},
         {"id": "no-cover", "title": "Beijing hotels"},
     ]
-    result = client.rerank("Beijing guide", candidates, cover_images=[jpeg(), jpeg(), jpeg(), b""])
+    fresh = jpeg((77, 11, 201), size=(150, 110))  # used by no other test: never in the cover-grade cache yet
+    result = client.rerank("Beijing guide", candidates, cover_images=[fresh, fresh, fresh, b""])
     grades = {g["id"]: g for g in result.response["cover_grades"]}
     assert (grades["given"]["relevance"], grades["given"]["quality"]) == (4, 2)
     assert grades["given"]["source"] == {"relevance": "request", "quality": "request"}
