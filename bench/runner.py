@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.triton_stats import ModelStats, diff, snapshot
+from bench.triton_stats import diff, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_SLOTS = ("reranker_llm", "cover_vlm")

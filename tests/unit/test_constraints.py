@@ -3,10 +3,9 @@
 import random
 
 import pytest
-import torch
 
 from build.tiny_checkpoints import build_tokenizer, ensure_tiny_checkpoints
-from engines.constraints import ConstraintProcessor, RowState, Vocabulary
+from engines.constraints import RowState, Vocabulary
 from engines.generation import GenerationRequest
 from ensemble.answer import parse_grade, parse_permutation
 from ensemble.tags import split_answer
