@@ -30,7 +30,8 @@ SETTINGS = [
 
 def run(name: str, workload: str, pipeline: dict, requests: int, cache: Path, out: Path) -> dict:
     pool = Workload.load(ROOT / f"bench/workloads/{workload}.json").requests()
-    with start_cpu_server(cache, "", out / name.split(" (")[0].replace(" ", "_"), pipeline=pipeline) as server:
+    workdir = out / name.split(" (")[0].replace(" ", "_")
+    with start_cpu_server(cache, "", workdir, overrides={"pipeline": pipeline}) as server:
         with RerankClient(server.options.grpc_url, timeout_s=300) as client:
             latency, tokens, forced, evaluated, hits, valid = [], [], 0, 0, 0, 0
             for n in range(requests):

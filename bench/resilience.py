@@ -17,14 +17,12 @@ import asyncio
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-from bench.runner import ROOT
-from build.render import Checkpoints, render, resolve_checkpoints
+from bench.runner import ROOT, start_cpu_server
 from clients.rerank_client import AsyncRerankClient, RerankClient, RerankError
 from clients.workload import Workload
 from server.launcher import TritonServer
@@ -39,14 +37,8 @@ def outcome(error: BaseException | None) -> str:
 
 
 def server_for(cache: Path, workdir: Path, *, simulate: str = "", queue: int | None = None) -> TritonServer:
-    tiny = resolve_checkpoints("", "", "", str(cache))
-    profile = ROOT / "build/profiles/cpu.toml"
-    if queue is not None:
-        text = profile.read_text().replace("max_queue_size = 128", f"max_queue_size = {queue}")
-        profile = Path(tempfile.mkdtemp()) / "cpu_small_queues.toml"
-        profile.write_text(text)
-    repository = render(str(profile), workdir / "repo", Checkpoints(tiny.reranker, tiny.vlm, simulate=simulate))
-    return TritonServer.on_free_ports(repository, workdir / "server")
+    serving = {"serving": {"max_queue_size": queue}} if queue is not None else None
+    return start_cpu_server(cache, simulate, workdir, overrides=serving)
 
 
 async def burst(url: str, requests, count: int) -> Counter:

@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         url = args.url
         if url is None:
+            settings = {"pipeline": parse_settings(args.set)}
             url = stack.enter_context(start_cpu_server(Path(args.cache), args.simulate, args.out,
-                                                       pipeline=parse_settings(args.set))).options.grpc_url
+                                                       overrides=settings)).options.grpc_url
         steps = []
         for number, concurrency in enumerate(ladder, start=1):
             print(f"[{number}/{len(ladder)}] concurrency {concurrency}: {args.step_seconds} s of load on {url} ...",
@@ -183,14 +184,16 @@ def parse_settings(items: list[str]) -> dict:
     return settings
 
 
-def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, pipeline: dict | None = None):
-    """The CPU repository with the tiny checkpoints, served on free loopback ports (a context manager)."""
+def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, overrides: dict | None = None):
+    """The CPU repository with the tiny checkpoints, served on free loopback ports (a context manager).
+
+    `overrides` are merged into the cpu profile: ``{"pipeline": {...}, "serving": {...}}``."""
     from build.render import Checkpoints, render, resolve_checkpoints
     from server.launcher import TritonServer
 
     ckpts = resolve_checkpoints("", "", "", str(cache))
     ckpts = Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate)
-    repository = render("cpu", workdir / "model_repository", ckpts, pipeline=pipeline)
+    repository = render("cpu", workdir / "model_repository", ckpts, overrides=overrides)
     return TritonServer.on_free_ports(repository, workdir / "server")
 
 

@@ -104,11 +104,11 @@ def _batching(profile: Profile, delay_us: int) -> mc.ModelDynamicBatching:
 
 
 def _python_model(name: str, interface: Interface, profile: Profile, params: dict[str, str], *, instances: int,
-                  delay_us: int, ragged: frozenset[str] = frozenset(), kind: str = "KIND_CPU") -> mc.ModelConfig:
+                  delay_us: int, ragged: frozenset[str] = frozenset()) -> mc.ModelConfig:
     return mc.ModelConfig(
         name=name, backend="python", max_batch_size=profile.get("serving", "max_batch_size"),
         dynamic_batching=_batching(profile, delay_us),
-        instance_group=[mc.ModelInstanceGroup(count=instances, kind=mc.ModelInstanceGroup.Kind.Value(kind))],
+        instance_group=[mc.ModelInstanceGroup(count=instances, kind=mc.ModelInstanceGroup.KIND_CPU)],
         parameters=_params(params), **_io(interface, ragged=ragged))
 
 
@@ -145,27 +145,27 @@ def _engine_step(pre: str, slot: str, slot_io: Interface, post: str, post_io: In
 def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelConfig]:
     serving = lambda key: profile.get("serving", key)  # noqa: E731
     target = profile.data["target"]
+    ragged = frozenset({"input_ids", "stop_words_list"})
+
+    def slot_params(checkpoint: str, vision: bool, simulate: str) -> dict[str, str]:
+        params = {"checkpoint_dir": checkpoint, "vision": "true" if vision else "false", "device": target["device"],
+                  "dtype": target["dtype"], "max_new_tokens_cap": serving("max_new_tokens_cap")}
+        return params | ({"simulate": simulate} if profile.engine == "torch" else {})
+
     if profile.engine == "torch":
-        llm = _python_model(LLM, T.TORCH_LLM_SLOT, profile, {
-            "checkpoint_dir": ckpts.reranker, "vision": "false", "device": target["device"], "dtype": target["dtype"],
-            "max_new_tokens_cap": serving("max_new_tokens_cap"), "simulate": ckpts.simulate},
-            instances=serving("llm_instances"), delay_us=serving("engine_queue_delay_us"),
-            ragged=frozenset({"input_ids", "stop_words_list"}))
+        llm = _python_model(LLM, T.TORCH_LLM_SLOT, profile, slot_params(ckpts.reranker, False, ckpts.simulate),
+                            instances=serving("llm_instances"), delay_us=serving("engine_queue_delay_us"), ragged=ragged)
     else:
         from build.trtllm_repository import tensorrtllm_config
 
         llm = tensorrtllm_config(LLM, profile, ckpts)
-    vlm_params = {"checkpoint_dir": ckpts.vlm, "vision": "true", "device": target["device"], "dtype": target["dtype"],
-                  "max_new_tokens_cap": serving("max_new_tokens_cap")}
-    if profile.engine == "torch":
-        vlm_params["simulate"] = ckpts.simulate if ckpts.simulate_vlm is None else ckpts.simulate_vlm
-    else:
+    vlm_params = slot_params(ckpts.vlm, True, ckpts.simulate if ckpts.simulate_vlm is None else ckpts.simulate_vlm)
+    if profile.engine != "torch":
         memory, gpu = profile.data["memory"], profile.data["gpu"]
         vlm_params |= {"kv_cache_gib": memory["vlm_kv_gib"],
                        "gpu_device_id": "0" if memory["vlm_on_this_gpu"] or gpu["gpus_per_server"] < 2 else "1"}
-    vlm = _python_model(VLM, T.VLM_SLOT, profile, vlm_params,
-                        instances=serving("vlm_instances"), delay_us=serving("engine_queue_delay_us"),
-                        ragged=frozenset({"input_ids", "stop_words_list"}))
+    vlm = _python_model(VLM, T.VLM_SLOT, profile, vlm_params, instances=serving("vlm_instances"),
+                        delay_us=serving("engine_queue_delay_us"), ragged=ragged)
     return {LLM: llm, VLM: vlm}
 
 
@@ -209,13 +209,13 @@ def pipeline_overrides(profile: Profile) -> dict[str, Any]:
     return profile.data.get("pipeline", {})
 
 
-def render(target: str, out: str | Path, ckpts: Checkpoints, *, pipeline: dict[str, Any] | None = None) -> Path:
-    """`pipeline`: overrides of the profile's [pipeline] table (benchmarks compare settings this way)."""
+def render(target: str, out: str | Path, ckpts: Checkpoints, *, overrides: dict[str, Any] | None = None) -> Path:
+    """`overrides`: merged into the profile, e.g. ``{"serving": {"max_queue_size": 4}}`` (benchmarks use this)."""
     profile = Profile.load(target)
-    if pipeline:
+    if overrides:
         from ensemble.config import _merged
 
-        profile = Profile(profile.name, profile.data | {"pipeline": _merged(profile.data.get("pipeline", {}), pipeline)})
+        profile = Profile(profile.name, _merged(profile.data, overrides))
     out = Path(out)
     configs = model_configs(profile, ckpts)
     PipelineConfig.load(overrides=pipeline_overrides(profile))  # fail here, not at model load

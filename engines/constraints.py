@@ -146,7 +146,9 @@ class ConstraintProcessor:
         if self.steps:  # the token chosen at the previous step is now the last input id
             for row, state in enumerate(self.rows):
                 if state is not None and state.phase != "done":
-                    tail = self.tokenizer.decode(input_ids[row, -6:].tolist(), skip_special_tokens=False)
+                    # Only free thinking needs the text, to spot the model closing it by itself.
+                    reading = state.phase == "thinking" and not state.forced
+                    tail = self.tokenizer.decode(input_ids[row, -6:].tolist(), skip_special_tokens=False) if reading else ""
                     state.advance(int(input_ids[row, -1]), tail)
         self.steps += 1
         for row, state in enumerate(self.rows):

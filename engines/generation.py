@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import io
+
 import numpy as np
+from PIL import Image
 
 from ensemble.errors import RequestError
 from ensemble.words import from_word_list
@@ -51,6 +54,18 @@ def trim(generated: Sequence[int], request: GenerationRequest) -> Generation:
         if done is not None:
             return done
     return Generation(tuple(generated), "length")
+
+
+def decoded_image(request: GenerationRequest, data: bytes, image_token_id: int) -> Image.Image:
+    """The request's image as RGB, after checking its prompt holds exactly one image placeholder."""
+    count = request.input_ids.count(image_token_id)
+    if count != 1:
+        raise RequestError("input_ids", "must hold exactly one image placeholder token", value=count)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is this request's bad image
+        raise RequestError("image", f"cannot be decoded ({type(exc).__name__}: {exc})") from None
 
 
 def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_new_tokens_cap: int

@@ -6,16 +6,14 @@ preprocessing and expands each prompt's single ``<|image_pad|>`` to the image's 
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from PIL import Image
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from engines.generation import Generation, GenerationRequest, finish, trim
+from engines.generation import Generation, GenerationRequest, decoded_image, finish, trim
 from ensemble.errors import RequestError
 
 logger = logging.getLogger(__name__)
@@ -126,15 +124,10 @@ class TorchEngine:
                      results: list) -> tuple[list[list[int]], dict[str, torch.Tensor]]:
         decoded = []
         for i, (request, data) in enumerate(zip(requests, images)):
-            if request.input_ids.count(self.image_token_id) != 1:
-                results[i] = RequestError("input_ids", "must hold exactly one image placeholder token",
-                                          value=request.input_ids.count(self.image_token_id))
-                continue
             try:
-                with Image.open(io.BytesIO(data)) as image:
-                    decoded.append((i, image.convert("RGB")))
-            except Exception as exc:  # noqa: BLE001 - any decoder failure is this request's bad image
-                results[i] = RequestError("image", f"cannot be decoded ({type(exc).__name__}: {exc})")
+                decoded.append((i, decoded_image(request, data, self.image_token_id)))
+            except RequestError as error:
+                results[i] = error
         if not decoded:
             return [list(r.input_ids) for r in requests], {}
         features = self.image_processor(images=[img for _, img in decoded], return_tensors="pt")

@@ -8,12 +8,9 @@ The prompt goes in as text: the LLM API's Qwen2.5-VL input processor expands the
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
-from PIL import Image
-
-from engines.generation import Generation, GenerationRequest, trim
+from engines.generation import Generation, GenerationRequest, decoded_image, trim
 from ensemble.errors import RequestError
 
 REQUIRED_VERSION = "1.2.1"
@@ -68,14 +65,10 @@ class TensorRTLLMVisionEngine:
         results: list[Generation | RequestError | None] = [None] * len(requests)
         inputs, live = [], []
         for i, (request, data) in enumerate(zip(requests, images)):
-            if request.input_ids.count(self.image_token_id) != 1:
-                results[i] = RequestError("input_ids", "must hold exactly one image placeholder token")
-                continue
             try:
-                with Image.open(io.BytesIO(data)) as image:
-                    pixels = image.convert("RGB")
-            except Exception as exc:  # noqa: BLE001 - any decoder failure is this request's bad image
-                results[i] = RequestError("image", f"cannot be decoded ({type(exc).__name__}: {exc})")
+                pixels = decoded_image(request, data, self.image_token_id)
+            except RequestError as error:
+                results[i] = error
                 continue
             prompt = self.tokenizer.decode(list(request.input_ids), skip_special_tokens=False)
             inputs.append({"prompt": prompt, "multi_modal_data": {"image": [pixels]}})

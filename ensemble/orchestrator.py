@@ -126,17 +126,15 @@ class Orchestrator:
             grades.append(entry)
         # One evaluation per distinct (task, query, image): repeated covers and cached grades cost nothing.
         keys = [grade_key(task, request.query, images[i]) for i, task in calls]
-        known: dict[tuple, int] = {}
-        hits = 0
-        if self.cache is not None:
-            for key in dict.fromkeys(keys):
-                grade = self.cache.get(key)
-                if grade is not None:
-                    known[key] = grade
-                    hits += 1
         first: dict[tuple, tuple[int, CoverTask]] = {}
         for call, key in zip(calls, keys):
             first.setdefault(key, call)
+        known: dict[tuple, int] = {}
+        if self.cache is not None:
+            for key in first:
+                grade = self.cache.get(key)
+                if grade is not None:
+                    known[key] = grade
         todo = [key for key in first if key not in known]
         answers = await self._evaluate(request.query, [(images[first[k][0]], first[k][1]) for k in todo])
         fresh = dict(zip(todo, answers))
@@ -144,7 +142,7 @@ class Orchestrator:
             for key, answer in fresh.items():
                 if isinstance(answer, int):
                     self.cache.put(key, answer)
-        cache_info = {"enabled": self.cache is not None, "hits": hits, "evaluated": len(todo),
+        cache_info = {"enabled": self.cache is not None, "hits": len(known), "evaluated": len(todo),
                       "deduplicated": len(keys) - len(set(keys))}
         errors: list[str] = []
         for (index, task), key in zip(calls, keys):

@@ -197,16 +197,15 @@ def build_rerank_prompt(template: PromptTemplate, request: RerankRequest, tokeni
     titles.extend(_encode(tokenizer, c.title) for c in candidates)
     for stage in ("content", "title"):
         lengths = [len(t) for t in (contents if stage == "content" else titles)]
-        cap_for_nothing = 0
         overflow = len(ids) - max_input_len
         budget = sum(lengths) - overflow
         for _ in range(8):  # BPE merges at cut points can shift the count by a few tokens
-            cap = _water_level(lengths, budget) if budget > 0 else cap_for_nothing
+            cap = _water_level(lengths, budget) if budget > 0 else 0
             caps = (None, cap) if stage == "content" else (cap, 0)
             text, ids, cut = render(*caps)
             if len(ids) <= max_input_len:
                 return RenderedPrompt(text, ids, cut)
-            if cap == cap_for_nothing:
+            if cap == 0:  # everything of this stage already cut to nothing
                 break
             budget -= len(ids) - max_input_len
     raise RequestError("candidates", f"do not fit max_input_len={max_input_len} tokens even with every "

@@ -7,7 +7,6 @@ and turns a `RequestError` into INVALID_ARGUMENT for that request alone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 from ensemble import tensors as T
 from ensemble.answer import parse_grade, parse_permutation, parse_plan
 from ensemble.config import Generation, PipelineConfig
+from ensemble.cover_cache import image_key
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
 from ensemble.image import check_image
@@ -42,6 +42,7 @@ _FORMAT_REGEX = {
 def permutation_answer_tokens(n: int) -> int:
     """Tokens of "[1,2,...,n]": one per digit, comma and bracket (Qwen splits numbers into digits)."""
     return sum(len(str(i)) for i in range(1, n + 1)) + n + 1
+
 
 def scalar_bytes(inputs: Arrays, name: str) -> bytes:
     """The single element of a BYTES[1] input."""
@@ -74,10 +75,10 @@ def generated_ids(inputs: Arrays) -> list[int]:
     return output_ids.reshape(-1, output_ids.shape[-1])[0][:length].tolist()
 
 
-def generated_text(inputs: Arrays, tokenizer: Any) -> tuple[str, int]:
-    """Decoded output of beam 0 and its token count."""
+def generated_text(inputs: Arrays, tokenizer: Any) -> tuple[str, list[int]]:
+    """Decoded output of beam 0 and its token ids."""
     ids = generated_ids(inputs)
-    return strip_special(tokenizer.decode(ids, skip_special_tokens=False), tokenizer), len(ids)
+    return strip_special(tokenizer.decode(ids, skip_special_tokens=False), tokenizer), ids
 
 
 class BudgetReport:
@@ -184,9 +185,8 @@ class CoverPre(_PreStep):
             self._prompts[key] = prompt
         return self.engine_inputs(prompt, generation, constraint="grade", answer_tokens=1)
 
-
     def _check_image(self, image: bytes) -> None:
-        digest = hashlib.blake2b(image, digest_size=16).digest()
+        digest = image_key(image)
         if digest in self._checked:
             return
         check_image(image, self.config.limits)
@@ -236,7 +236,7 @@ class RerankPost:
 
     def __call__(self, inputs: Arrays) -> Arrays:
         ids = bytes_list(inputs, "candidate_ids")
-        text, length = generated_text(inputs, self.tokenizer)
+        text, output = generated_text(inputs, self.tokenizer)
         report = parse_permutation(text, len(ids))
         if not report.valid:
             # Missing ids are placed by the fallback ranker; only a repair pays for computing its order.
@@ -248,8 +248,8 @@ class RerankPost:
             "format_reward": report.format_reward,
             "repairs": report.issues,
             "reasoning": report.thinking,
-            "output_tokens": length,
-            **self.budget(generated_ids(inputs)),
+            "output_tokens": len(output),
+            **self.budget(output),
         }
         ranked = np.array([ids[i - 1] for i in report.order], dtype=np.object_)
         return {"ranked_ids": ranked, "result": as_bytes(json.dumps(result, ensure_ascii=False))}

@@ -100,8 +100,11 @@ def test_pipeline_settings_from_the_command_line_reach_the_rendered_config(tmp_p
                                "limits.max_candidates=20"])
     assert settings == {"generation": {"rerank": {"thinking_budget": 0}}, "cover_cache": {"enabled": False},
                         "limits": {"max_candidates": 20}}
-    repository = render("cpu", tmp_path / "repo", Checkpoints("/c/q", "/c/v"), pipeline=settings)
+    repository = render("cpu", tmp_path / "repo", Checkpoints("/c/q", "/c/v"),
+                        overrides={"pipeline": settings, "serving": {"max_queue_size": 4}})
     written = tomllib.loads((repository / "pipeline.toml").read_text())
     assert written["generation"]["rerank"]["thinking_budget"] == 0
     assert written["generation"]["rerank"]["max_new_tokens"] == 32  # the cpu profile's own value is kept
     assert written["cover_cache"]["enabled"] is False
+    queue = load(repository, "rich_media_reranker").dynamic_batching.default_queue_policy.max_queue_size
+    assert queue == 4

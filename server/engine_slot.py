@@ -1,0 +1,36 @@
+"""What every engine-slot model.py does: tensorrt_llm's tensors in, one batched `generate`, tensors out.
+
+Any engine with `vocab_size` and `generate(requests, images)` fits: PyTorch, TensorRT-LLM's LLM API, simulated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engines.generation import arrays_from_generation, request_from_arrays
+from ensemble.steps import scalar_bytes
+from ensemble.tensors import TORCH_LLM_SLOT, VLM_SLOT
+from server.adapter import ModelContext, run_batched
+
+
+class EngineSlot:
+    def __init__(self, engine: Any, context: ModelContext, *, vision: bool) -> None:
+        self.engine = engine
+        self.context = context
+        self.vision = vision
+        self.interface = VLM_SLOT if vision else TORCH_LLM_SLOT
+        self.cap = int(context.param("max_new_tokens_cap"))
+
+    def _parse(self, arrays):
+        request = request_from_arrays(arrays, vocab_size=self.engine.vocab_size, max_new_tokens_cap=self.cap)
+        return request, scalar_bytes(arrays, "image") if self.vision else None
+
+    def _generate(self, parsed):
+        requests = [request for request, _ in parsed]
+        images = [image for _, image in parsed] if self.vision else None
+        results = self.engine.generate(requests, images)
+        return [r if isinstance(r, Exception) else arrays_from_generation(r, q.pad_id)
+                for r, q in zip(results, requests)]
+
+    def execute(self, requests):
+        return run_batched(requests, self._parse, self._generate, self.interface, self.context)
