@@ -18,6 +18,7 @@ import triton_python_backend_utils as pb_utils
 
 from ensemble.config import ConfigError, PipelineConfig
 from ensemble.errors import RequestError
+from ensemble.rows import stack_rows
 from ensemble.tensors import Interface
 
 Arrays = dict[str, np.ndarray]
@@ -79,24 +80,6 @@ def read_rows(request: Any, interface: Interface) -> list[Arrays]:
     return [{name: array[row] for name, array in arrays.items()} for row in range(batch or 0)]
 
 
-def stack_rows(rows: Sequence[Arrays], interface: Interface) -> Arrays:
-    """Per-row outputs as batched tensors; ragged dims are padded (0, or b"" for BYTES) as tensorrt_llm does."""
-    out: Arrays = {}
-    for spec in interface.outputs:
-        if spec.name not in rows[0]:
-            continue
-        parts = [np.asarray(row[spec.name], dtype=spec.numpy_dtype) for row in rows]
-        shape = tuple(max(p.shape[d] for p in parts) for d in range(parts[0].ndim))
-        if all(p.shape == shape for p in parts):
-            out[spec.name] = np.stack(parts)
-            continue
-        padded = np.full((len(parts),) + shape, b"" if spec.dtype == "TYPE_STRING" else 0, dtype=spec.numpy_dtype)
-        for index, part in enumerate(parts):
-            padded[(index,) + tuple(slice(0, n) for n in part.shape)] = part
-        out[spec.name] = padded
-    return out
-
-
 def response_from(outputs: Arrays, interface: Interface) -> Any:
     """A response from batched output arrays."""
     tensors = [pb_utils.Tensor(spec.name, np.asarray(outputs[spec.name], dtype=spec.numpy_dtype))
@@ -119,7 +102,7 @@ def run_each(requests: Sequence[Any], step: Callable[[Arrays], Arrays], interfac
     for request in requests:
         try:
             rows = [step(row) for row in read_rows(request, interface)]
-            responses.append(response_from(stack_rows(rows, interface), interface))
+            responses.append(response_from(stack_rows(rows, interface.outputs), interface))
         except Exception as error:  # noqa: BLE001 - becomes this request's error response
             responses.append(error_response(error, context))
     return responses
@@ -156,7 +139,7 @@ def run_batched(requests: Sequence[Any], parse: Callable[[Arrays], Any],
         for index, outputs in grouped.items():
             failure = next((r for r in outputs if isinstance(r, BaseException)), None)
             responses[index] = (error_response(failure, context) if failure is not None
-                                else response_from(stack_rows(outputs, interface), interface))
+                                else response_from(stack_rows(outputs, interface.outputs), interface))
     return responses
 
 
