@@ -73,7 +73,8 @@ class Checkpoints:
     engine_dir: str = ""
     """TensorRT-LLM engine folder of the Qwen3 re-ranker (tensorrtllm targets)."""
     simulate: str = ""
-    """Replace both torch engine slots by engines/simulated.py (``empty``, ``error``, ``garbage``, ``delay:MS``)."""
+    """Replace both torch engine slots by engines/simulated.py (``empty``, ``valid``, ``error``, ``garbage``,
+    ``delay:MS``)."""
     simulate_vlm: str | None = None
     """Simulate only the VLM slot differently (None: same as `simulate`)."""
 
@@ -179,7 +180,7 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
         configs[name] = _python_model(name, interface, profile, common | {"step": step, "tokenizer_dir": tokenizer},
                                       instances=serving("step_instances"), delay_us=serving("step_queue_delay_us"))
     configs.update(_slot_configs(profile, ckpts))
-    llm_io = T.TORCH_LLM_SLOT if profile.engine == "torch" else T.LLM_SLOT
+    llm_io = T.llm_slot(profile.engine)
     configs[PLANNER] = _ensemble(PLANNER, T.QUERY_PLANNER, profile, _engine_step(
         "planner_preprocess", LLM, llm_io, "planner_postprocess", T.PLANNER_POST, {"query", "session"}))
     configs[COVER] = _ensemble(COVER, T.COVER_EVALUATOR, profile, _engine_step(
@@ -187,7 +188,10 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
     configs[RERANKER] = _ensemble(RERANKER, T.RERANKER, profile, _engine_step(
         "reranker_preprocess", LLM, llm_io, "reranker_postprocess", T.RERANK_POST, {"request"}))
     configs[BLS] = _python_model(BLS, T.RICH_MEDIA_RERANKER, profile,
-                                 common | {"cover_model": COVER, "rerank_model": RERANKER,
+                                 common | {"sub_calls": serving("bls_sub_calls"),
+                                           "cover_engine": VLM, "rerank_engine": LLM, "llm_slot": profile.engine,
+                                           "cover_tokenizer_dir": ckpts.vlm, "rerank_tokenizer_dir": ckpts.reranker,
+                                           "cover_model": COVER, "rerank_model": RERANKER,
                                            "cover_batch_size": serving("max_batch_size")},
                                  instances=serving("bls_instances"), delay_us=serving("step_queue_delay_us"))
     return configs

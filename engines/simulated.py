@@ -1,6 +1,9 @@
 """A stand-in engine for measurements and fault injection; chosen by the slot's `simulate` parameter.
 
-- ``empty``: answers at once with no tokens (measures everything but the engine);
+- ``empty``: answers at once with no tokens (the pipeline's degraded path: no grade, fallback ranking);
+- ``valid``: answers at once as a good model would: reasoning of the request's thinking budget, then a
+  well-formed answer to its constraint (``permutation:N`` -> 1..N, ``grade`` -> 2; none -> no tokens).
+  What the pipeline costs outside the engines on its normal path;
 - ``error``: every batch fails (an engine crash);
 - ``garbage``: random token ids up to the length limit (a broken model);
 - ``delay:MS``: sleeps MS milliseconds, then answers with no tokens (a slow engine, for timeouts and overload).
@@ -11,11 +14,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from engines.generation import Generation, GenerationRequest
 from ensemble.errors import RequestError
+from ensemble.tags import CLOSE_ANSWER, FORCED_CLOSING
 
-MODES = ("empty", "error", "garbage", "delay")
+MODES = ("empty", "valid", "error", "garbage", "delay")
+_REASONING = "The candidates differ in relevance, freshness and cover quality; weigh them in turn. "
 
 
 class SimulatedEngineFailure(RuntimeError):
@@ -23,11 +29,15 @@ class SimulatedEngineFailure(RuntimeError):
 
 
 class SimulatedEngine:
-    def __init__(self, mode: str, *, vocab_size: int = 151936, seed: int = 0) -> None:
+    def __init__(self, mode: str, *, vocab_size: int = 151936, seed: int = 0, tokenizer: Any = None) -> None:
         kind, _, argument = mode.partition(":")
         if kind not in MODES or (kind == "delay") != bool(argument):
-            raise ValueError(f"simulate must be one of empty, error, garbage, delay:MS; got {mode!r}")
+            raise ValueError(f"simulate must be one of empty, valid, error, garbage, delay:MS; got {mode!r}")
+        if kind == "valid" and tokenizer is None:
+            raise ValueError("simulate=valid needs the checkpoint's tokenizer to write its answers")
         self.kind = kind
+        self.tokenizer = tokenizer
+        self._answers: dict[tuple, Generation] = {}
         self.delay_s = float(argument) / 1000 if argument else 0.0
         self.vocab_size = vocab_size
         self._random = random.Random(seed)
@@ -41,4 +51,24 @@ class SimulatedEngine:
         if self.kind == "garbage":
             return [Generation(tuple(self._random.randrange(self.vocab_size) for _ in range(r.max_new_tokens)),
                                "length") for r in requests]
+        if self.kind == "valid":
+            return [self._answer(r) for r in requests]
         return [Generation((), "end") for _ in requests]
+
+    def _answer(self, request: GenerationRequest) -> Generation:
+        # Encoded once per shape of request: an instant engine should not spend the CPU it is measured beside.
+        key = (request.answer_constraint, request.thinking_budget, request.max_new_tokens)
+        if key not in self._answers:
+            self._answers[key] = self._write_answer(request)
+        return self._answers[key]
+
+    def _write_answer(self, request: GenerationRequest) -> Generation:
+        kind, _, count = request.answer_constraint.partition(":")
+        if not kind:
+            return Generation((), "end")
+        answer = f"[{','.join(str(i) for i in range(1, int(count) + 1))}]" if kind == "permutation" else "2"
+        encode = lambda text: self.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+        budget = max(request.thinking_budget, 0)
+        reasoning = encode("<thinking>" + _REASONING * (budget // 8 + 1))[:budget]
+        ids = (reasoning if budget else []) + encode((FORCED_CLOSING if budget else "<answer>") + answer + CLOSE_ANSWER)
+        return Generation(tuple(ids[: request.max_new_tokens]), "stop_word")

@@ -14,8 +14,10 @@ class TritonPythonModel:
         simulate = context.param("simulate", "")
         if simulate:
             from engines.simulated import SimulatedEngine
+            from ensemble.tokenizer import load_tokenizer
 
-            engine = SimulatedEngine(simulate)
+            tokenizer = load_tokenizer(context.path("checkpoint_dir")) if simulate == "valid" else None
+            engine = SimulatedEngine(simulate, tokenizer=tokenizer)
         else:
             from engines.torch_engine import TorchEngine
 
