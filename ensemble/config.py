@@ -74,6 +74,13 @@ class CoverCache(BaseModel):
     """Grades kept per BLS instance (LRU); an entry is ~100 bytes."""
 
 
+class Tokenization(BaseModel):
+    model_config = _STRICT
+
+    fast_bpe: bool = True
+    """Encode prompts with tiktoken where it gives the tokenizer's exact ids (ensemble/fast_bpe.py)."""
+
+
 class PipelineConfig(BaseModel):
     model_config = _STRICT
 
@@ -81,6 +88,7 @@ class PipelineConfig(BaseModel):
     prompts: Prompts
     generation: GenerationByTask
     cover_cache: CoverCache = CoverCache()
+    tokenization: Tokenization = Tokenization()
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> PipelineConfig:

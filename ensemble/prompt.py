@@ -9,15 +9,18 @@ from __future__ import annotations
 import re
 import string
 import tomllib
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timezone
 from enum import Enum
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
 from ensemble.config import ConfigError, Prompts
 from ensemble.errors import RequestError
+from ensemble.fast_bpe import exact_tiktoken
 from ensemble.request import Candidate, CoverRequest, PlanRequest, RerankRequest
 
 PROMPTS_DIR = Path(__file__).with_name("prompts")
@@ -120,20 +123,63 @@ def render_chat(tokenizer: Tokenizer, system: str, user: str) -> str:
 
 # A newline followed by a non-space character: no Qwen pre-token spans it, so text cut there encodes to the
 # same ids piece by piece as whole (tests/unit/test_prompt_encoding.py checks it on arbitrary text).
-_SAFE_CUT = re.compile(r"(?<=\n)(?=\S)")
+_SAFE_CUT = re.compile(r"\n(?=\S)")
 _CHUNKED_FROM_CHARS = 2048
 
 
-def _encode(tokenizer: Tokenizer, text: str) -> list[int]:
-    """Token ids without added special tokens. Long prompts are encoded in pieces, in parallel (Rust threads):
-    2.3x faster on a 20-candidate prompt; the `transformers` wrapper is skipped (~0.3 ms a call)."""
+def _pieces(text: str) -> list[str]:
+    """`text` cut after every newline that a non-space character follows (4x faster than a look-behind split)."""
+    parts = _SAFE_CUT.split(text)
+    last = parts.pop()
+    pieces = [part + "\n" for part in parts]
+    pieces.append(last)
+    return pieces
+
+
+def _encode_pieces(tokenizer: Tokenizer, pieces: list[str]) -> list[list[int]]:
+    """Ids of each piece, in parallel (Rust threads, GIL released). The `transformers` wrapper is skipped
+    (~0.3 ms a call), and so are character offsets where the tokenizer can (`encode_batch_fast`,
+    tokenizers >= 0.20): 2.3 ms instead of 4.0 ms for a 20-candidate prompt."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        return list(tokenizer.encode(text, add_special_tokens=False))
+        return [list(tokenizer.encode(p, add_special_tokens=False)) for p in pieces]
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+    return [e.ids for e in encode(pieces, add_special_tokens=False)]
+
+
+class PromptEncoder:
+    """Prompt text -> the checkpoint tokenizer's ids (no special tokens added), as fast as stays exact:
+    tiktoken where it gives the same ids (ensemble/fast_bpe.py: Qwen's tokenizers), else the Rust tokenizer
+    on pieces in parallel. 0.8 ms against 2.3 ms (two threads) for a 20-candidate re-rank prompt here."""
+
+    _built: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    """tokenizer -> (tiktoken encode or None, why not): building one reads the whole vocabulary (~1 s)."""
+
+    def __init__(self, tokenizer: Tokenizer, *, fast_bpe: bool = True) -> None:
+        self.tokenizer = tokenizer
+        if not fast_bpe:
+            self._fast, self.refused = None, "fast_bpe is off"
+            return
+        if tokenizer not in self._built:
+            self._built[tokenizer] = exact_tiktoken(tokenizer)
+        self._fast, self.refused = self._built[tokenizer]
+
+    def __call__(self, text: str) -> list[int]:
+        return self._fast(text) if self._fast is not None else _encode(self.tokenizer, text)
+
+    def describe(self) -> str:
+        return "tiktoken (exact for this tokenizer)" if self._fast is not None else f"tokenizers ({self.refused})"
+
+
+def _encode(tokenizer: Tokenizer, text: str) -> list[int]:
+    """Token ids without added special tokens; long prompts are encoded in pieces (2.3x faster on a
+    20-candidate prompt)."""
     if len(text) < _CHUNKED_FROM_CHARS:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return list(tokenizer.encode(text, add_special_tokens=False))
         return backend.encode(text, add_special_tokens=False).ids
-    pieces = backend.encode_batch(_SAFE_CUT.split(text), add_special_tokens=False)
-    return [token for piece in pieces for token in piece.ids]
+    return list(chain.from_iterable(_encode_pieces(tokenizer, _pieces(text))))
 
 
 # ---------------------------------------------------------------------------------------------- re-rank
@@ -165,8 +211,18 @@ def format_candidate(template: PromptTemplate, prompt_id: int, candidate: Candid
     )
 
 
+def _rerank_text(template: PromptTemplate, request: RerankRequest, tokenizer: Tokenizer,
+                 cuts: Sequence[tuple[str | None, str | None]] | None = None) -> str:
+    """The chat-templated prompt; `cuts` holds each candidate's shortened (title, content), None = whole."""
+    cuts = cuts or [(None, None)] * len(request.candidates)
+    blocks = [format_candidate(template, i + 1, c, title=title, content=content)
+              for i, (c, (title, content)) in enumerate(zip(request.candidates, cuts))]
+    user = template.user.format(query=request.query, candidates=template.parts["candidate_separator"].join(blocks))
+    return render_chat(tokenizer, template.system, user)
+
+
 def build_rerank_prompt(template: PromptTemplate, request: RerankRequest, tokenizer: Tokenizer,
-                        max_input_len: int) -> RenderedPrompt:
+                        max_input_len: int, *, encoder: PromptEncoder | None = None) -> RenderedPrompt:
     """Prompt ids 1..n in request order; contents (then titles) trimmed fairly to fit `max_input_len`.
 
     Fair: every text keeps min(its length, c) tokens for the largest cap c that fits, so short texts
@@ -175,26 +231,22 @@ def build_rerank_prompt(template: PromptTemplate, request: RerankRequest, tokeni
     candidates = request.candidates
     contents: list[list[int]] = []
     titles: list[list[int]] = []
+    mark = template.parts["truncation_mark"]
+    encode = encoder or (lambda text: _encode(tokenizer, text))
 
     def render(title_cap: int | None, content_cap: int | None) -> tuple[str, list[int], tuple[int, ...]]:
-        blocks, cut = [], []
-        for i, c in enumerate(candidates):
-            title = _cut(tokenizer, titles[i], title_cap, template.parts["truncation_mark"]) if titles else None
-            content = _cut(tokenizer, contents[i], content_cap, template.parts["truncation_mark"]) if contents else None
-            if title is not None or content is not None:
-                cut.append(i)
-            blocks.append(format_candidate(template, i + 1, c, title=title, content=content))
-        user = template.user.format(query=request.query,
-                                    candidates=template.parts["candidate_separator"].join(blocks))
-        text = render_chat(tokenizer, template.system, user)
-        return text, _encode(tokenizer, text), tuple(cut)
+        cuts = [(_cut(tokenizer, titles[i], title_cap, mark) if titles else None,
+                 _cut(tokenizer, contents[i], content_cap, mark) if contents else None)
+                for i in range(len(candidates))]
+        text = _rerank_text(template, request, tokenizer, cuts)
+        return text, encode(text), tuple(i for i, cut in enumerate(cuts) if cut != (None, None))
 
     text, ids, cut = render(None, None)
     if len(ids) <= max_input_len:
         return RenderedPrompt(text, ids)
     # Only a prompt that does not fit pays for tokenizing every field on its own.
-    contents.extend(_encode(tokenizer, c.content) for c in candidates)
-    titles.extend(_encode(tokenizer, c.title) for c in candidates)
+    contents.extend(encode(c.content) for c in candidates)
+    titles.extend(encode(c.title) for c in candidates)
     for stage in ("content", "title"):
         lengths = [len(t) for t in (contents if stage == "content" else titles)]
         overflow = len(ids) - max_input_len
