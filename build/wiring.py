@@ -106,11 +106,20 @@ def check_ensemble(name: str, configs: dict[str, mc.ModelConfig]) -> list[str]:
     return problems
 
 
+def _bls_targets(config: mc.ModelConfig) -> list[tuple[str, T.Interface]]:
+    """(parameter, tensors the BLS sends and reads) for every model the BLS may call."""
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    targets = [("cover_model", T.COVER_EVALUATOR), ("rerank_model", T.RERANKER)]
+    if params.get("sub_calls", "engines") == "engines" or "cover_engine" in params:
+        targets += [("cover_engine", T.VLM_SLOT), ("rerank_engine", T.llm_slot(params.get("llm_slot", "")))]
+    return targets
+
+
 def check_bls(name: str, configs: dict[str, mc.ModelConfig]) -> list[str]:
-    """The BLS sends the tensors of T.COVER_EVALUATOR / T.RERANKER to the models its parameters name."""
+    """The models the BLS's parameters name exist and take the tensors it sends (ensembles or engine slots)."""
     problems = []
     config = configs[name]
-    for key, interface in (("cover_model", T.COVER_EVALUATOR), ("rerank_model", T.RERANKER)):
+    for key, interface in _bls_targets(config):
         target = config.parameters[key].string_value if key in config.parameters else ""
         model = configs.get(target)
         if model is None:

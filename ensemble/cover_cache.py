@@ -16,9 +16,8 @@ def image_key(image: bytes) -> bytes:
     return hashlib.blake2b(image, digest_size=16).digest()
 
 
-def grade_key(task: CoverTask, query: str, image: bytes) -> tuple:
-    """Quality: the image alone. Relevance: the query too."""
-    digest = image_key(image)
+def grade_key(task: CoverTask, query: str, digest: bytes) -> tuple:
+    """Quality: the image alone. Relevance: the query too. `digest` is the image's `image_key`."""
     return (task.value, digest) if task is CoverTask.QUALITY else (task.value, query, digest)
 
 

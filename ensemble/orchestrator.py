@@ -1,6 +1,8 @@
 """What `rich_media_reranker` does for one call: grade the covers it lacks, re-rank, map ids back.
 
-Written against `ModelCaller`; the BLS model supplies a Triton implementation and tests a fake.
+Written against `ModelCaller`. The BLS supplies one of two (server/bls_caller.py): by default
+ensemble/inprocess_caller.py, which runs the pre/post steps in the BLS and calls only the engine slots; or
+the ensembles `cover_evaluator` and `reranker` (parameter ``sub_calls``). Tests supply fakes.
 Degradation rules:
 - a cover call that fails, or whose answer holds no grade, leaves that grade unknown (never invented);
   each grade says where it came from: ``request``, ``model``, ``model_unusable`` (answered, no grade),
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ensemble.config import PipelineConfig
-from ensemble.cover_cache import CoverGradeCache, grade_key
+from ensemble.cover_cache import CoverGradeCache, grade_key, image_key
 from ensemble.domain import CoverTask
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
@@ -51,8 +53,8 @@ class ModelCaller(Protocol):
     async def evaluate_covers(self, query: str, items: list[tuple[bytes, CoverTask]]) -> list[int | None]:
         """One grade 1..4 (None: the answer held none) per (image, task), in one call. Raises SubCallError."""
 
-    async def rerank(self, request_json: bytes) -> RerankAnswer:
-        """Raises SubCallError."""
+    async def rerank(self, request: RerankRequest) -> RerankAnswer:
+        """The re-rank of `request` (cover grades filled in). Raises SubCallError."""
 
 
 @dataclass
@@ -125,7 +127,8 @@ class Orchestrator:
                     calls.append((index, task))
             grades.append(entry)
         # One evaluation per distinct (task, query, image): repeated covers and cached grades cost nothing.
-        keys = [grade_key(task, request.query, images[i]) for i, task in calls]
+        digests = {i: image_key(images[i]) for i, _ in calls}  # each image hashed once, for both tasks
+        keys = [grade_key(task, request.query, digests[i]) for i, task in calls]
         first: dict[tuple, tuple[int, CoverTask]] = {}
         for call, key in zip(calls, keys):
             first.setdefault(key, call)
@@ -182,9 +185,8 @@ class Orchestrator:
         return results
 
     async def _rerank(self, request: RerankRequest) -> tuple[list[str], dict[str, Any]]:
-        body = request.model_dump_json(exclude_none=True).encode("utf-8")
         try:
-            answer = await self.caller.rerank(body)
+            answer = await self.caller.rerank(request)
         except SubCallError as error:
             if error.is_request_error:
                 raise RequestError("request", error.message) from None

@@ -8,6 +8,7 @@ and turns a `RequestError` into INVALID_ARGUMENT for that request alone.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,15 +17,16 @@ from ensemble import tensors as T
 from ensemble.answer import parse_grade, parse_permutation, parse_plan
 from ensemble.config import Generation, PipelineConfig
 from ensemble.cover_cache import image_key
+from ensemble.domain import CoverTask
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
 from ensemble.image import check_image
-from ensemble.prompt import (RenderedPrompt, Task, build_cover_prompt, build_plan_prompt, build_rerank_prompt,
-                             load_template)
-from ensemble.request import (check_cover_limits, check_plan_limits, check_rerank_limits, parse_cover_request,
-                              parse_plan_request, parse_rerank_request)
+from ensemble.prompt import (PromptEncoder, RenderedPrompt, Task, build_cover_prompt, build_plan_prompt,
+                             build_rerank_prompt, load_template)
+from ensemble.request import (CoverRequest, RerankRequest, check_cover_limits, check_plan_limits, check_rerank_limits,
+                              parse_cover_request, parse_plan_request, parse_rerank_request)
 from ensemble.tags import FORCED_CLOSING
-from ensemble.tokenizer import STOP_WORDS, special_ids, strip_special
+from ensemble.tokenizer import STOP_WORDS, Detokenizer, special_ids
 from ensemble.words import to_word_list
 
 Arrays = dict[str, np.ndarray]
@@ -75,10 +77,10 @@ def generated_ids(inputs: Arrays) -> list[int]:
     return output_ids.reshape(-1, output_ids.shape[-1])[0][:length].tolist()
 
 
-def generated_text(inputs: Arrays, tokenizer: Any) -> tuple[str, list[int]]:
+def generated_text(inputs: Arrays, detokenize: Detokenizer) -> tuple[str, list[int]]:
     """Decoded output of beam 0 and its token ids."""
     ids = generated_ids(inputs)
-    return strip_special(tokenizer.decode(ids, skip_special_tokens=False), tokenizer), ids
+    return detokenize(ids), ids
 
 
 class BudgetReport:
@@ -149,9 +151,10 @@ class PlannerPost:
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
+        self.detokenize = Detokenizer(tokenizer)
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        text, _ = generated_text(inputs, self.tokenizer)
+        text, _ = generated_text(inputs, self.detokenize)
         plan = parse_plan(text, scalar_bytes(inputs, "query").decode("utf-8", "replace"))
         return {"plan": as_bytes(json.dumps(plan.to_json_dict(), ensure_ascii=False))}
 
@@ -163,10 +166,9 @@ class CoverPre(_PreStep):
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         super().__init__(config, tokenizer)
-        self.templates = {task: load_template(task, config.prompts)
-                          for task in (Task.COVER_RELEVANCE, Task.COVER_QUALITY)}
-        # A query's covers all share one prompt per task: tokenize it once.
-        self._prompts: dict[tuple[str, str], RenderedPrompt] = {}
+        self.templates = {task: load_template(Task(f"cover_{task.value}"), config.prompts) for task in CoverTask}
+        # A query's covers all share one prompt per task: build its engine tensors once.
+        self._inputs: dict[tuple[CoverTask, str], Arrays] = {}
         # Each cover usually comes twice (relevance, quality): check its header once.
         self._checked: set[bytes] = set()
 
@@ -174,16 +176,22 @@ class CoverPre(_PreStep):
         request = parse_cover_request(scalar_bytes(inputs, "query"), scalar_bytes(inputs, "task"))
         check_cover_limits(request, self.config.limits)
         self._check_image(scalar_bytes(inputs, "image"))
-        generation = self.config.generation.cover
-        key = (request.task.value, request.query)
-        prompt = self._prompts.get(key)
-        if prompt is None:
-            template = self.templates[Task(f"cover_{request.task.value}")]
-            prompt = build_cover_prompt(template, request, self.tokenizer, generation.max_input_len)
-            if len(self._prompts) >= self.PROMPT_CACHE_SIZE:
-                self._prompts.clear()
-            self._prompts[key] = prompt
-        return self.engine_inputs(prompt, generation, constraint="grade", answer_tokens=1)
+        return self.prompt_inputs(request.task, request.query)
+
+    def prompt_inputs(self, task: CoverTask, query: str) -> Arrays:
+        """The engine tensors of a (task, query) prompt, for an image already checked; shared, never to be
+        modified. The BLS calls this directly: it has checked the query and every image itself."""
+        key = (task, query)
+        inputs = self._inputs.get(key)
+        if inputs is None:
+            generation = self.config.generation.cover
+            prompt = build_cover_prompt(self.templates[task], CoverRequest(query=query, task=task), self.tokenizer,
+                                        generation.max_input_len)
+            inputs = self.engine_inputs(prompt, generation, constraint="grade", answer_tokens=1)
+            if len(self._inputs) >= self.PROMPT_CACHE_SIZE:
+                self._inputs.clear()
+            self._inputs[key] = inputs
+        return inputs
 
     def _check_image(self, image: bytes) -> None:
         digest = image_key(image)
@@ -200,12 +208,20 @@ class CoverPost:
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
+        self.detokenize = Detokenizer(tokenizer)
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        text, _ = generated_text(inputs, self.tokenizer)
+        text, _ = generated_text(inputs, self.detokenize)
         report = parse_grade(text)
         return {"grade": np.array([report.grade or 0], dtype=np.int32),
                 "reasoning": as_bytes(report.thinking)}
+
+    def grades(self, outputs: Arrays) -> list[int | None]:
+        """The grade of each row of a batched engine answer (beam 0), decoded in one call; the BLS uses this."""
+        ids, lengths = outputs["output_ids"], outputs["sequence_length"]
+        rows = [ids[i].reshape(-1, ids.shape[-1])[0][: int(lengths[i].reshape(-1)[0])].tolist()
+                for i in range(len(ids))]
+        return [parse_grade(text).grade for text in self.detokenize.batch(rows)]
 
 
 class RerankPre(_PreStep):
@@ -214,12 +230,18 @@ class RerankPre(_PreStep):
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         super().__init__(config, tokenizer)
         self.template = load_template(Task.RERANK, config.prompts)
+        # The one long prompt (~4k tokens): encoding it is most of this step's time.
+        self.encoder = PromptEncoder(tokenizer, fast_bpe=config.tokenization.fast_bpe)
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        request = parse_rerank_request(scalar_bytes(inputs, "request"))
+        return self.for_request(parse_rerank_request(scalar_bytes(inputs, "request")))
+
+    def for_request(self, request: RerankRequest) -> Arrays:
+        """The engine tensors (and candidate ids) of a parsed request; the BLS calls this directly."""
         check_rerank_limits(request, self.config.limits)
         generation = self.config.generation.rerank
-        prompt = build_rerank_prompt(self.template, request, self.tokenizer, generation.max_input_len)
+        prompt = build_rerank_prompt(self.template, request, self.tokenizer, generation.max_input_len,
+                                     encoder=self.encoder)
         n = len(request.candidates)
         out = self.engine_inputs(prompt, generation, constraint=f"permutation:{n}",
                                  answer_tokens=permutation_answer_tokens(n), max_new_tokens=request.options.max_new_tokens)
@@ -232,16 +254,22 @@ class RerankPost:
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
+        self.detokenize = Detokenizer(tokenizer)
         self.budget = BudgetReport(tokenizer, config.generation.rerank)
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        ids = bytes_list(inputs, "candidate_ids")
-        text, output = generated_text(inputs, self.tokenizer)
+        return self.for_output(inputs, bytes_list(inputs, "candidate_ids"),
+                               lambda: parse_rerank_request(scalar_bytes(inputs, "request")))
+
+    def for_output(self, inputs: Arrays, ids: list[bytes], request: Callable[[], RerankRequest]) -> Arrays:
+        """Read the engine's answer for candidates `ids`; `request` is asked for only when a repair needs the
+        fallback ranker's order. The BLS calls this directly, with the request it already holds."""
+        text, output = generated_text(inputs, self.detokenize)
         report = parse_permutation(text, len(ids))
         if not report.valid:
             # Missing ids are placed by the fallback ranker; only a repair pays for computing its order.
-            request = parse_rerank_request(scalar_bytes(inputs, "request"))
-            report = parse_permutation(text, len(ids), fill_order=fallback_order(request.query, request.candidates))
+            held = request()
+            report = parse_permutation(text, len(ids), fill_order=fallback_order(held.query, held.candidates))
         result = {
             "order": report.order,
             "valid": report.valid,

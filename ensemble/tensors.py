@@ -100,6 +100,13 @@ TORCH_LLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS, _ENGINE_OUT)
 VLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS + (IMAGE,), _ENGINE_OUT)
 """Vision-language slot (Qwen2.5-VL, PyTorch or the LLM API): the PyTorch text-slot tensors plus the image."""
 
+
+
+def llm_slot(engine: str) -> Interface:
+    """The text slot's tensors for an engine kind (``torch`` or ``tensorrtllm``)."""
+    return TORCH_LLM_SLOT if engine == "torch" else LLM_SLOT
+
+
 PLANNER_PRE = Interface((QUERY, SESSION), _ENGINE_IN)
 PLANNER_POST = Interface(_ENGINE_OUT + (QUERY,), (PLAN,))
 COVER_PRE = Interface((QUERY, IMAGE, TASK), _ENGINE_IN)

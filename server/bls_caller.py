@@ -1,4 +1,11 @@
-"""`ModelCaller` over Triton BLS: how `rich_media_reranker` reaches the cover evaluator and the re-ranker."""
+"""How `rich_media_reranker` reaches the other models over Triton BLS (`ModelCaller` implementations).
+
+Parameter ``sub_calls`` picks one:
+- ``engines`` (default): pre/post steps in the BLS process (ensemble/inprocess_caller.py), BLS calls to the
+  engine slots named by ``cover_engine`` and ``rerank_engine``;
+- ``ensembles``: BLS calls to the ensembles named by ``cover_model`` and ``rerank_model``, each running its
+  own pre/post step models (scales the steps as separate processes, at 4 more hops per request).
+"""
 
 from __future__ import annotations
 
@@ -7,42 +14,88 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from ensemble.config import ConfigError, PipelineConfig
 from ensemble.domain import CoverTask
-from ensemble.orchestrator import RerankAnswer, SubCallError
-from server.adapter import error_code_name
+from ensemble.inprocess_caller import InProcessCaller, Slot
+from ensemble.orchestrator import ModelCaller, RerankAnswer, SubCallError
+from ensemble.request import RerankRequest
+from ensemble.rows import Arrays
+from ensemble.tensors import VLM_SLOT, llm_slot
+from ensemble.tokenizer import load_tokenizer
+from server.adapter import CounterExport, ModelContext, error_code_name
+
+SUB_CALLS = ("engines", "ensembles")
 
 
-def _bytes(value: bytes) -> np.ndarray:
-    return np.array([[value]], dtype=np.object_)
+async def _call(model: str, inputs: Arrays, outputs: list[str]) -> Arrays:
+    request = pb_utils.InferenceRequest(
+        model_name=model, requested_output_names=outputs,
+        inputs=[pb_utils.Tensor(name, array) for name, array in inputs.items()])
+    response = await request.async_exec()
+    if response.has_error():
+        raise SubCallError(model, error_code_name(response.error()), response.error().message())
+    return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
 
 
 def _rows(values: list[bytes]) -> np.ndarray:
     return np.array(values, dtype=np.object_).reshape(-1, 1)
 
 
-class TritonCaller:
+class TritonEngines:
+    """`EngineCaller` over BLS."""
+
+    async def generate(self, model: str, inputs: Arrays) -> Arrays:
+        return await _call(model, inputs, ["output_ids", "sequence_length"])
+
+
+class EnsembleCaller:
+    """`ModelCaller` over the `cover_evaluator` and `reranker` ensembles."""
+
     def __init__(self, cover_model: str, rerank_model: str) -> None:
         self.cover_model = cover_model
         self.rerank_model = rerank_model
 
-    async def _call(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]):
-        request = pb_utils.InferenceRequest(
-            model_name=model, requested_output_names=outputs,
-            inputs=[pb_utils.Tensor(name, array) for name, array in inputs.items()])
-        response = await request.async_exec()
-        if response.has_error():
-            raise SubCallError(model, error_code_name(response.error()), response.error().message())
-        return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
-
     async def evaluate_covers(self, query: str, items: list[tuple[bytes, CoverTask]]) -> list[int | None]:
         """All items in one request whose batch dimension is len(items)."""
         encoded = query.encode("utf-8")
-        out = await self._call(self.cover_model, {
+        out = await _call(self.cover_model, {
             "query": _rows([encoded] * len(items)), "image": _rows([image for image, _ in items]),
             "task": _rows([task.value.encode() for _, task in items])}, ["grade"])
         return [int(g) or None for g in out["grade"].reshape(-1)]
 
-    async def rerank(self, request_json: bytes) -> RerankAnswer:
-        out = await self._call(self.rerank_model, {"request": _bytes(request_json)}, ["ranked_ids", "result"])
+    async def rerank(self, request: RerankRequest) -> RerankAnswer:
+        body = request.model_dump_json(exclude_none=True).encode("utf-8")
+        out = await _call(self.rerank_model, {"request": _rows([body])}, ["ranked_ids", "result"])
         ranked = [bytes(v).decode("utf-8") for v in out["ranked_ids"].reshape(-1)]
         return RerankAnswer(ranked, json.loads(bytes(out["result"].reshape(-1)[0])))
+
+
+class StepMetrics:
+    """The in-process steps' time and calls as Triton counters, labelled with the step model's name:
+    ``rmr_bls_step_us_total{step}``, ``rmr_bls_step_total{step}`` (nothing for the ensembles caller)."""
+
+    def __init__(self, caller: ModelCaller) -> None:
+        self.times = getattr(caller, "times", None)
+        if self.times is not None:
+            self.us = CounterExport("rmr_bls_step_us_total", "Microseconds spent in each pre/post step run inside "
+                                    "the BLS", ("step",))
+            self.calls = CounterExport("rmr_bls_step_total", "Runs of each pre/post step inside the BLS", ("step",))
+
+    def publish(self) -> None:
+        if self.times is not None:
+            self.us.publish({(step,): us for step, us in self.times.us.items()})
+            self.calls.publish({(step,): n for step, n in self.times.calls.items()})
+
+
+def caller_for(context: ModelContext, config: PipelineConfig) -> ModelCaller:
+    sub_calls = context.param("sub_calls", "engines")
+    if sub_calls not in SUB_CALLS:
+        raise ConfigError(f"model {context.name!r}: parameter sub_calls must be one of {SUB_CALLS}, got {sub_calls!r}")
+    if sub_calls == "ensembles":
+        return EnsembleCaller(context.param("cover_model"), context.param("rerank_model"))
+    return InProcessCaller(
+        config, TritonEngines(),
+        cover_slot=Slot(context.param("cover_engine"), VLM_SLOT),
+        rerank_slot=Slot(context.param("rerank_engine"), llm_slot(context.param("llm_slot"))),
+        cover_tokenizer=load_tokenizer(context.path("cover_tokenizer_dir")),
+        rerank_tokenizer=load_tokenizer(context.path("rerank_tokenizer_dir")))

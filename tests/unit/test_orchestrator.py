@@ -37,8 +37,8 @@ class FakeCaller:
         self.cover_calls.extend((query, task) for _, task in items)
         return [self.grades.get(task) for _, task in items]
 
-    async def rerank(self, request_json):
-        body = json.loads(request_json)
+    async def rerank(self, request):
+        body = json.loads(request.model_dump_json(exclude_none=True))
         self.rerank_bodies.append(body)
         if self.rerank_error:
             raise self.rerank_error
@@ -123,8 +123,8 @@ def test_evaluate_covers_off_skips_the_vlm():
 
 def test_model_answer_without_ranking_is_reported_as_fallback():
     class NoAnswer(FakeCaller):
-        async def rerank(self, request_json):
-            ids = [c["id"] for c in json.loads(request_json)["candidates"]]
+        async def rerank(self, request):
+            ids = [c.id for c in request.candidates]
             return RerankAnswer(ids, {"valid": False, "format_reward": 0.0, "repairs": ["no answer"],
                                       "reasoning": "", "output_tokens": 32})
     _, response = run(NoAnswer(), [{"id": "a", "title": "t"}])

@@ -7,17 +7,19 @@ from ensemble.orchestrator import Orchestrator, response_json
 from ensemble.steps import bytes_list, scalar_bytes
 from ensemble.tensors import RICH_MEDIA_RERANKER
 from server.adapter import CounterExport, ModelContext, error_response, read_rows, response_from
-from server.bls_caller import TritonCaller
+from server.bls_caller import StepMetrics, caller_for
 
 
 class TritonPythonModel:
     def initialize(self, args):
         self.context = ModelContext(args)
-        caller = TritonCaller(self.context.param("cover_model"), self.context.param("rerank_model"))
-        self.orchestrator = Orchestrator(self.context.pipeline_config(), caller,
+        config = self.context.pipeline_config()
+        self.caller = caller_for(self.context, config)
+        self.orchestrator = Orchestrator(config, self.caller,
                                          cover_batch_size=int(self.context.param("cover_batch_size")))
         self.cache_metric = CounterExport("rmr_cover_cache_total", "Cover-grade cache lookups by result and task",
                                           ("result", "task"))
+        self.step_metrics = StepMetrics(self.caller)
 
     async def _one(self, request):
         try:
@@ -36,4 +38,5 @@ class TritonPythonModel:
         responses = list(await asyncio.gather(*(self._one(r) for r in requests)))
         if self.orchestrator.cache is not None:
             self.cache_metric.publish(dict(self.orchestrator.cache.counts))
+        self.step_metrics.publish()
         return responses

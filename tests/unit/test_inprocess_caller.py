@@ -1,0 +1,145 @@
+"""The BLS's default sub-calls: steps in process, engine slots called with exactly their tensors (no Triton).
+
+The fake slot does what a real engine-slot model does with a request (engines/generation.py parses the rows,
+the simulated engine answers as a good model would), so what is checked is the caller's contract with a slot.
+"""
+
+import asyncio
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from build.tiny_checkpoints import build_tokenizer
+from engines.generation import arrays_from_generation, request_from_arrays
+from engines.simulated import SimulatedEngine
+from ensemble.config import PipelineConfig
+from ensemble.domain import CoverTask
+from ensemble.errors import RequestError
+from ensemble.inprocess_caller import InProcessCaller, Slot
+from ensemble.orchestrator import Orchestrator, SubCallError
+from ensemble.prompt import build_rerank_prompt
+from ensemble.request import parse_rerank_request
+from ensemble.rows import stack_rows
+from ensemble.tensors import TORCH_LLM_SLOT, VLM_SLOT
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
+
+
+def jpeg(colour=(10, 120, 200)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+class FakeSlots:
+    """Engine slots as their model.py serves them: rows parsed and checked, a batched answer."""
+
+    def __init__(self, tokenizer, fail: str = ""):
+        self.engine = SimulatedEngine("valid", tokenizer=tokenizer)
+        self.fail = fail
+        self.calls: list[tuple[str, dict]] = []
+
+    async def generate(self, model, inputs):
+        self.calls.append((model, inputs))
+        if model == self.fail:
+            raise SubCallError(model, "UNAVAILABLE", "queue full")
+        batch = len(inputs["input_ids"])
+        rows = [{name: array[i] for name, array in inputs.items()} for i in range(batch)]
+        requests = [request_from_arrays(r, vocab_size=151936, max_new_tokens_cap=4096) for r in rows]
+        answers = self.engine.generate(requests)
+        return stack_rows([arrays_from_generation(a, q.pad_id) for a, q in zip(answers, requests)],
+                          TORCH_LLM_SLOT.outputs)
+
+
+def caller(tokenizer, config=None, fail=""):
+    slots = FakeSlots(tokenizer, fail)
+    return InProcessCaller(config or PipelineConfig.load(), slots, cover_slot=Slot("cover_vlm", VLM_SLOT),
+                           rerank_slot=Slot("reranker_llm", TORCH_LLM_SLOT), cover_tokenizer=tokenizer,
+                           rerank_tokenizer=tokenizer), slots
+
+
+def candidates(n):
+    return [{"id": f"doc-{i}", "title": f"标题 {i} Beijing", "content": f"第{i}条内容 travel notes " * (i + 3),
+             "click_through_rate": 0.01 * i} for i in range(n)]
+
+
+def test_covers_go_to_the_vlm_slot_as_one_batch_of_its_own_tensors(tokenizer):
+    c, slots = caller(tokenizer)
+    items = [(jpeg(), CoverTask.RELEVANCE), (jpeg((1, 2, 3)), CoverTask.QUALITY), (jpeg(), CoverTask.QUALITY)]
+    grades = asyncio.run(c.evaluate_covers("北京旅游", items))
+    assert grades == [2, 2, 2]  # the simulated model answers <answer>2</answer>
+    [(model, sent)] = slots.calls
+    assert model == "cover_vlm"
+    assert set(sent) == {s.name for s in VLM_SLOT.inputs}
+    assert sent["input_ids"].shape[0] == 3
+    assert [bytes(v[0]) for v in sent["image"]] == [image for image, _ in items]
+    # Relevance and quality prompts differ in length: rows are padded, lengths say where each ends.
+    lengths = sent["input_lengths"].reshape(-1)
+    assert lengths[0] != lengths[1] and sent["input_ids"].shape[1] == lengths.max()
+    assert [bytes(v[0]) for v in sent["answer_constraint"]] == [b"grade"] * 3
+
+
+def test_a_bad_cover_is_the_callers_error_naming_it_and_reaches_no_engine(tokenizer):
+    c, slots = caller(tokenizer)
+    body = json.dumps({"query": "q", "candidates": candidates(2)}).encode()
+    with pytest.raises(RequestError) as failure:
+        asyncio.run(Orchestrator(PipelineConfig.load(), c)(body, [jpeg(), b"not an image"]))
+    assert failure.value.field == "cover_images[1]"
+    assert slots.calls == []
+
+
+def test_a_cover_prompt_that_cannot_fit_is_a_request_error_of_the_call(tokenizer):
+    config = PipelineConfig.load(overrides={"generation": {"cover": {"max_input_len": 8}}})
+    c, slots = caller(tokenizer, config)
+    with pytest.raises(SubCallError) as failure:
+        asyncio.run(c.evaluate_covers("q", [(jpeg(), CoverTask.QUALITY)]))
+    assert failure.value.is_request_error and "max_input_len" in failure.value.message
+    assert slots.calls == []
+
+
+def test_rerank_sends_the_slot_tensors_and_maps_the_answer_to_ids(tokenizer):
+    c, slots = caller(tokenizer)
+    request = parse_rerank_request(json.dumps({"query": "北京", "candidates": candidates(5)}))
+    answer = asyncio.run(c.rerank(request))
+    assert answer.ranked_ids == [f"doc-{i}" for i in range(5)]  # the simulated answer is [1,...,5]
+    assert answer.result["valid"] and answer.result["format_reward"] == 0.5
+    [(model, sent)] = slots.calls
+    assert model == "reranker_llm" and set(sent) == {s.name for s in TORCH_LLM_SLOT.inputs}
+    assert bytes(sent["answer_constraint"].reshape(-1)[0]) == b"permutation:5"
+
+
+def test_the_prompt_sent_is_the_checkpoint_tokenizers_ids(tokenizer):
+    c, slots = caller(tokenizer)
+    assert c.rerank_pre.encoder.describe().startswith("tiktoken")  # Qwen's BPE qualifies for the fast path
+    request = parse_rerank_request(json.dumps({"query": "北京 travel", "candidates": candidates(12)}))
+    asyncio.run(c.rerank(request))
+    sent = slots.calls[0][1]["input_ids"].reshape(-1).tolist()
+    config = PipelineConfig.load()
+    text = build_rerank_prompt(c.rerank_pre.template, request, tokenizer, config.generation.rerank.max_input_len).text
+    assert sent == tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids
+
+
+def test_orchestrated_request_through_the_engine_slots(tokenizer):
+    c, slots = caller(tokenizer)
+    body = json.dumps({"query": "北京", "candidates": candidates(4)}).encode()
+    images = [jpeg((i, 0, 0)) for i in range(3)] + [b""]
+    ranked, response = asyncio.run(Orchestrator(PipelineConfig.load(), c)(body, images))
+    assert ranked == [f"doc-{i}" for i in range(4)] and response["valid"] and not response["fallback"]
+    assert [g["relevance"] for g in response["cover_grades"]] == [2, 2, 2, None]
+    assert [m for m, _ in slots.calls] == ["cover_vlm", "reranker_llm"]
+    # The grades reached the prompt: each covered candidate's lines carry them.
+    prompt = tokenizer.decode(slots.calls[1][1]["input_ids"].reshape(-1).tolist())
+    assert prompt.count("[Cover Image Relevance] 2") == 3
+
+
+def test_a_failing_llm_slot_gives_the_fallback_ranking(tokenizer):
+    c, _ = caller(tokenizer, fail="reranker_llm")
+    body = json.dumps({"query": "Beijing", "candidates": candidates(3)}).encode()
+    ranked, response = asyncio.run(Orchestrator(PipelineConfig.load(), c)(body, None))
+    assert sorted(ranked) == ["doc-0", "doc-1", "doc-2"]
+    assert response["fallback"] and "UNAVAILABLE" in response["fallback_reason"]
