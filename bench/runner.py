@@ -53,10 +53,11 @@ def run_locust(url: str, users: int, seconds: int, workload: str, weights: str, 
     return rows[0]
 
 
-def measure(url: str, concurrency: int, seconds: int, workload: str, weights: str, out: Path) -> Step:
-    before = snapshot(url)
+def measure(url: str, concurrency: int, seconds: int, workload: str, weights: str, out: Path,
+            metrics_url: str | None = None) -> Step:
+    before = snapshot(url, metrics_url)
     row = run_locust(url, concurrency, seconds, workload, weights, out / f"locust_c{concurrency}")
-    delta = diff(snapshot(url), before)
+    delta = diff(snapshot(url, metrics_url), before)
     top = max(int(row["Request Count"]) - int(row["Failure Count"]), 1)
     per_model = {name: (s.queue_ns / top / 1e6, s.compute_ns / top / 1e6)
                  for name, s in sorted(delta.items()) if s.requests}
@@ -134,6 +135,8 @@ def plot(steps: list[Step], path: Path, title: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="an existing server's gRPC address (loopback); default: start one")
+    parser.add_argument("--metrics-url", help="with --url: its metrics endpoint (http://127.0.0.1:8002/metrics), "
+                        "for the time of the steps the BLS runs itself")
     parser.add_argument("--ladder", default="1,2,4", help="concurrency steps")
     parser.add_argument("--step-seconds", type=int, default=20)
     parser.add_argument("--workload", default=str(ROOT / "bench/workloads/paper.json"))
@@ -147,17 +150,19 @@ def main(argv: list[str] | None = None) -> int:
     ladder = [int(c) for c in args.ladder.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        url = args.url
+        url, metrics_url = args.url, args.metrics_url
         if url is None:
             settings = {"pipeline": parse_settings(args.set)}
-            url = stack.enter_context(start_cpu_server(Path(args.cache), args.simulate, args.out,
-                                                       overrides=settings)).options.grpc_url
+            server = stack.enter_context(start_cpu_server(Path(args.cache), args.simulate, args.out,
+                                                          overrides=settings))
+            url, metrics_url = server.options.grpc_url, server.options.metrics_url
         steps = []
         for number, concurrency in enumerate(ladder, start=1):
             print(f"[{number}/{len(ladder)}] concurrency {concurrency}: {args.step_seconds} s of load on {url} ...",
                   flush=True)
             started = time.monotonic()
-            steps.append(measure(url, concurrency, args.step_seconds, args.workload, args.weights, args.out))
+            steps.append(measure(url, concurrency, args.step_seconds, args.workload, args.weights, args.out,
+                                 metrics_url))
             print(f"      {steps[-1].requests} requests, {steps[-1].failures} failed, {steps[-1].rps:.2f} req/s, "
                   f"p95 {steps[-1].p95_ms:.0f} ms ({time.monotonic() - started:.0f} s)", flush=True)
     title = f"{Path(args.workload).stem} workload, weights {args.weights}" + (

@@ -1,7 +1,14 @@
-"""Triton's per-model statistics, diffed between two snapshots."""
+"""Triton's per-model statistics, diffed between two snapshots.
+
+Steps the BLS runs in its own process (bls_sub_calls = "engines") have no Triton statistics; the BLS exports
+their time as metrics (`rmr_bls_step_us_total{step}`), read here from the metrics endpoint as rows named
+"<step> (in BLS)" with the same meaning: compute time and runs.
+"""
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from dataclasses import dataclass
 
 import tritonclient.grpc as grpcclient
@@ -22,7 +29,25 @@ class ModelStats:
                           self.failures - other.failures)
 
 
-def snapshot(url: str) -> dict[str, ModelStats]:
+_STEP_METRIC = re.compile(r'^(rmr_bls_step_us_total|rmr_bls_step_total)\{step="([^"]+)"\}\s+(\S+)$')
+IN_BLS = " (in BLS)"
+
+
+def bls_steps(metrics_url: str) -> dict[str, ModelStats]:
+    """The in-BLS steps' totals from Triton's Prometheus endpoint (http://host:8002/metrics)."""
+    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    us: dict[str, float] = {}
+    calls: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _STEP_METRIC.match(line)
+        if match:
+            (us if match[1] == "rmr_bls_step_us_total" else calls)[match[2]] = float(match[3])
+    return {step + IN_BLS: ModelStats(int(calls.get(step, 0)), int(calls.get(step, 0)), 0, int(total * 1000), 0)
+            for step, total in us.items()}
+
+
+def snapshot(url: str, metrics_url: str | None = None) -> dict[str, ModelStats]:
+    """Every model's statistics, and the in-BLS steps' when `metrics_url` is given."""
     client = grpcclient.InferenceServerClient(url)
     stats = client.get_inference_statistics(as_json=True).get("model_stats", [])
     client.close()
@@ -39,6 +64,8 @@ def snapshot(url: str) -> dict[str, ModelStats]:
         out[model["name"]] = ModelStats(count("success"), int(model.get("execution_count", 0)), ns("queue"),
                                         ns("compute_input") + ns("compute_infer") + ns("compute_output"),
                                         count("fail"))
+    if metrics_url:
+        out.update(bls_steps(metrics_url))
     return out
 
 

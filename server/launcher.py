@@ -51,6 +51,10 @@ class ServerOptions:
     def grpc_url(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
 
 def pytriton_home() -> Path:
     try:

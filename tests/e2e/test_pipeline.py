@@ -227,7 +227,7 @@ def test_repeated_cover_is_served_from_the_cache_and_counted(client, server):
     assert first["cover_cache"]["deduplicated"] == 2 and first["cover_cache"]["evaluated"] == 2
     second = client.rerank("cache probe", [{"id": "c", "title": "t"}], cover_images=[image]).response
     assert second["cover_grades"][0]["source"] == {"relevance": "cache", "quality": "cache"}
-    metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.options.metrics_port}/metrics", timeout=10).read()
+    metrics = urllib.request.urlopen(server.options.metrics_url, timeout=10).read()
     lines = [line for line in metrics.decode().splitlines() if line.startswith("rmr_cover_cache_total")]
     hits = {line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
     assert hits.get('result="hits",task="quality"', 0) >= 1, lines
