@@ -86,6 +86,24 @@ def print_result(result: ModeResult) -> None:
               f"   {s.executions / n:5.1f} executions, {s.requests / n:5.1f} requests  ({tag})")
 
 
+def breakdown(result: ModeResult) -> None:
+    """Where the time outside the engines goes (engines mode: the BLS reports its engine calls' wall time)."""
+    calls = [s for name, s in result.stats.items() if name.endswith(" call" + IN_BLS)]
+    if not calls:
+        return
+    n = result.requests
+    call_ms = sum(s.compute_ns for s in calls) / n / 1e6
+    hop = statistics.median(c - b for c, b in zip(result.client_ms, result.bls_ms))
+    steps = sum(s.compute_ns for name, s in result.stats.items()
+                if name.endswith(IN_BLS) and not name.endswith(" call" + IN_BLS)) / n / 1e6
+    print(f"  outside the engines, {result.outside_ms:.1f} ms, is made of:")
+    print(f"    client <-> BLS (gRPC, Triton, tensors in and out)    {hop:5.1f} ms  (round trip - time in the BLS)")
+    print(f"    BLS work: pre/post steps {steps:.1f} ms + parse, image checks, merging "
+          f"{statistics.median(result.bls_ms) - call_ms - steps:.1f} ms")
+    print(f"    BLS <-> engine slot hand-offs                        {call_ms - result.engine_ms:5.1f} ms  "
+          f"(engine calls as the BLS waits {call_ms:.1f} ms - slots' queue + compute)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=60)
@@ -114,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'MET' if r.outside_ms <= TARGET_MS else 'NOT MET'}")
     for r in results:
         print_result(r)
+        breakdown(r)
 
     from build.render import resolve_checkpoints
     from ensemble.config import PipelineConfig

@@ -47,8 +47,9 @@ def _scalar(value: bytes) -> np.ndarray:
 
 
 class StepTimes:
-    """Running totals per step, named as the step models are: what Triton's statistics showed per model
-    before the steps moved into the BLS (exported as Triton metrics by the BLS model)."""
+    """Running totals per step, named as the step models are (what Triton's statistics showed per model
+    before the steps moved into the BLS), and per engine call as the BLS waits for it ("<slot> call": the
+    slot's queue and compute plus the hand-off). The BLS model exports them as Triton metrics."""
 
     def __init__(self) -> None:
         self.us: Counter[str] = Counter()
@@ -87,7 +88,8 @@ class InProcessCaller:
             which = np.array([tasks.index(task) for _, task in items])
             batch = {name: array[which] for name, array in prompts.items()}
             batch["image"] = np.array([image for image, _ in items], dtype=np.object_).reshape(-1, 1)
-        out = await self.engines.generate(self.cover_slot.model, batch)
+        with self.times(f"{self.cover_slot.model} call"):
+            out = await self.engines.generate(self.cover_slot.model, batch)
         with self.times("cover_postprocess"):
             return self.cover_post.grades(out)
 
@@ -97,7 +99,8 @@ class InProcessCaller:
                 pre = stack_rows([self.rerank_pre.for_request(request)], self.rerank_slot.interface.inputs)
             except RequestError as error:
                 raise SubCallError(self.rerank_slot.model, "INVALID_ARG", str(error)) from None
-        out = await self.engines.generate(self.rerank_slot.model, pre)
+        with self.times(f"{self.rerank_slot.model} call"):
+            out = await self.engines.generate(self.rerank_slot.model, pre)
         with self.times("reranker_postprocess"):
             ids = [c.id.encode("utf-8") for c in request.candidates]
             post = self.rerank_post.for_output({"output_ids": out["output_ids"][0],

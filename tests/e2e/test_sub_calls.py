@@ -1,0 +1,47 @@
+"""Both ways the BLS reaches the models give the same answer: steps in the BLS (the session server, default)
+and the ensembles (`bls_sub_calls = "ensembles"`), with the same tiny real models decoding greedily."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from build.render import render, resolve_checkpoints
+from clients.rerank_client import RerankClient
+from server.launcher import TritonServer
+from tests.e2e.conftest import CACHE
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def via_ensembles(tmp_path_factory):
+    repository = render("cpu", tmp_path_factory.mktemp("ensembles") / "repo", resolve_checkpoints("", "", "", str(CACHE)),
+                        overrides={"serving": {"bls_sub_calls": "ensembles"}})
+    with TritonServer.on_free_ports(repository, tmp_path_factory.mktemp("ensembles-server")) as server:
+        yield server
+
+
+def cover(colour) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 60), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_engines_and_ensembles_modes_answer_alike(server, via_ensembles, sample):
+    candidates = sample[1][:6]
+    # Covers no other test sends: every grade comes from the VLM in both modes, none from a cache.
+    covers = {c["id"]: cover((17 * i % 256, 90, 31 * i % 256)) for i, c in enumerate(candidates)}
+    answers = []
+    for url in (server.options.grpc_url, via_ensembles.options.grpc_url):
+        with RerankClient(url, timeout_s=120) as client:
+            answers.append(client.rerank("北京旅游攻略", candidates, cover_images=covers))
+    engines, ensembles = answers
+    assert engines.ranked_ids == ensembles.ranked_ids
+    for key in ("valid", "repairs", "reasoning", "output_tokens", "budget_forced"):
+        assert engines.response[key] == ensembles.response[key], key
+    grades = [[(g["relevance"], g["quality"]) for g in a.response["cover_grades"]] for a in answers]
+    assert grades[0] == grades[1]
+    assert sum(g != (None, None) for g in grades[0]) == 6
