@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.runner import CONTAINERS, ENGINE_SLOTS, ROOT, start_cpu_server
 from bench.step_costs import print_costs, step_costs
-from bench.triton_stats import IN_BLS, ModelStats, diff, snapshot
+from bench.triton_stats import IN_BLS, ModelStats, diff, is_wait, snapshot
 from clients.rerank_client import RerankClient
 from clients.workload import Workload, WorkloadRequest
 
@@ -81,21 +81,21 @@ def print_result(result: ModeResult) -> None:
         if not s.requests:
             continue
         tag = ("engine, simulated" if name in ENGINE_SLOTS else "total of its steps" if name in CONTAINERS
+               else "engine call as the BLS waits" if is_wait(name)
                else "step, run by the BLS" if name.endswith(IN_BLS) else "step")
-        print(f"  {name:22} {s.queue_ns / n / 1e6:7.2f} + {s.compute_ns / n / 1e6:7.2f}"
+        print(f"  {name:30} {s.queue_ns / n / 1e6:7.2f} + {s.compute_ns / n / 1e6:7.2f}"
               f"   {s.executions / n:5.1f} executions, {s.requests / n:5.1f} requests  ({tag})")
 
 
 def breakdown(result: ModeResult) -> None:
     """Where the time outside the engines goes (engines mode: the BLS reports its engine calls' wall time)."""
-    calls = [s for name, s in result.stats.items() if name.endswith(" call" + IN_BLS)]
+    calls = [s for name, s in result.stats.items() if is_wait(name)]
     if not calls:
         return
     n = result.requests
     call_ms = sum(s.compute_ns for s in calls) / n / 1e6
     hop = statistics.median(c - b for c, b in zip(result.client_ms, result.bls_ms))
-    steps = sum(s.compute_ns for name, s in result.stats.items()
-                if name.endswith(IN_BLS) and not name.endswith(" call" + IN_BLS)) / n / 1e6
+    steps = sum(s.compute_ns for name, s in result.stats.items() if name.endswith(IN_BLS) and not is_wait(name)) / n / 1e6
     print(f"  outside the engines, {result.outside_ms:.1f} ms, is made of:")
     print(f"    client <-> BLS (gRPC, Triton, tensors in and out)    {hop:5.1f} ms  (round trip - time in the BLS)")
     print(f"    BLS work: pre/post steps {steps:.1f} ms + parse, image checks, merging "

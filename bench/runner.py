@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.triton_stats import diff, snapshot
+from bench.triton_stats import diff, is_wait, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_SLOTS = ("reranker_llm", "cover_vlm")
@@ -45,7 +45,11 @@ def run_locust(url: str, users: int, seconds: int, workload: str, weights: str, 
                "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", url, "--csv", str(prefix),
                "--only-summary", "--stop-timeout", "120", "--loglevel", "WARNING", "--workload", workload,
                "--weights", weights, "--exit-code-on-error", "0"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300)
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300)
+    except subprocess.TimeoutExpired as exc:  # subprocess.run has killed it; say so instead of a traceback
+        raise RuntimeError(f"locust ran {exc.timeout:.0f} s past a {seconds} s step and was killed; its output:\n"
+                           f"{(exc.stderr or b'')[-2000:]!r}") from None
     if done.returncode != 0:
         raise RuntimeError(f"locust failed ({done.returncode}):\n{done.stderr[-2000:]}")
     with open(f"{prefix}_stats.csv", newline="") as fh:
@@ -78,14 +82,14 @@ def table(steps: list[Step]) -> str:
                      f"{s.p95_ms:>8.0f} {s.p99_ms:>8.0f}")
     lines.append("")
     lines.append("per top-level request, ms (queue + compute) by model:")
-    lines.append(f"{'model':24}" + "".join(f"{'c=' + str(s.concurrency):>18}" for s in steps))
+    lines.append(f"{'model':32}" + "".join(f"{'c=' + str(s.concurrency):>18}" for s in steps))
     for model in models:
         cells = []
         for s in steps:
             q, c = s.per_model_ms.get(model, (0.0, 0.0))
             cells.append(f"{q:>8.1f} + {c:>7.1f}")
         tag = " (engine)" if model in ENGINE_SLOTS else " (total)" if model in CONTAINERS else ""
-        lines.append(f"{model + tag:24}" + "".join(f"{cell:>18}" for cell in cells))
+        lines.append(f"{model + tag:32}" + "".join(f"{cell:>18}" for cell in cells))
     return "\n".join(lines)
 
 
@@ -115,7 +119,8 @@ def plot(steps: list[Step], path: Path, title: str) -> None:
     twin.plot(conc, [s.p95_ms for s in steps], "s--", color="tab:red", label="p95 latency")
     twin.set_ylabel("p95 latency (ms)", color="tab:red")
     left.set_title("throughput and p95 against concurrency")
-    models = sorted({m for s in steps for m in s.per_model_ms} - set(CONTAINERS))
+    # Totals would count their parts twice: containers, and engine calls as the BLS waits for them.
+    models = sorted(m for m in {m for s in steps for m in s.per_model_ms} if m not in CONTAINERS and not is_wait(m))
     bottom = [0.0] * len(steps)
     positions = range(len(steps))
     for model in models:

@@ -33,6 +33,11 @@ _STEP_METRIC = re.compile(r'^(rmr_bls_step_us_total|rmr_bls_step_total)\{step="(
 IN_BLS = " (in BLS)"
 
 
+def is_wait(name: str) -> bool:
+    """An engine call as the BLS waits for it: the slot's own time is a row of its own."""
+    return name.endswith(" call" + IN_BLS)
+
+
 def bls_steps(metrics_url: str) -> dict[str, ModelStats]:
     """The in-BLS steps' totals from Triton's Prometheus endpoint (http://host:8002/metrics)."""
     text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()

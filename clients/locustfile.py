@@ -18,7 +18,7 @@ grpc_gevent.init_gevent()  # before any channel exists, or gRPC's C core blocks 
 from locust import User, constant, events, task  # noqa: E402
 
 from clients.load_options import MODELS, call_schedule, parse_weights, require_loopback  # noqa: E402
-from clients.rerank_client import RerankClient  # noqa: E402
+from clients.rerank_client import RerankClient, close_once  # noqa: E402
 from clients.workload import Workload  # noqa: E402
 
 _state: dict = {}
@@ -105,4 +105,4 @@ class TritonUser(User):
 
     def on_stop(self) -> None:
         self.client.close()
-        self.raw.close()
+        close_once(self.raw)

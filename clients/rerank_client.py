@@ -124,6 +124,23 @@ def _ranking(result) -> RerankResult:
     return RerankResult(ids, json.loads(_text(result.as_numpy("response"))))
 
 
+class _ClosedChannel:
+    def close(self) -> None:
+        pass
+
+
+def close_once(client: grpcclient.InferenceServerClient) -> None:
+    """Close a tritonclient gRPC client so that its `__del__` cannot close the channel a second time.
+
+    Each close of a gRPC channel under gevent (locust) also lowers gRPC's count of open channels; a second
+    close by the garbage collector lowers it again, and gRPC then stops serving the other users' channels:
+    the load test hung (seen at 2 users, stack in Channel._close under gc). Idempotent."""
+    if isinstance(client._channel, _ClosedChannel):
+        return
+    client.close()
+    client._channel = _ClosedChannel()
+
+
 class RerankClient:
     """Synchronous client. `timeout_s` is the client-side deadline of every call (gRPC cancels on expiry)."""
 
@@ -159,7 +176,7 @@ class RerankClient:
         return _ranking(self._infer(self.rerank_model, inputs, ["ranked_ids", "response"], timeout_s))
 
     def close(self) -> None:
-        self._client.close()
+        close_once(self._client)
 
     def __enter__(self) -> RerankClient:
         return self
