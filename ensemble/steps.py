@@ -146,12 +146,16 @@ class PlannerPre(_PreStep):
         return self.engine_inputs(prompt, generation, answer_tokens=generation.max_new_tokens)
 
 
-class PlannerPost:
-    interface = T.PLANNER_POST
+class _PostStep:
+    """Shared start of every post step: the engine's ids -> text."""
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.detokenize = Detokenizer(tokenizer)
+
+
+class PlannerPost(_PostStep):
+    interface = T.PLANNER_POST
 
     def __call__(self, inputs: Arrays) -> Arrays:
         text, _ = generated_text(inputs, self.detokenize)
@@ -203,12 +207,8 @@ class CoverPre(_PreStep):
         self._checked.add(digest)
 
 
-class CoverPost:
+class CoverPost(_PostStep):
     interface = T.COVER_POST
-
-    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        self.detokenize = Detokenizer(tokenizer)
 
     def __call__(self, inputs: Arrays) -> Arrays:
         text, _ = generated_text(inputs, self.detokenize)
@@ -217,11 +217,12 @@ class CoverPost:
                 "reasoning": as_bytes(report.thinking)}
 
     def grades(self, outputs: Arrays) -> list[int | None]:
-        """The grade of each row of a batched engine answer (beam 0), decoded in one call; the BLS uses this."""
+        """The grade of each row of a batched engine answer (beam 0); the BLS uses this. Rows are decoded one
+        by one: `decode_batch` would wake the tokenizer's thread pool, whose spinning threads cost more on a
+        few cores than these short decodes take."""
         ids, lengths = outputs["output_ids"], outputs["sequence_length"]
-        rows = [ids[i].reshape(-1, ids.shape[-1])[0][: int(lengths[i].reshape(-1)[0])].tolist()
-                for i in range(len(ids))]
-        return [parse_grade(text).grade for text in self.detokenize.batch(rows)]
+        return [parse_grade(generated_text({"output_ids": ids[i], "sequence_length": lengths[i]},
+                                           self.detokenize)[0]).grade for i in range(len(ids))]
 
 
 class RerankPre(_PreStep):
@@ -249,12 +250,11 @@ class RerankPre(_PreStep):
         return out
 
 
-class RerankPost:
+class RerankPost(_PostStep):
     interface = T.RERANK_POST
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        self.detokenize = Detokenizer(tokenizer)
+        super().__init__(config, tokenizer)
         self.budget = BudgetReport(tokenizer, config.generation.rerank)
 
     def __call__(self, inputs: Arrays) -> Arrays:

@@ -49,15 +49,8 @@ class Detokenizer:
         self._decode = backend.decode if backend is not None else tokenizer.decode
         self._special = tuple({END_TOKEN, tokenizer.eos_token, tokenizer.pad_token} - {None})
 
-    def _strip(self, text: str) -> str:
+    def __call__(self, ids: list[int]) -> str:
+        text = self._decode(ids, skip_special_tokens=False)
         for token in self._special:
             text = text.replace(token, "")
         return text
-
-    def __call__(self, ids: list[int]) -> str:
-        return self._strip(self._decode(ids, skip_special_tokens=False))
-
-    def batch(self, rows: list[list[int]]) -> list[str]:
-        """Several outputs, one after another: `decode_batch` would wake the tokenizer's thread pool, whose
-        spinning threads cost more on a few cores than these short decodes take."""
-        return [self(row) for row in rows]
