@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 
 from bench.hardware import GPUS, Gpu
-from build.engine import QWEN3_4B, ModelShape
+from build.model_shape import QWEN3_4B, ModelShape
 
 QWEN25_VL_7B_TEXT = ModelShape(layers=28, hidden=3584, heads=28, kv_heads=4, head_dim=128, intermediate=18944,
                                vocab=152064, tied_embeddings=False)

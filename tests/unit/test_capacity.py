@@ -1,7 +1,7 @@
 import pytest
 
 from bench.capacity import QWEN25_VL_7B_TEXT, Call, pipeline_calls
-from build.engine import QWEN3_4B
+from build.model_shape import QWEN3_4B
 
 
 def test_qwen25_vl_7b_text_parameters():
