@@ -19,6 +19,11 @@ from typing import Any
 
 from ensemble.tags import CLOSE_ANSWER, FORCED_CLOSING, OPEN_ANSWER, THINK_CLOSERS
 
+_CLOSER_LAST_CHAR = ">"
+assert all(closer.endswith(_CLOSER_LAST_CHAR) for closer in THINK_CLOSERS)
+_TAIL_TOKENS = 6
+"""Enough tokens to hold the longest thinking closer however it was split."""
+
 
 @dataclass(frozen=True)
 class Vocabulary:
@@ -33,6 +38,9 @@ class Vocabulary:
     open_answer: tuple[int, ...]
     close_answer: tuple[int, ...]
     think_end_ids: frozenset[int]
+    closer_last_ids: frozenset[int]
+    """Tokens whose text ends with '>': only after one of them can the text end with a thinking closer, so
+    only then is the tail decoded (decoding every step cost more than the model's step on a GPU)."""
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Any) -> Vocabulary:
@@ -47,9 +55,12 @@ class Vocabulary:
 
         think_end = tokenizer.convert_tokens_to_ids("</think>")
         special = frozenset({think_end}) if isinstance(think_end, int) and think_end != tokenizer.unk_token_id else frozenset()
+        # Byte-level BPE and SentencePiece both keep '>' as itself in a token's string form.
+        tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        closer_last = frozenset(i for i, token in enumerate(tokens) if token and token.endswith(_CLOSER_LAST_CHAR))
         return cls({str(d): single(str(d)) for d in range(10)}, single("["), single("]"), single(","),
                    encode(FORCED_CLOSING), encode("\n" + OPEN_ANSWER), encode(OPEN_ANSWER),
-                   encode(CLOSE_ANSWER), special)
+                   encode(CLOSE_ANSWER), special, closer_last)
 
 
 @dataclass
@@ -133,33 +144,47 @@ class RowState:
 
 
 class ConstraintProcessor:
-    """A `transformers` logits processor applying one RowState per batch row (None: row unconstrained)."""
+    """A `transformers` logits processor applying one RowState per batch row (None: row unconstrained).
+
+    Per step it reads the rows' last tokens in one device-to-host copy and masks the scores in a few batched
+    operations: per-row indexing cost one copy and several kernel launches per row, every step."""
 
     def __init__(self, rows: Sequence[RowState | None], tokenizer: Any) -> None:
         self.rows = rows
-        self.tokenizer = tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust decoder, without the wrapper's cost
+        self._decode = backend.decode if backend is not None else tokenizer.decode
         self.steps = 0
 
     def __call__(self, input_ids, scores):
         import torch
 
-        if self.steps:  # the token chosen at the previous step is now the last input id
-            for row, state in enumerate(self.rows):
-                if state is not None and state.phase != "done":
-                    # Only free thinking needs the text, to spot the model closing it by itself.
-                    reading = state.phase == "thinking" and not state.forced
-                    tail = self.tokenizer.decode(input_ids[row, -6:].tolist(), skip_special_tokens=False) if reading else ""
-                    state.advance(int(input_ids[row, -1]), tail)
+        live = [(row, state) for row, state in enumerate(self.rows) if state is not None and state.phase != "done"]
+        if self.steps and live:  # the token chosen at the previous step is now the last input id
+            tails = input_ids[:, -_TAIL_TOKENS:].tolist()
+            for row, state in live:
+                tail = tails[row]
+                # Only free thinking needs the text, to spot the model closing it by itself.
+                reading = state.phase == "thinking" and not state.forced and tail[-1] in state.vocab.closer_last_ids
+                state.advance(tail[-1], self._decode(tail, skip_special_tokens=False) if reading else "")
         self.steps += 1
+        banned_rows, banned_ids, kept_rows, kept_ids = [], [], [], []
         for row, state in enumerate(self.rows):
             if state is None:
                 continue
             allowed, ban_end = state.allowed()
             if allowed is None:
                 if ban_end and state.end_id >= 0:
-                    scores[row, state.end_id] = -torch.inf
+                    banned_rows.append(row)
+                    banned_ids.append(state.end_id)
                 continue
-            keep = scores[row, allowed].clone()
-            scores[row, :] = -torch.inf
-            scores[row, allowed] = keep
+            kept_rows += [row] * len(allowed)
+            kept_ids += allowed
+        if banned_rows:
+            scores[torch.tensor(banned_rows, device=scores.device), torch.tensor(banned_ids, device=scores.device)] = -torch.inf
+        if kept_rows:
+            rows = torch.tensor(kept_rows, device=scores.device)
+            ids = torch.tensor(kept_ids, device=scores.device)
+            keep = scores[rows, ids]
+            scores[torch.tensor(sorted(set(kept_rows)), device=scores.device)] = -torch.inf
+            scores[rows, ids] = keep
         return scores

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from build.tiny_checkpoints import build_tokenizer, ensure_tiny_checkpoints
-from engines.constraints import RowState, Vocabulary
+from engines.constraints import ConstraintProcessor, RowState, Vocabulary
 from engines.generation import GenerationRequest
 from ensemble.answer import parse_grade, parse_permutation
 from ensemble.tags import split_answer
@@ -73,6 +73,32 @@ def test_unconstrained_row_only_gets_budget_forcing(tokenizer, vocab):
     assert "</thinking>\n<answer>" in text and state.phase == "free"
 
 
+def test_processor_masks_each_row_of_a_batch_by_its_own_phase(tokenizer, vocab):
+    """The batched processor: row 0 closes its own thinking (the closer split over tokens), row 1 is budget
+    forced, row 2 is unconstrained; every row then answers validly, choosing by the masked scores alone."""
+    import torch
+
+    closing = tokenizer.encode("so</thinking>", add_special_tokens=False)
+    assert len(closing) > 1  # the closer spans tokens, so the processor must read text, not one id
+    rows = [RowState(vocab, 50, "permutation:3", end_id=151645), RowState(vocab, 2, "grade", end_id=151645), None]
+    processor = ConstraintProcessor(rows, tokenizer)
+    ids = torch.tensor([[11] * 4] * 3)  # any prompt
+    script = iter(closing)
+    for _ in range(40):
+        scores = torch.zeros(3, len(tokenizer))
+        scores[:, 9707] = 1.0  # the model's favourite: a plain word, or its own closer on row 0
+        scores[:, 151645] = 2.0  # ... and the end token, which constrained rows may not take early
+        scores = processor(ids, scores)
+        chosen = scores.argmax(-1)
+        chosen[0] = next(script, int(chosen[0])) if rows[0].phase == "thinking" and not rows[0].forced else chosen[0]
+        chosen[2] = 9707
+        ids = torch.cat([ids, chosen[:, None]], dim=1)
+    first, second = (tokenizer.decode(row[4:].tolist()) for row in ids[:2])
+    assert first.startswith("so</thinking>\n<answer>[") and not rows[0].budget_forced, first
+    assert parse_permutation(first, 3).valid and rows[0].phase == "done", first
+    assert rows[1].budget_forced and parse_grade(second).grade is not None and rows[1].thinking_tokens == 2, second
+
+
 def test_bad_constraint_is_refused(vocab):
     with pytest.raises(ValueError):
         RowState(vocab, 1, "permutation:x", end_id=0)
@@ -108,3 +134,4 @@ def test_random_tiny_model_answers_validly_under_constraints():
         opening = vocab.open_answer if request.thinking_budget == 0 else vocab.close_thinking_open_answer
         starts = [i for i in range(len(ids)) if tuple(ids[i:i + len(opening)]) == opening]
         assert starts and starts[0] <= request.thinking_budget, text
+
