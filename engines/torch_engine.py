@@ -11,12 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from engines.generation import Generation, GenerationRequest, decoded_image, finish, trim
 from ensemble.errors import RequestError
 
 logger = logging.getLogger(__name__)
+
+ATTENTION_BACKENDS = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH)
+"""cuDNN attention is left out: it builds an execution plan for each new (batch, query, key) shape, and every
+decode step brings a new key length. On an H100 (torch 2.11) a Qwen3-4B decode step took 106 ms with it and
+39 ms without it (`python -m bench.gpu_engine --cudnn-attention` shows the difference)."""
 
 
 def pick_device(device: str) -> torch.device:
@@ -51,13 +57,20 @@ class _Batch:
 
 
 class TorchEngine:
-    def __init__(self, checkpoint: str, *, vision: bool, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, checkpoint: str, *, vision: bool, device: str = "auto", dtype: str = "auto",
+                 model: torch.nn.Module | None = None,
+                 attention: Sequence[SDPBackend] = ATTENTION_BACKENDS) -> None:
+        """`model` serves instead of the checkpoint's weights (benchmarks build one in memory); the tokenizer
+        and image processor still come from `checkpoint`. `attention`: the kernels attention may use."""
         from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
-        loader = AutoModelForImageTextToText if vision else AutoModelForCausalLM
-        self.model = loader.from_pretrained(checkpoint, dtype=self.dtype).to(self.device).eval()
+        if model is None:
+            loader = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+            model = loader.from_pretrained(checkpoint, dtype=self.dtype)
+        self.model = model.to(self.device, self.dtype).eval()
+        self.attention = list(attention)
         config = self.model.config
         self.vocab_size = int(getattr(config, "vocab_size", None) or config.get_text_config().vocab_size)
         self.image_processor = None
@@ -75,6 +88,11 @@ class TorchEngine:
     def generate(self, requests: Sequence[GenerationRequest], images: Sequence[bytes] | None = None
                  ) -> list[Generation | RequestError]:
         """One result per request, in order; a request whose image cannot be decoded gets its error."""
+        with sdpa_kernel(self.attention):
+            return self._generate(requests, images)
+
+    def _generate(self, requests: Sequence[GenerationRequest], images: Sequence[bytes] | None
+                  ) -> list[Generation | RequestError]:
         results: list[Generation | RequestError | None] = [None] * len(requests)
         extra: dict[str, torch.Tensor] = {}
         prompts = [list(r.input_ids) for r in requests]

@@ -67,5 +67,8 @@ def test_capacity_model_runs_on_the_workload(capsys):
 def test_gpu_engine_benchmark_tiny_on_cpu(capsys):
     from bench.gpu_engine import main
 
-    assert main(["--tiny", "--batches", "1", "--input", "16", "--output", "4"]) == 0
-    assert "prefill tok/s" in capsys.readouterr().out
+    assert main(["--tiny", "--batches", "1", "--input", "16", "--thinking", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "prefill tok/s" in out and "slot req/s" in out and "cudnn" not in out
+    row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["1"])
+    assert all(float(value.replace(",", "")) > 0 for value in row[1:7])

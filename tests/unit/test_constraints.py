@@ -135,3 +135,17 @@ def test_random_tiny_model_answers_validly_under_constraints():
         starts = [i for i in range(len(ids)) if tuple(ids[i:i + len(opening)]) == opening]
         assert starts and starts[0] <= request.thinking_budget, text
 
+
+def test_engine_attention_never_uses_cudnn():
+    """cuDNN attention plans each new shape (every decode step on a GPU): the engine runs without it."""
+    import torch
+
+    from engines.torch_engine import TorchEngine
+
+    ckpts = ensure_tiny_checkpoints(CACHE / "checkpoints")
+    engine = TorchEngine(str(ckpts.reranker), vision=False, device="cpu")
+    seen = []
+    engine.model.register_forward_pre_hook(lambda *_: seen.append(torch.backends.cuda.cudnn_sdp_enabled()))
+    engine.generate([GenerationRequest((1000, 2000, 3000), 3, 151645, 151643)])
+    assert seen and not any(seen)
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # the process-wide setting is restored afterwards
