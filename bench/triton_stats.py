@@ -8,10 +8,13 @@ their time as metrics (`rmr_bls_step_us_total{step}`), read here from the metric
 from __future__ import annotations
 
 import re
+import time
 import urllib.request
 from dataclasses import dataclass
 
 import tritonclient.grpc as grpcclient
+
+from server.metrics_export import METRICS_FLUSH_S
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,10 @@ def bls_steps(metrics_url: str) -> dict[str, ModelStats]:
 
 
 def snapshot(url: str, metrics_url: str | None = None) -> dict[str, ModelStats]:
-    """Every model's statistics, and the in-BLS steps' when `metrics_url` is given."""
+    """Every model's statistics, and the in-BLS steps' when `metrics_url` is given (after the BLS has published
+    what it counted so far: server/metrics_export.py)."""
+    if metrics_url:
+        time.sleep(METRICS_FLUSH_S + 0.2)
     client = grpcclient.InferenceServerClient(url)
     stats = client.get_inference_statistics(as_json=True).get("model_stats", [])
     client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from clients.rerank_client import AsyncRerankClient, RerankError
+from server.metrics_export import METRICS_FLUSH_S
 
 pytestmark = pytest.mark.e2e
 
@@ -227,7 +229,13 @@ def test_repeated_cover_is_served_from_the_cache_and_counted(client, server):
     assert first["cover_cache"]["deduplicated"] == 2 and first["cover_cache"]["evaluated"] == 2
     second = client.rerank("cache probe", [{"id": "c", "title": "t"}], cover_images=[image]).response
     assert second["cover_grades"][0]["source"] == {"relevance": "cache", "quality": "cache"}
-    metrics = urllib.request.urlopen(server.options.metrics_url, timeout=10).read()
-    lines = [line for line in metrics.decode().splitlines() if line.startswith("rmr_cover_cache_total")]
-    hits = {line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
+    # The BLS publishes its counters at most METRICS_FLUSH_S after a request (server/metrics_export.py).
+    deadline = time.monotonic() + METRICS_FLUSH_S + 5
+    while True:
+        metrics = urllib.request.urlopen(server.options.metrics_url, timeout=10).read()
+        lines = [line for line in metrics.decode().splitlines() if line.startswith("rmr_cover_cache_total")]
+        hits = {line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
+        if hits.get('result="hits",task="quality"', 0) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert hits.get('result="hits",task="quality"', 0) >= 1, lines

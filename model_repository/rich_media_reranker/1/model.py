@@ -8,6 +8,7 @@ from ensemble.steps import bytes_list, scalar_bytes
 from ensemble.tensors import RICH_MEDIA_RERANKER
 from server.adapter import CounterExport, ModelContext, error_response, read_rows, response_from
 from server.bls_caller import StepMetrics, caller_for
+from server.metrics_export import DeferredPublish
 
 
 class TritonPythonModel:
@@ -20,6 +21,7 @@ class TritonPythonModel:
         self.cache_metric = CounterExport("rmr_cover_cache_total", "Cover-grade cache lookups by result and task",
                                           ("result", "task"))
         self.step_metrics = StepMetrics(self.caller)
+        self.metrics = DeferredPublish(self._publish_metrics)
 
     async def _one(self, request):
         try:
@@ -34,15 +36,12 @@ class TritonPythonModel:
         except Exception as error:  # noqa: BLE001 - this request's error response
             return error_response(error, self.context)
 
-    async def _publish_metrics(self):
-        # Each counter update is a call to the server (~70 us): yield once so that execute's responses leave
-        # first (the stub runs this loop in its own thread) and the counters cost no request any latency.
-        await asyncio.sleep(0)
+    def _publish_metrics(self):
         if self.orchestrator.cache is not None:
             self.cache_metric.publish(dict(self.orchestrator.cache.counts))
         self.step_metrics.publish()
 
     async def execute(self, requests):
         responses = list(await asyncio.gather(*(self._one(r) for r in requests)))
-        self._metrics_task = asyncio.ensure_future(self._publish_metrics())  # held: a bare task may be collected
+        self.metrics.changed()
         return responses
