@@ -6,7 +6,9 @@ path (no grades, fallback ranking). Every request is different (no cache hit a r
 requests are sent one at a time. Each BLS mode (`bls_sub_calls`) gets its own server, so one run shows both:
 `ensembles` (two ensembles, six Python-backend steps) and `engines` (steps in the BLS, two engine calls).
 
-    outside the engines = p50 client round trip - mean engine-slot time per request (Triton's queue + compute)
+    outside the engines, client view = p50 client round trip - mean engine-slot time per request (queue + compute)
+    outside the engines, in the BLS  = p50 time in the BLS       - the same engine-slot time
+The second is what the target names (pre, post, BLS, hand-offs); the first adds the client's gRPC call.
 
     python -m bench.overhead [--requests 60] [--modes engines,ensembles] [--simulate valid]
 """
@@ -50,7 +52,13 @@ class ModeResult:
 
     @property
     def outside_ms(self) -> float:
+        """As the client sees it: includes its gRPC call to Triton, which any served model pays."""
         return statistics.median(self.client_ms) - self.engine_ms
+
+    @property
+    def outside_in_server_ms(self) -> float:
+        """The issue's list (pre, post, BLS, hand-offs): the BLS's own time minus the engine slots'."""
+        return statistics.median(self.bls_ms) - self.engine_ms
 
 
 def measure(mode: str, pool: list[WorkloadRequest], warmup: int, cache: Path, simulate: str, out: Path) -> ModeResult:
@@ -124,12 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"overhead of one re-rank request: {len(pool[0].candidates)} candidates, {n_covers} covers "
           f"({2 * n_covers} cover evaluations), engine slots simulated ({args.simulate}); "
           f"{args.requests} different requests, one at a time")
+    print(f"  {'':14} {'':>15} {'':>8} {'':>11} {'':>13} {'outside the engines':^27}")
     print(f"  {'bls_sub_calls':14} {'round trip p50':>15} {'p95':>8} {'in BLS p50':>11} {'engine slots':>13}"
-          f" {'outside engines':>16}  target <= {TARGET_MS:.0f} ms")
+          f" {'client view':>13} {'in the BLS':>13}  target <= {TARGET_MS:.0f} ms (in the BLS)")
     for r in results:
         print(f"  {r.mode:14} {statistics.median(r.client_ms):12.1f} ms {percentile(r.client_ms, .95):5.1f} ms"
-              f" {statistics.median(r.bls_ms):8.1f} ms {r.engine_ms:10.1f} ms {r.outside_ms:13.1f} ms  "
-              f"{'MET' if r.outside_ms <= TARGET_MS else 'NOT MET'}")
+              f" {statistics.median(r.bls_ms):8.1f} ms {r.engine_ms:10.1f} ms {r.outside_ms:10.1f} ms"
+              f" {r.outside_in_server_ms:10.1f} ms  {'MET' if r.outside_in_server_ms <= TARGET_MS else 'NOT MET'}")
     for r in results:
         print_result(r)
         breakdown(r)
