@@ -40,7 +40,7 @@ class Vocabulary:
     think_end_ids: frozenset[int]
     closer_last_ids: frozenset[int]
     """Tokens whose text ends with '>': only after one of them can the text end with a thinking closer, so
-    only then is the tail decoded (decoding every step cost more than the model's step on a GPU)."""
+    only then is the tail decoded, not at every step of every thinking row."""
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Any) -> Vocabulary:
