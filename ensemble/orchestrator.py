@@ -127,7 +127,7 @@ class Orchestrator:
                     calls.append((index, task))
             grades.append(entry)
         # One evaluation per distinct (task, query, image): repeated covers and cached grades cost nothing.
-        digests = {i: image_key(images[i]) for i, _ in calls}  # each image hashed once, for both tasks
+        digests = {i: image_key(images[i]) for i in dict.fromkeys(i for i, _ in calls)}  # once for both tasks
         keys = [grade_key(task, request.query, digests[i]) for i, task in calls]
         first: dict[tuple, tuple[int, CoverTask]] = {}
         for call, key in zip(calls, keys):

@@ -204,3 +204,16 @@ def test_cache_is_bounded_lru():
     cache.put(("quality", b"c"), 3)
     assert cache.get(("quality", b"b")) is None and len(cache) == 2
     assert cache.counts == {("hits", "quality"): 1, ("misses", "quality"): 1}
+
+
+def test_each_cover_is_hashed_once_for_both_tasks(monkeypatch):
+    import ensemble.orchestrator as orchestrator_module
+
+    hashed = []
+    real = orchestrator_module.image_key
+    monkeypatch.setattr(orchestrator_module, "image_key", lambda image: hashed.append(image) or real(image))
+    covers = [jpeg_of((i * 40, 0, 0)) for i in range(4)]
+    caller = FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2})
+    _, response = run(caller, [{"id": str(i), "title": "t"} for i in range(4)], covers)
+    assert len(caller.cover_calls) == 8 and response["cover_cache"]["evaluated"] == 8
+    assert sorted(hashed) == sorted(covers)
