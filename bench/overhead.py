@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.runner import CONTAINERS, ENGINE_SLOTS, ROOT, start_cpu_server
+from bench.runner import CONTAINERS, ENGINE_SLOTS, ROOT, parse_settings, start_cpu_server
 from bench.step_costs import print_costs, step_costs
 from bench.triton_stats import IN_BLS, ModelStats, diff, is_wait, snapshot
 from clients.rerank_client import RerankClient
@@ -61,8 +61,9 @@ class ModeResult:
         return statistics.median(self.bls_ms) - self.engine_ms
 
 
-def measure(mode: str, pool: list[WorkloadRequest], warmup: int, cache: Path, simulate: str, out: Path) -> ModeResult:
-    overrides = {"serving": {"bls_sub_calls": mode}}
+def measure(mode: str, pool: list[WorkloadRequest], warmup: int, cache: Path, simulate: str, out: Path,
+            settings: dict | None = None) -> ModeResult:
+    overrides = {"serving": {"bls_sub_calls": mode}, "pipeline": settings or {}}
     with start_cpu_server(cache, simulate, out / mode, overrides=overrides) as server:
         url, metrics = server.options.grpc_url, server.options.metrics_url
         with RerankClient(url, timeout_s=60) as client:
@@ -120,18 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulate", default="valid", choices=("valid", "empty"))
     parser.add_argument("--workload", default=str(ROOT / "bench/workloads/overhead.json"))
     parser.add_argument("--cache", default=str(ROOT / ".cache"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="pipeline setting, e.g. tokenization.piece_cache=0")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/overhead")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     workload = Workload.load(args.workload)
     pool = Workload({**workload.spec, "pool": args.warmup + args.requests}).requests()
-    results = [measure(mode, pool, args.warmup, Path(args.cache), args.simulate, args.out)
+    results = [measure(mode, pool, args.warmup, Path(args.cache), args.simulate, args.out, parse_settings(args.set))
                for mode in args.modes.split(",")]
 
     n_covers = sum(1 for c in pool[0].covers if c)
     print(f"overhead of one re-rank request: {len(pool[0].candidates)} candidates, {n_covers} covers "
           f"({2 * n_covers} cover evaluations), engine slots simulated ({args.simulate}); "
-          f"{args.requests} different requests, one at a time")
+          f"{args.requests} different requests, one at a time" + "".join(f", {s}" for s in args.set))
     print(f"  {'':14} {'':>15} {'':>8} {'':>11} {'':>13} {'outside the engines':^27}")
     print(f"  {'bls_sub_calls':14} {'round trip p50':>15} {'p95':>8} {'in BLS p50':>11} {'engine slots':>13}"
           f" {'client view':>13} {'in the BLS':>13}  target <= {TARGET_MS:.0f} ms (in the BLS)")
