@@ -189,6 +189,7 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
         "reranker_preprocess", LLM, llm_io, "reranker_postprocess", T.RERANK_POST, {"request"}))
     configs[BLS] = _python_model(BLS, T.RICH_MEDIA_RERANKER, profile,
                                  common | {"sub_calls": serving("bls_sub_calls"),
+                                           "waits_in_place": "true" if serving("bls_waits_in_place") else "false",
                                            "cover_engine": VLM, "rerank_engine": LLM, "llm_slot": profile.engine,
                                            "cover_tokenizer_dir": ckpts.vlm, "rerank_tokenizer_dir": ckpts.reranker,
                                            "cover_model": COVER, "rerank_model": RERANKER,

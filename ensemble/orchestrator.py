@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +30,11 @@ from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
 from ensemble.image import check_image
 from ensemble.request import RerankRequest, check_rerank_limits, parse_rerank_request
+
+
+SUB_CALLS_OVERLAP: ContextVar[bool] = ContextVar("sub_calls_overlap", default=False)
+"""True while several sub-calls of one request are out together (cover batches): a caller must not wait for
+one in a way that holds up the others (server/bls_caller.py)."""
 
 
 class SubCallError(Exception):
@@ -170,15 +176,13 @@ class Orchestrator:
         """Batched sub-calls; a batch that fails is retried item by item, so a bad item costs only itself."""
         size = self.cover_batch_size
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        answers = await asyncio.gather(*(self.caller.evaluate_covers(query, chunk) for chunk in chunks),
-                                       return_exceptions=True)
+        answers = await _together([self.caller.evaluate_covers(query, chunk) for chunk in chunks])
         results: list[int | None | BaseException] = []
         for chunk, answer in zip(chunks, answers):
             if not isinstance(answer, BaseException):
                 results.extend(answer)
             elif isinstance(answer, SubCallError) and len(chunk) > 1:
-                singles = await asyncio.gather(*(self.caller.evaluate_covers(query, [item]) for item in chunk),
-                                               return_exceptions=True)
+                singles = await _together([self.caller.evaluate_covers(query, [item]) for item in chunk])
                 results.extend(s if isinstance(s, BaseException) else s[0] for s in singles)
             else:
                 results.extend([answer] * len(chunk))
@@ -206,6 +210,20 @@ class Orchestrator:
         return ranked, {"valid": False, "format_reward": 0.0, "repairs": [], "reasoning": "",
                         "output_tokens": 0, "thinking_budget": None, "budget_forced": False, "constrained": False,
                         "fallback": True, "fallback_reason": reason}
+
+
+async def _together(calls: list[Awaitable]) -> list[Any]:
+    """The calls' results (or exceptions), in order; several run at once, with `SUB_CALLS_OVERLAP` set."""
+    if len(calls) == 1:
+        try:
+            return [await calls[0]]
+        except Exception as error:  # noqa: BLE001 - as gather(return_exceptions=True) gives it
+            return [error]
+    token = SUB_CALLS_OVERLAP.set(True)
+    try:
+        return await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        SUB_CALLS_OVERLAP.reset(token)
 
 
 def _ms(seconds: float) -> float:

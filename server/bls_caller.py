@@ -10,6 +10,9 @@ Parameter ``sub_calls`` picks one:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -17,7 +20,7 @@ import triton_python_backend_utils as pb_utils
 from ensemble.config import ConfigError, PipelineConfig
 from ensemble.domain import CoverTask
 from ensemble.inprocess_caller import InProcessCaller, Slot
-from ensemble.orchestrator import ModelCaller, RerankAnswer, SubCallError
+from ensemble.orchestrator import SUB_CALLS_OVERLAP, ModelCaller, RerankAnswer, SubCallError
 from ensemble.request import RerankRequest
 from ensemble.rows import Arrays
 from ensemble.tensors import VLM_SLOT, llm_slot
@@ -27,11 +30,29 @@ from server.adapter import CounterExport, ModelContext, error_code_name
 SUB_CALLS = ("engines", "ensembles")
 
 
+_ALONE: ContextVar[bool] = ContextVar("bls_execution_alone", default=False)
+
+
+@contextmanager
+def waits_in_place(alone: bool) -> Iterator[None]:
+    """Within it, when `alone`, a sub-call that overlaps nothing is waited for on the calling thread.
+
+    The stub runs one `execute` of a non-decoupled model at a time, so an execution holding one request has
+    nothing to run while its engine call is out. `async_exec` would still hand the call to an executor thread
+    and wake the event loop through its self-pipe when the answer comes: two thread hand-offs per call."""
+    token = _ALONE.set(alone)
+    try:
+        yield
+    finally:
+        _ALONE.reset(token)
+
+
 async def _call(model: str, inputs: Arrays, outputs: list[str]) -> Arrays:
     request = pb_utils.InferenceRequest(
         model_name=model, requested_output_names=outputs,
         inputs=[pb_utils.Tensor(name, array) for name, array in inputs.items()])
-    response = await request.async_exec()
+    alone = _ALONE.get() and not SUB_CALLS_OVERLAP.get()
+    response = request.exec() if alone else await request.async_exec()
     if response.has_error():
         raise SubCallError(model, error_code_name(response.error()), response.error().message())
     return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}

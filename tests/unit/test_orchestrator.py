@@ -217,3 +217,23 @@ def test_each_cover_is_hashed_once_for_both_tasks(monkeypatch):
     _, response = run(caller, [{"id": str(i), "title": "t"} for i in range(4)], covers)
     assert len(caller.cover_calls) == 8 and response["cover_cache"]["evaluated"] == 8
     assert sorted(hashed) == sorted(covers)
+
+
+@pytest.mark.parametrize("batch,overlap", [(64, False), (1, True)])
+def test_cover_batches_out_together_are_marked_so(batch, overlap):
+    """A caller may wait for a lone sub-call in place (server/bls_caller.py), never for one of several."""
+    from ensemble.orchestrator import SUB_CALLS_OVERLAP
+
+    seen = []
+
+    class Recording(FakeCaller):
+        async def evaluate_covers(self, query, items):
+            seen.append(SUB_CALLS_OVERLAP.get())
+            return await super().evaluate_covers(query, items)
+
+    caller = Recording({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2})
+    _, response = run(caller, [{"id": "a", "title": "t"}, {"id": "b", "title": "t"}],
+                      [jpeg_of((200, 0, 0)), jpeg_of((0, 200, 0))], batch=batch)
+    assert seen == [overlap] * (1 if batch == 64 else 4)
+    assert [g["relevance"] for g in response["cover_grades"]] == [3, 3]
+    assert not SUB_CALLS_OVERLAP.get()

@@ -7,7 +7,7 @@ from ensemble.orchestrator import Orchestrator, response_json
 from ensemble.steps import bytes_list, scalar_bytes
 from ensemble.tensors import RICH_MEDIA_RERANKER
 from server.adapter import CounterExport, ModelContext, error_response, read_rows, response_from
-from server.bls_caller import StepMetrics, caller_for
+from server.bls_caller import StepMetrics, caller_for, waits_in_place
 from server.metrics_export import DeferredPublish
 
 
@@ -22,6 +22,7 @@ class TritonPythonModel:
                                           ("result", "task"))
         self.step_metrics = StepMetrics(self.caller)
         self.metrics = DeferredPublish(self._publish_metrics)
+        self.waits_in_place = self.context.flag("waits_in_place", True)
 
     async def _one(self, request):
         try:
@@ -42,6 +43,7 @@ class TritonPythonModel:
         self.step_metrics.publish()
 
     async def execute(self, requests):
-        responses = list(await asyncio.gather(*(self._one(r) for r in requests)))
+        with waits_in_place(self.waits_in_place and len(requests) == 1):
+            responses = list(await asyncio.gather(*(self._one(r) for r in requests)))
         self.metrics.changed()
         return responses
