@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.conftest import CACHE
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -54,6 +57,21 @@ def test_runner_ladder_writes_table_csv_and_plot(server, tmp_path, capsys):
     assert (tmp_path / "ladder.png").stat().st_size > 10_000
     rows = list(csv.DictReader((tmp_path / "ladder.csv").open()))
     assert rows[0]["concurrency"] == "1" and int(rows[0]["requests"]) > 0
+
+
+def test_overhead_bench_compares_servers_side_by_side(tmp_path, capsys):
+    """Two servers, the BLS waiting for its engine calls in place and through async_exec, each request sent
+    to both: both paths answer every request validly (the bench asserts it) and get a row each."""
+    from bench.overhead import main
+
+    assert main(["--requests", "3", "--warmup", "1", "--modes", "engines,engines:bls_waits_in_place=false",
+                 "--cache", str(CACHE), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("  engines")][:2]
+    assert [r.split()[0] for r in rows] == ["engines", "engines:bls_waits_in_place=false"]
+    figures = [[float(v) for v in re.findall(r"(-?\d+\.\d) ms", r)] for r in rows]
+    assert all(len(f) == 6 and f[-1] > 0 for f in figures)  # the last: outside the engines, in the BLS
+    assert "where the BLS's own time goes" in out
 
 
 def test_capacity_model_runs_on_the_workload(capsys):
