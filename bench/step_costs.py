@@ -95,6 +95,10 @@ def step_costs(pool: list[WorkloadRequest], tokenizer, config: PipelineConfig) -
     def tokenizers(i: int) -> None:
         caller.rerank_pre.encoder = encoders["tokenizers"]
 
+    def idle(i: int) -> None:
+        exact(i)
+        time.sleep(0.005)
+
     def whole(i: int) -> None:
         run(orchestrator(bodies[i], pool[i].covers))
 
@@ -107,6 +111,8 @@ def step_costs(pool: list[WorkloadRequest], tokenizer, config: PipelineConfig) -
          f"render, tokenize with {encoders['exact'].describe().split(' (')[0]}, read the permutation"),
         ("  same, tokenizers library", tokenizers, lambda i: run(caller.rerank(graded(i))),
          "what tokenizing with the checkpoint's tokenizer would cost"),
+        ("  same, after 5 ms idle", idle, lambda i: run(caller.rerank(graded(i))),
+         "as in the BLS, where it follows a wait for an engine: a VM's idle CPU comes back slower"),
         ("response JSON", none, lambda i: response_json({"ranked_ids": [c["id"] for c in pool[i].candidates],
                                                          "reasoning": "x" * 400}), "the BLS's answer"),
         ("whole orchestrator call", exact, whole, "parse, covers, re-rank, response"),
