@@ -136,3 +136,15 @@ def test_rerank_post_valid_answer_needs_no_request_parsing(tokenizer, config):
     inputs = engine_output(tokenizer, "<answer>[2,1]</answer>") | {
         "candidate_ids": np.array([b"x", b"y"], dtype=np.object_), "request": b(b"not even json")}
     assert [v.decode() for v in step(inputs)["ranked_ids"]] == ["y", "x"]
+
+
+def test_cover_post_reads_every_row_of_a_batch_to_its_own_length(tokenizer, config):
+    """As the BLS gets them: [rows, beams, tokens], padded; each row read up to its sequence_length."""
+    answers = ["<thinking>sharp</thinking>\n<answer>3</answer>", "<answer>9</answer>",
+               "<thinking>cut off at grade 4", "<answer>1</answer>"]
+    encoded = [tokenizer.encode(a, add_special_tokens=False) for a in answers]
+    width = max(map(len, encoded)) + 5
+    pad = tokenizer.encode("<answer>2</answer>", add_special_tokens=False)  # padding that would read as a grade
+    ids = np.array([[(e + pad * width)[:width], [0] * width] for e in encoded], dtype=np.int32)
+    lengths = np.array([[len(e), 0] for e in encoded], dtype=np.int32)
+    assert CoverPost(config, tokenizer).grades({"output_ids": ids, "sequence_length": lengths}) == [3, None, None, 1]
