@@ -27,7 +27,7 @@ def test_common_formats_pass(fmt):
     (b"hello world", "must be an encoded image"),
     (encoded()[:-20], "is not a readable image"),
     (encoded()[:40], "must be an encoded image"),
-    (encoded(fmt="TIFF"), "must be one of"),
+    (encoded(fmt="TIFF"), r"must be an encoded image \(BMP, GIF, JPEG, PNG, WEBP\)"),
     (encoded(size=(2, 2)), "sides must be within"),
 ])
 def test_bad_images_are_refused(data, rule):
@@ -46,3 +46,14 @@ def test_oversized_bytes_refused():
     limits = LIMITS.model_copy(update={"max_image_bytes": 10})
     with pytest.raises(RequestError, match="at most 10 bytes"):
         check_image(encoded(), limits)
+
+
+def test_parsers_of_formats_not_allowed_never_read_the_bytes(monkeypatch):
+    from PIL import TiffImagePlugin
+
+    def refuse(self):
+        raise AssertionError("the TIFF parser read untrusted bytes")
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_open", refuse)
+    with pytest.raises(RequestError, match="must be an encoded image"):
+        check_image(encoded(fmt="TIFF"), LIMITS)
