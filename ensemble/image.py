@@ -49,3 +49,22 @@ def check_image(data: bytes, limits: Limits, *, field: str = "image") -> ImageIn
         raise RequestError(field, f"sides must be within [{limits.min_image_side}, {limits.max_image_side}] "
                            "pixels", value=f"{width}x{height}")
     return ImageInfo(fmt, width, height)
+
+
+class CheckedImages:
+    """`check_image` with a memory: digests (`ensemble.cover_cache.image_key`) of the images that passed, so a
+    cover seen again, for the other task or in a later request (covers recur across queries, as the cover-grade
+    cache counts on), is not parsed again. Bounded; emptied when full."""
+
+    def __init__(self, limits: Limits, most: int = 4096) -> None:
+        self.limits = limits
+        self.most = most
+        self._passed: set[bytes] = set()
+
+    def check(self, data: bytes, digest: bytes, *, field: str = "image") -> None:
+        if digest in self._passed:
+            return
+        check_image(data, self.limits, field=field)  # raises: a bad image is never remembered
+        if len(self._passed) >= self.most:
+            self._passed.clear()
+        self._passed.add(digest)

@@ -28,7 +28,7 @@ from ensemble.cover_cache import CoverGradeCache, grade_key, image_key
 from ensemble.domain import CoverTask
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
-from ensemble.image import check_image
+from ensemble.image import CheckedImages
 from ensemble.request import RerankRequest, check_rerank_limits, parse_rerank_request
 
 
@@ -78,14 +78,15 @@ class Orchestrator:
         """Cover evaluations per sub-call: at most the cover model's max_batch_size."""
         settings = config.cover_cache
         self.cache = CoverGradeCache(settings.max_entries) if settings.enabled else None
+        self.checked_images = CheckedImages(config.limits)
 
     async def __call__(self, raw_request: bytes, cover_images: Sequence[bytes] | None) -> tuple[list[str], dict]:
         started = time.perf_counter()
         request = parse_rerank_request(raw_request)
         check_rerank_limits(request, self.config.limits)
-        images = self._checked_images(request, cover_images)
+        images, digests = self._checked_images(request, cover_images)
 
-        grades, cover_errors, cache_info = await self._grade_covers(request, images)
+        grades, cover_errors, cache_info = await self._grade_covers(request, images, digests)
         graded = time.perf_counter()
         candidates = [c.model_copy(update={"cover_relevance": g.relevance, "cover_quality": g.quality})
                       for c, g in zip(request.candidates, grades)]
@@ -105,18 +106,23 @@ class Orchestrator:
         }
         return ranked_ids, response
 
-    def _checked_images(self, request: RerankRequest, cover_images: Sequence[bytes] | None) -> list[bytes]:
+    def _checked_images(self, request: RerankRequest, cover_images: Sequence[bytes] | None
+                        ) -> tuple[list[bytes], list[bytes | None]]:
+        """The covers, one per candidate (b"" = none), and their digests (None for none); each checked."""
         if not cover_images:
-            return [b""] * len(request.candidates)
+            return [b""] * len(request.candidates), [None] * len(request.candidates)
         if len(cover_images) != len(request.candidates):
             raise RequestError("cover_images", f"must hold one element per candidate ({len(request.candidates)}; "
                                "an empty element means no cover)", value=len(cover_images))
+        digests: list[bytes | None] = []
         for index, image in enumerate(cover_images):
-            if image:
-                check_image(image, self.config.limits, field=f"cover_images[{index}]")
-        return list(cover_images)
+            digest = image_key(image) if image else None
+            if digest is not None:
+                self.checked_images.check(image, digest, field=f"cover_images[{index}]")
+            digests.append(digest)
+        return list(cover_images), digests
 
-    async def _grade_covers(self, request: RerankRequest, images: list[bytes]
+    async def _grade_covers(self, request: RerankRequest, images: list[bytes], digests: list[bytes | None]
                             ) -> tuple[list[_Grades], list[str], dict[str, Any]]:
         grades: list[_Grades] = []
         calls: list[tuple[int, CoverTask]] = []
@@ -133,7 +139,6 @@ class Orchestrator:
                     calls.append((index, task))
             grades.append(entry)
         # One evaluation per distinct (task, query, image): repeated covers and cached grades cost nothing.
-        digests = {i: image_key(images[i]) for i in dict.fromkeys(i for i, _ in calls)}  # once for both tasks
         keys = [grade_key(task, request.query, digests[i]) for i, task in calls]
         first: dict[tuple, tuple[int, CoverTask]] = {}
         for call, key in zip(calls, keys):

@@ -20,7 +20,7 @@ from ensemble.cover_cache import image_key
 from ensemble.domain import CoverTask
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
-from ensemble.image import check_image
+from ensemble.image import CheckedImages
 from ensemble.prompt import (PromptEncoder, RenderedPrompt, Task, build_cover_prompt, build_plan_prompt,
                              build_rerank_prompt, load_template)
 from ensemble.request import (CoverRequest, RerankRequest, check_cover_limits, check_plan_limits, check_rerank_limits,
@@ -166,7 +166,6 @@ class PlannerPost(_PostStep):
 class CoverPre(_PreStep):
     interface = T.COVER_PRE
     PROMPT_CACHE_SIZE = 1024
-    CHECKED_IMAGES = 4096
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         super().__init__(config, tokenizer)
@@ -174,12 +173,13 @@ class CoverPre(_PreStep):
         # A query's covers all share one prompt per task: build its engine tensors once.
         self._inputs: dict[tuple[CoverTask, str], Arrays] = {}
         # Each cover usually comes twice (relevance, quality): check its header once.
-        self._checked: set[bytes] = set()
+        self._checked = CheckedImages(config.limits)
 
     def __call__(self, inputs: Arrays) -> Arrays:
         request = parse_cover_request(scalar_bytes(inputs, "query"), scalar_bytes(inputs, "task"))
         check_cover_limits(request, self.config.limits)
-        self._check_image(scalar_bytes(inputs, "image"))
+        image = scalar_bytes(inputs, "image")
+        self._checked.check(image, image_key(image))
         return self.prompt_inputs(request.task, request.query)
 
     def prompt_inputs(self, task: CoverTask, query: str) -> Arrays:
@@ -196,15 +196,6 @@ class CoverPre(_PreStep):
                 self._inputs.clear()
             self._inputs[key] = inputs
         return inputs
-
-    def _check_image(self, image: bytes) -> None:
-        digest = image_key(image)
-        if digest in self._checked:
-            return
-        check_image(image, self.config.limits)
-        if len(self._checked) >= self.CHECKED_IMAGES:
-            self._checked.clear()
-        self._checked.add(digest)
 
 
 class CoverPost(_PostStep):

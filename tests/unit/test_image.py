@@ -57,3 +57,24 @@ def test_parsers_of_formats_not_allowed_never_read_the_bytes(monkeypatch):
     monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_open", refuse)
     with pytest.raises(RequestError, match="must be an encoded image"):
         check_image(encoded(fmt="TIFF"), LIMITS)
+
+
+def test_checked_images_parses_each_good_image_once_and_never_remembers_a_bad_one(monkeypatch):
+    import ensemble.image as image_module
+    from ensemble.cover_cache import image_key
+
+    parsed = []
+    real = image_module.check_image
+    monkeypatch.setattr(image_module, "check_image", lambda data, *a, **k: parsed.append(data) or real(data, *a, **k))
+    checked = image_module.CheckedImages(LIMITS, most=2)
+    good, bad = encoded(), b"not an image"
+    for _ in range(3):
+        checked.check(good, image_key(good))
+        with pytest.raises(RequestError, match="^cover_images\\[4\\] must be an encoded image"):
+            checked.check(bad, image_key(bad), field="cover_images[4]")
+    assert parsed == [good, bad, bad, bad]
+    others = [encoded(size=(64, 49 + i)) for i in range(2)]
+    for other in others:  # the third image fills the memory past its bound: it starts again
+        checked.check(other, image_key(other))
+    checked.check(good, image_key(good))
+    assert parsed[4:] == [*others, good]

@@ -237,3 +237,21 @@ def test_cover_batches_out_together_are_marked_so(batch, overlap):
     assert seen == [overlap] * (1 if batch == 64 else 4)
     assert [g["relevance"] for g in response["cover_grades"]] == [3, 3]
     assert not SUB_CALLS_OVERLAP.get()
+
+
+def test_a_cover_seen_in_an_earlier_request_is_not_parsed_again(monkeypatch):
+    import asyncio as aio
+
+    import ensemble.image as image_module
+    from ensemble.config import PipelineConfig
+
+    parsed = []
+    real = image_module.check_image
+    monkeypatch.setattr(image_module, "check_image", lambda data, *a, **k: parsed.append(data) or real(data, *a, **k))
+    cover, other = jpeg_of((1, 2, 3)), jpeg_of((200, 2, 3))
+    orchestrator = Orchestrator(PipelineConfig.load(), FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2}))
+    body = json.dumps({"query": "q", "candidates": [{"id": "a", "title": "t"}, {"id": "b", "title": "t"}]}).encode()
+    aio.run(orchestrator(body, [cover, other]))
+    _, response = aio.run(orchestrator(body, [other, cover]))
+    assert sorted(parsed) == sorted([cover, other])
+    assert [g["relevance"] for g in response["cover_grades"]] == [3, 3]
