@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{batch:>5} {batch * input_len / m['prefill_s']:>14,.0f} {batch * steps / m['decode_s']:>13,.1f} "
               f"{batch / m['total_s']:>12.2f} {batch / slot['total_s']:>11.2f} {slot_step_ms:>13.2f} "
               f"{model_step_ms:>14.2f} {prefill_bound:>14} {decode_bound:>13}")
-    print(f"model = bare transformers generate of as many tokens as the slot's longest row; slot = TorchEngine.generate "
-          f"with budget forcing and the permutation constraint (what the engine slot runs)")
+    print("model = bare transformers generate of as many tokens as the slot's longest row; slot = TorchEngine.generate "
+          "with budget forcing and the permutation constraint (what the engine slot runs)")
     print("bounds: prefill = peak BF16 FLOP/s / (2 x parameters); decode = bandwidth / (weights + KV read) x batch")
     return 0
 

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", default=str(ROOT / "bench/workloads/overhead.json"))
     parser.add_argument("--cache", default=str(ROOT / ".cache"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="pipeline setting, e.g. tokenization.piece_cache=0")
+                        help="pipeline setting, e.g. tokenization.fast_bpe=false")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/overhead")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,8 @@
 bench/overhead.py's figure (what is left once the hops between models are gone).
 
 The BLS's own code runs (ensemble/orchestrator.py with ensemble/inprocess_caller.py) against engines that
-answer at once with well-formed answers, on requests that are all different, so only what recurs across real
-requests is cached (instructions, grade lines, the cover prompts of a query).
+answer at once with well-formed answers, on requests that are all different, so nothing is cached across them
+but what every request shares (a query's cover prompts serve both of its tasks' rows).
 
     python -m bench.step_costs [--requests 20]
 """

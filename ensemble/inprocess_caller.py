@@ -42,10 +42,6 @@ class Slot:
     """The tensors the slot takes: only those are sent (ensemble/tensors.py)."""
 
 
-def _scalar(value: bytes) -> np.ndarray:
-    return np.array([value], dtype=np.object_)
-
-
 class StepTimes:
     """Running totals per step, named as the step models are (what Triton's statistics showed per model
     before the steps moved into the BLS), and per engine call as the BLS waits for it ("<slot> call": the

@@ -101,7 +101,6 @@ VLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS + (IMAGE,), _ENGINE_OUT)
 """Vision-language slot (Qwen2.5-VL, PyTorch or the LLM API): the PyTorch text-slot tensors plus the image."""
 
 
-
 def llm_slot(engine: str) -> Interface:
     """The text slot's tensors for an engine kind (``torch`` or ``tensorrtllm``)."""
     return TORCH_LLM_SLOT if engine == "torch" else LLM_SLOT
