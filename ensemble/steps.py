@@ -227,11 +227,13 @@ class RerankPre(_PreStep):
         self.encoder = PromptEncoder(tokenizer, fast_bpe=config.tokenization.fast_bpe)
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        return self.for_request(parse_rerank_request(scalar_bytes(inputs, "request")))
+        request = parse_rerank_request(scalar_bytes(inputs, "request"))
+        check_rerank_limits(request, self.config.limits)
+        return self.for_request(request)
 
     def for_request(self, request: RerankRequest) -> Arrays:
-        """The engine tensors (and candidate ids) of a parsed request; the BLS calls this directly."""
-        check_rerank_limits(request, self.config.limits)
+        """The engine tensors (and candidate ids) of a request already parsed and checked against the limits;
+        the BLS calls this directly (its orchestrator has done both)."""
         generation = self.config.generation.rerank
         prompt = build_rerank_prompt(self.template, request, self.tokenizer, generation.max_input_len,
                                      encoder=self.encoder)
