@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ensemble.tags import CLOSE_ANSWER, FORCED_CLOSING, OPEN_ANSWER, THINK_CLOSERS
+from ensemble.tokenizer import fast_decode
 
 _CLOSER_LAST_CHAR = ">"
 assert all(closer.endswith(_CLOSER_LAST_CHAR) for closer in THINK_CLOSERS)
@@ -151,8 +152,7 @@ class ConstraintProcessor:
 
     def __init__(self, rows: Sequence[RowState | None], tokenizer: Any) -> None:
         self.rows = rows
-        backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust decoder, without the wrapper's cost
-        self._decode = backend.decode if backend is not None else tokenizer.decode
+        self._decode = fast_decode(tokenizer)
         self.steps = 0
 
     def __call__(self, input_ids, scores):
