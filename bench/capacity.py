@@ -55,18 +55,20 @@ def measure_tokens(workload_path: str) -> dict[str, float]:
     """Average prompt tokens per call class, measured on the workload with the packaged templates."""
     from build.tiny_checkpoints import build_tokenizer
     from clients.workload import Workload
-    from ensemble.prompt import (Task, build_cover_prompt, build_plan_prompt, build_rerank_prompt, load_template)
-    from ensemble.request import parse_cover_request, parse_plan_request, parse_rerank_request
+    from ensemble.cover.prompt import build_cover_prompt, cover_template
+    from ensemble.planner.prompt import build_plan_prompt, planner_template
+    from ensemble.request import CoverTask, parse_cover_request, parse_plan_request, parse_rerank_request
+    from ensemble.rerank.prompt import build_rerank_prompt, rerank_template
 
     tokenizer = build_tokenizer()
     requests = Workload.load(workload_path).requests()
     rerank, plan, covers, candidates, answer, unique_images, images, pairs = [], [], [], [], [], set(), 0, set()
     for r in requests:
         body = parse_rerank_request(json.dumps({"query": r.query, "candidates": r.candidates}, ensure_ascii=False))
-        rerank.append(len(build_rerank_prompt(load_template(Task.RERANK), body, tokenizer, 10 ** 6).input_ids))
-        plan.append(len(build_plan_prompt(load_template(Task.PLANNER), parse_plan_request(r.query, r.session),
+        rerank.append(len(build_rerank_prompt(rerank_template(), body, tokenizer, 10 ** 6).input_ids))
+        plan.append(len(build_plan_prompt(planner_template(), parse_plan_request(r.query, r.session),
                                           tokenizer, 10 ** 6).input_ids))
-        covers.append(len(build_cover_prompt(load_template(Task.COVER_RELEVANCE), parse_cover_request(r.query, "relevance"),
+        covers.append(len(build_cover_prompt(cover_template(CoverTask.RELEVANCE), parse_cover_request(r.query, "relevance"),
                                              tokenizer, 10 ** 6).input_ids))
         candidates.append(len(r.candidates))
         ids = ",".join(str(i) for i in range(1, len(r.candidates) + 1))

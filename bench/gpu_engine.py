@@ -75,11 +75,13 @@ def measure_slot(engine, ids: torch.Tensor, thinking: int, candidates: int, end_
                  ) -> dict[str, float]:
     """The engine slot's own path: budget forcing to `thinking` tokens, then a constrained permutation."""
     from engines.generation import GenerationRequest
+    from ensemble.constraint import AnswerConstraint
 
+    constraint = AnswerConstraint.permutation(candidates)
     requests = [GenerationRequest(tuple(row), thinking + 4 * candidates + 16, end_id, pad_id, (), thinking,
-                                  f"permutation:{candidates}") for row in ids.tolist()]
+                                  constraint) for row in ids.tolist()]
     engine.generate([GenerationRequest(requests[0].input_ids[:8], 8, end_id, pad_id, (), 1,
-                                       f"permutation:{candidates}")])  # warm-up: vocabulary lookup, kernels
+                                       constraint)])  # warm-up: vocabulary lookup, kernels
     results: list = []
     seconds = timed(ids.device, lambda: results.extend(engine.generate(requests)))
     lengths = [len(r.output_ids) + 1 for r in results]  # + the end token each row generated

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         print_result(r)
         breakdown(r)
 
-    from build.render import resolve_checkpoints
+    from build.profile import resolve_checkpoints
     from ensemble.config import PipelineConfig
     from ensemble.tokenizer import load_tokenizer
 

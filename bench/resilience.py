@@ -25,7 +25,7 @@ from pathlib import Path
 from bench.runner import ROOT, start_cpu_server
 from clients.rerank_client import AsyncRerankClient, RerankClient, RerankError
 from clients.workload import Workload
-from server.launcher import TritonServer
+from server.host.launcher import TritonServer
 
 
 def outcome(error: BaseException | None) -> str:

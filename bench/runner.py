@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.triton_stats import diff, is_wait, snapshot
+from ensemble import names
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGINE_SLOTS = ("reranker_llm", "cover_vlm")
-CONTAINERS = ("rich_media_reranker", "cover_evaluator", "reranker", "query_planner")
+ENGINE_SLOTS = names.ENGINE_SLOTS
+CONTAINERS = names.ENTRY_POINTS
 """Ensembles and the BLS: their time contains their steps' time, so they are never stacked with them."""
 
 
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ladder", default="1,2,4", help="concurrency steps")
     parser.add_argument("--step-seconds", type=int, default=20)
     parser.add_argument("--workload", default=str(ROOT / "bench/workloads/paper.json"))
-    parser.add_argument("--weights", default="rich_media_reranker=1")
+    parser.add_argument("--weights", default=f"{names.RICH_MEDIA_RERANKER}=1")
     parser.add_argument("--simulate", default="", help="started server only: engine slots simulated (e.g. empty)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="started server only: pipeline setting, e.g. generation.rerank.thinking_budget=0")
@@ -198,8 +199,9 @@ def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, overrides: di
     """The CPU repository with the tiny checkpoints, served on free loopback ports (a context manager).
 
     `overrides` are merged into the cpu profile: ``{"pipeline": {...}, "serving": {...}}``."""
-    from build.render import Checkpoints, render, resolve_checkpoints
-    from server.launcher import TritonServer
+    from build.profile import Checkpoints, resolve_checkpoints
+    from build.render import render
+    from server.host.launcher import TritonServer
 
     ckpts = resolve_checkpoints("", "", "", str(cache))
     ckpts = Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate)

@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from clients.workload import Workload, WorkloadRequest
+from ensemble import names
+from ensemble.bls.inprocess import InProcessCaller, Slot
+from ensemble.bls.orchestrator import Orchestrator, response_json
 from ensemble.config import PipelineConfig
-from ensemble.domain import CoverTask
-from ensemble.image import check_image
-from ensemble.inprocess_caller import InProcessCaller, Slot
-from ensemble.orchestrator import Orchestrator, response_json
-from ensemble.prompt import PromptEncoder
-from ensemble.request import RerankRequest, check_rerank_limits, parse_rerank_request
+from ensemble.constraint import AnswerConstraint
+from ensemble.cover.image import check_image
+from ensemble.cover.request import CoverTask
+from ensemble.encoding import PromptEncoder
+from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_rerank_request
 from ensemble.tensors import TORCH_LLM_SLOT, VLM_SLOT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,12 +47,14 @@ class InstantEngines:
         return {"output_ids": np.array([[ids]] * rows, dtype=np.int32),
                 "sequence_length": np.array([[len(ids)]] * rows, dtype=np.int32)}
 
-    async def generate(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    async def generate(self, model: str, batches: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        return [self._one(model, inputs) for inputs in batches]
+
+    def _one(self, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = len(inputs["input_ids"])
-        if model == "cover_vlm":
+        if model == names.VLM_ENGINE:
             return self._answer("<thinking>the cover is clear</thinking>\n<answer>3</answer>", rows)
-        constraint = bytes(inputs["answer_constraint"].reshape(-1)[0]).decode()
-        n = int(constraint.partition(":")[2])
+        n = AnswerConstraint.parse(bytes(inputs["answer_constraint"].reshape(-1)[0]).decode()).n
         return self._answer("<thinking>" + "weigh relevance. " * 30 + "</thinking>\n<answer>[" +
                             ",".join(map(str, range(n, 0, -1))) + "]</answer>", rows)
 
@@ -58,8 +62,8 @@ class InstantEngines:
 def step_costs(pool: list[WorkloadRequest], tokenizer, config: PipelineConfig) -> list[tuple[str, float, str]]:
     """(piece, median ms per request, what it covers), each piece run once per request of `pool`."""
     engines = InstantEngines(tokenizer)
-    caller = InProcessCaller(config, engines, cover_slot=Slot("cover_vlm", VLM_SLOT),
-                             rerank_slot=Slot("reranker_llm", TORCH_LLM_SLOT), cover_tokenizer=tokenizer,
+    caller = InProcessCaller(config, engines, cover_slot=Slot(names.VLM_ENGINE, VLM_SLOT),
+                             rerank_slot=Slot(names.LLM_ENGINE, TORCH_LLM_SLOT), cover_tokenizer=tokenizer,
                              rerank_tokenizer=tokenizer)
     config_no_cache = PipelineConfig.load(overrides={"cover_cache": {"enabled": False}})
     orchestrator = Orchestrator(config_no_cache, caller)
@@ -81,7 +85,7 @@ def step_costs(pool: list[WorkloadRequest], tokenizer, config: PipelineConfig) -
 
     def covers(i: int) -> None:
         items = [(image, task) for image in pool[i].covers if image for task in CoverTask]
-        run(caller.evaluate_covers(pool[i].query, items))
+        run(caller.evaluate_covers(pool[i].query, [items]))
 
     graded_requests = [r.model_copy(update={"candidates": tuple(
         c.model_copy(update={"cover_relevance": 3, "cover_quality": 3}) for c in r.candidates)}) for r in requests]
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", default=str(ROOT / "bench/workloads/overhead.json"))
     parser.add_argument("--cache", default=str(ROOT / ".cache"))
     args = parser.parse_args(argv)
-    from build.render import resolve_checkpoints
+    from build.profile import resolve_checkpoints
     from ensemble.tokenizer import load_tokenizer
 
     workload = Workload.load(args.workload)

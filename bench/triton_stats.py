@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import tritonclient.grpc as grpcclient
 
-from server.metrics_export import METRICS_FLUSH_S
+from ensemble.names import Metric
+from server.stub.metrics import METRICS_FLUSH_S
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ModelStats:
                           self.failures - other.failures)
 
 
-_STEP_METRIC = re.compile(r'^(rmr_bls_step_us_total|rmr_bls_step_total)\{step="([^"]+)"\}\s+(\S+)$')
+_STEP_METRIC = re.compile(rf'^({Metric.STEP_US}|{Metric.STEP_CALLS})\{{step="([^"]+)"\}}\s+(\S+)$')
 IN_BLS = " (in BLS)"
 
 
@@ -49,7 +50,7 @@ def bls_steps(metrics_url: str) -> dict[str, ModelStats]:
     for line in text.splitlines():
         match = _STEP_METRIC.match(line)
         if match:
-            (us if match[1] == "rmr_bls_step_us_total" else calls)[match[2]] = float(match[3])
+            (us if match[1] == Metric.STEP_US else calls)[match[2]] = float(match[3])
     return {step + IN_BLS: ModelStats(int(calls.get(step, 0)), int(calls.get(step, 0)), 0, int(total * 1000), 0)
             for step, total in us.items()}
 

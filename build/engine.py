@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from build.model_shape import QWEN3_4B, BuildError, ModelShape
-from build.render import Profile
+from build.profile import Profile
+from ensemble.names import EngineKind
 
 TRTLLM_VERSION = "1.2.1"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3"
@@ -156,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         profile = Profile.load(args.profile)
-        if profile.engine != "tensorrtllm":
-            raise BuildError(f"profile {profile.name} has engine {profile.engine!r}; engines are for tensorrtllm "
+        if profile.engine is not EngineKind.TENSORRTLLM:
+            raise BuildError(f"profile {profile.name} has engine {profile.engine.value!r}; engines are for tensorrtllm "
                              "profiles")
         shape = QWEN3_4B if args.shape == "qwen3-4b" else ModelShape.from_checkpoint(args.checkpoint)
         plan = plan_engine(profile, shape)

@@ -1,8 +1,8 @@
 """Render a deployable Triton model repository for a target (`cpu`, `a10`, `a800`).
 
-Every config.pbtxt is generated as a Triton `ModelConfig` protobuf from the tensor specs in
-ensemble/tensors.py and the target's profile (build/profiles/<target>.toml); the model.py files are
-copied from model_repository/ unchanged, so pre/post/BLS code is the same in every target.
+Every config.pbtxt is generated as a Triton `ModelConfig` protobuf from the tasks' tensor specs
+(ensemble/tasks.py) and the target's profile (build/profiles/<target>.toml); the model.py files are copied
+from model_repository/ unchanged, so pre/post/BLS code is the same in every target.
 
     python -m build.render --target cpu --out .cache/model_repository-cpu
 """
@@ -13,201 +13,101 @@ import argparse
 import json
 import os
 import shutil
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from build import pbtxt
+from build.profile import TARGETS, Checkpoints, Profile, resolve_checkpoints
+from ensemble import names
 from ensemble import tensors as T
 from ensemble.config import PipelineConfig
-from ensemble.tensors import Interface, TensorSpec
+from ensemble.names import EngineKind, Param
+from ensemble.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "model_repository"
-PROFILES = Path(__file__).resolve().parent / "profiles"
-TARGETS = ("cpu", "a10", "a800")
-
-# Rendered model name -> (source folder, interface).
-PLANNER, COVER, RERANKER, BLS = "query_planner", "cover_evaluator", "reranker", "rich_media_reranker"
-LLM, VLM = "reranker_llm", "cover_vlm"
-STEP_MODELS = {
-    "planner_preprocess": ("planner_pre", T.PLANNER_PRE), "planner_postprocess": ("planner_post", T.PLANNER_POST),
-    "cover_preprocess": ("cover_pre", T.COVER_PRE), "cover_postprocess": ("cover_post", T.COVER_POST),
-    "reranker_preprocess": ("rerank_pre", T.RERANK_PRE), "reranker_postprocess": ("rerank_post", T.RERANK_POST),
-}
-PIPELINE_FILE = "pipeline.toml"
+RAGGED = frozenset({"input_ids", "stop_words_list"})
 
 
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    data: dict[str, Any]
-
-    @classmethod
-    def load(cls, target: str) -> Profile:
-        """A packaged target (cpu, a10, a800) or the path of a profile file a user copied and edited."""
-        path = Path(target) if target.endswith(".toml") else PROFILES / f"{target}.toml"
-        if not path.exists():
-            raise SystemExit(f"unknown target {target!r}: choose one of {', '.join(TARGETS)} or give a profile .toml")
-        with path.open("rb") as fh:
-            return cls(path.stem, tomllib.load(fh))
-
-    def get(self, section: str, key: str) -> Any:
-        try:
-            return self.data[section][key]
-        except KeyError:
-            raise SystemExit(f"profile {self.name}: [{section}] {key} is missing") from None
-
-    @property
-    def engine(self) -> str:
-        return self.get("target", "engine")
-
-
-@dataclass(frozen=True)
-class Checkpoints:
-    reranker: str
-    vlm: str
-    engine_dir: str = ""
-    """TensorRT-LLM engine folder of the Qwen3 re-ranker (tensorrtllm targets)."""
-    simulate: str = ""
-    """Replace both torch engine slots by engines/simulated.py (``empty``, ``valid``, ``error``, ``garbage``,
-    ``delay:MS``)."""
-    simulate_vlm: str | None = None
-    """Simulate only the VLM slot differently (None: same as `simulate`)."""
-
-
-def _dims(spec: TensorSpec) -> list[int]:
-    return list(spec.dims)
-
-
-def _io(interface: Interface, *, ragged: frozenset[str] = frozenset()) -> dict[str, Any]:
-    return {
-        "input": [mc.ModelInput(name=s.name, data_type=mc.DataType.Value(s.dtype), dims=_dims(s), optional=s.optional,
-                                allow_ragged_batch=s.name in ragged) for s in interface.inputs],
-        "output": [mc.ModelOutput(name=s.name, data_type=mc.DataType.Value(s.dtype), dims=_dims(s))
-                   for s in interface.outputs],
-    }
-
-
-def _params(values: dict[str, str]) -> dict[str, mc.ModelParameter]:
-    return {k: mc.ModelParameter(string_value=str(v)) for k, v in values.items()}
-
-
-def _batching(profile: Profile, delay_us: int) -> mc.ModelDynamicBatching:
-    return mc.ModelDynamicBatching(
-        max_queue_delay_microseconds=delay_us,
-        default_queue_policy=mc.ModelQueuePolicy(
-            max_queue_size=profile.get("serving", "max_queue_size"),
-            timeout_action=mc.ModelQueuePolicy.REJECT, allow_timeout_override=True))
-
-
-def _python_model(name: str, interface: Interface, profile: Profile, params: dict[str, str], *, instances: int,
-                  delay_us: int, ragged: frozenset[str] = frozenset()) -> mc.ModelConfig:
-    return mc.ModelConfig(
-        name=name, backend="python", max_batch_size=profile.get("serving", "max_batch_size"),
-        dynamic_batching=_batching(profile, delay_us),
-        instance_group=[mc.ModelInstanceGroup(count=instances, kind=mc.ModelInstanceGroup.KIND_CPU)],
-        parameters=_params(params), **_io(interface, ragged=ragged))
-
-
-def _ensemble(name: str, interface: Interface, profile: Profile,
-              steps: list[tuple[str, Interface, dict[str, str], dict[str, str]]]) -> mc.ModelConfig:
-    """`steps`: (model, its interface, input renames, output renames). With no output renames every output keeps
-    its name; with renames only the renamed outputs are requested (Triton refuses unused ensemble tensors)."""
-    scheduling = mc.ModelEnsembling()
-    for model, step_io, inputs, outputs in steps:
-        scheduling.step.append(mc.ModelEnsembling.Step(
-            model_name=model, model_version=-1,
-            input_map={s.name: inputs.get(s.name, s.name) for s in step_io.inputs},
-            output_map={s.name: outputs.get(s.name, s.name) for s in step_io.outputs
-                        if not outputs or s.name in outputs}))
-    return mc.ModelConfig(name=name, platform="ensemble", max_batch_size=profile.get("serving", "max_batch_size"),
-                          ensemble_scheduling=scheduling, **_io(interface))
-
-
-def _engine_step(pre: str, slot: str, slot_io: Interface, post: str, post_io: Interface, ens_inputs: set[str]
-                 ) -> list[tuple[str, Interface, dict[str, str], dict[str, str]]]:
-    """pre -> slot -> post. Tensors between steps get a leading underscore so they never clash with the
-    ensemble's own inputs and outputs; the post step also reads what the pre step passes it."""
-    pre_io = STEP_MODELS[pre][1]
-    internal = {s.name: f"_{s.name}" for s in pre_io.outputs} | {s.name: f"_{s.name}" for s in slot_io.outputs}
-    consumed = {s.name for s in slot_io.inputs} | {s.name for s in post_io.inputs}
-    slot_inputs = {s.name: (s.name if s.name in ens_inputs else internal[s.name]) for s in slot_io.inputs}
-    post_inputs = {s.name: (s.name if s.name in ens_inputs else internal[s.name]) for s in post_io.inputs}
-    # Pre outputs no later step reads (say, guided decoding for a PyTorch slot) are simply not requested.
-    return [(pre, pre_io, {}, {s.name: internal[s.name] for s in pre_io.outputs if s.name in consumed}),
-            (slot, slot_io, slot_inputs, {s.name: internal[s.name] for s in slot_io.outputs}),
-            (post, post_io, post_inputs, {})]
+def step_models() -> dict[str, tuple[str, T.Interface]]:
+    """Step model name -> (the engine slot its task runs on, the step's tensors)."""
+    return {model: (task.engine, step.interface) for task in TASKS for model, step in task.step_classes().items()}
 
 
 def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelConfig]:
     serving = lambda key: profile.get("serving", key)  # noqa: E731
     target = profile.data["target"]
-    ragged = frozenset({"input_ids", "stop_words_list"})
+    torch = profile.engine is EngineKind.TORCH
 
     def slot_params(checkpoint: str, vision: bool, simulate: str) -> dict[str, str]:
-        params = {"checkpoint_dir": checkpoint, "vision": "true" if vision else "false", "device": target["device"],
-                  "dtype": target["dtype"], "max_new_tokens_cap": serving("max_new_tokens_cap")}
-        return params | ({"simulate": simulate} if profile.engine == "torch" else {})
+        values = {Param.CHECKPOINT_DIR: checkpoint, Param.VISION: "true" if vision else "false",
+                  Param.DEVICE: target["device"], Param.DTYPE: target["dtype"],
+                  Param.MAX_NEW_TOKENS_CAP: serving("max_new_tokens_cap")}
+        return values | ({Param.SIMULATE: simulate} if torch else {})
 
-    if profile.engine == "torch":
-        llm = _python_model(LLM, T.TORCH_LLM_SLOT, profile, slot_params(ckpts.reranker, False, ckpts.simulate),
-                            instances=serving("llm_instances"), delay_us=serving("engine_queue_delay_us"), ragged=ragged)
+    if torch:
+        llm = pbtxt.python_model(names.LLM_ENGINE, T.TORCH_LLM_SLOT, profile,
+                                 slot_params(ckpts.reranker, False, ckpts.simulate),
+                                 instances=serving("llm_instances"), delay_us=serving("engine_queue_delay_us"),
+                                 ragged=RAGGED)
     else:
         from build.trtllm_repository import tensorrtllm_config
 
-        llm = tensorrtllm_config(LLM, profile, ckpts)
+        llm = tensorrtllm_config(names.LLM_ENGINE, profile, ckpts)
     vlm_params = slot_params(ckpts.vlm, True, ckpts.simulate if ckpts.simulate_vlm is None else ckpts.simulate_vlm)
-    if profile.engine != "torch":
+    if not torch:
         memory, gpu = profile.data["memory"], profile.data["gpu"]
-        vlm_params |= {"kv_cache_gib": memory["vlm_kv_gib"],
-                       "gpu_device_id": "0" if memory["vlm_on_this_gpu"] or gpu["gpus_per_server"] < 2 else "1"}
-    vlm = _python_model(VLM, T.VLM_SLOT, profile, vlm_params, instances=serving("vlm_instances"),
-                        delay_us=serving("engine_queue_delay_us"), ragged=ragged)
-    return {LLM: llm, VLM: vlm}
+        vlm_params |= {Param.KV_CACHE_GIB: memory["vlm_kv_gib"],
+                       Param.GPU_DEVICE_ID: "0" if memory["vlm_on_this_gpu"] or gpu["gpus_per_server"] < 2 else "1"}
+    vlm = pbtxt.python_model(names.VLM_ENGINE, T.VLM_SLOT, profile, vlm_params, instances=serving("vlm_instances"),
+                             delay_us=serving("engine_queue_delay_us"), ragged=RAGGED)
+    return {names.LLM_ENGINE: llm, names.VLM_ENGINE: vlm}
 
 
 def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelConfig]:
     """Every model of the repository, by name."""
     serving = lambda key: profile.get("serving", key)  # noqa: E731
-    common = {"pipeline_config": f"../{PIPELINE_FILE}"}
+    common = {Param.PIPELINE_CONFIG: f"../{names.PIPELINE_FILE}"}
+    tokenizer = {names.LLM_ENGINE: ckpts.reranker, names.VLM_ENGINE: ckpts.vlm}
+    slot_io = {names.LLM_ENGINE: T.llm_slot(profile.engine), names.VLM_ENGINE: T.VLM_SLOT}
     configs: dict[str, mc.ModelConfig] = {}
-    for name, (step, interface) in STEP_MODELS.items():
-        tokenizer = ckpts.vlm if step.startswith("cover") else ckpts.reranker
-        configs[name] = _python_model(name, interface, profile, common | {"step": step, "tokenizer_dir": tokenizer},
-                                      instances=serving("step_instances"), delay_us=serving("step_queue_delay_us"))
+    for model, (engine, interface) in step_models().items():
+        configs[model] = pbtxt.python_model(
+            model, interface, profile, common | {Param.STEP: model, Param.TOKENIZER_DIR: tokenizer[engine]},
+            instances=serving("step_instances"), delay_us=serving("step_queue_delay_us"))
     configs.update(_slot_configs(profile, ckpts))
-    llm_io = T.llm_slot(profile.engine)
-    configs[PLANNER] = _ensemble(PLANNER, T.QUERY_PLANNER, profile, _engine_step(
-        "planner_preprocess", LLM, llm_io, "planner_postprocess", T.PLANNER_POST, {"query", "session"}))
-    configs[COVER] = _ensemble(COVER, T.COVER_EVALUATOR, profile, _engine_step(
-        "cover_preprocess", VLM, T.VLM_SLOT, "cover_postprocess", T.COVER_POST, {"query", "image", "task"}))
-    configs[RERANKER] = _ensemble(RERANKER, T.RERANKER, profile, _engine_step(
-        "reranker_preprocess", LLM, llm_io, "reranker_postprocess", T.RERANK_POST, {"request"}))
-    configs[BLS] = _python_model(BLS, T.RICH_MEDIA_RERANKER, profile,
-                                 common | {"sub_calls": serving("bls_sub_calls"),
-                                           "waits_in_place": "true" if serving("bls_waits_in_place") else "false",
-                                           "cover_engine": VLM, "rerank_engine": LLM, "llm_slot": profile.engine,
-                                           "cover_tokenizer_dir": ckpts.vlm, "rerank_tokenizer_dir": ckpts.reranker,
-                                           "cover_model": COVER, "rerank_model": RERANKER,
-                                           "cover_batch_size": serving("max_batch_size")},
-                                 instances=serving("bls_instances"), delay_us=serving("step_queue_delay_us"))
+    for task in TASKS:
+        steps = pbtxt.engine_steps((task.models.pre, task.pre.interface), (task.engine, slot_io[task.engine]),
+                                   (task.models.post, task.post.interface), {s.name for s in task.entry.inputs})
+        configs[task.models.entry] = pbtxt.ensemble(task.models.entry, task.entry, profile, steps)
+    bls = {Param.SUB_CALLS: serving("bls_sub_calls"),
+           Param.WAITS_IN_PLACE: "true" if serving("bls_waits_in_place") else "false",
+           Param.COVER_ENGINE: names.VLM_ENGINE, Param.RERANK_ENGINE: names.LLM_ENGINE,
+           Param.LLM_ENGINE_KIND: profile.engine.value,
+           Param.COVER_TOKENIZER_DIR: ckpts.vlm, Param.RERANK_TOKENIZER_DIR: ckpts.reranker,
+           Param.COVER_MODEL: names.COVER.entry, Param.RERANK_MODEL: names.RERANK.entry,
+           Param.COVER_BATCH_SIZE: serving("max_batch_size")}
+    configs[names.RICH_MEDIA_RERANKER] = pbtxt.python_model(
+        names.RICH_MEDIA_RERANKER, T.RICH_MEDIA_RERANKER, profile, common | bls,
+        instances=serving("bls_instances"), delay_us=serving("step_queue_delay_us"))
     return configs
 
 
 def _source_folder(name: str, profile: Profile) -> str | None:
-    if name in STEP_MODELS:
+    """The model_repository/ folder whose model.py a model runs; None for ensembles and the C++ backend."""
+    torch = profile.engine is EngineKind.TORCH
+    if name in step_models():
         return "step"
-    if name == LLM:
-        return "torch_engine" if profile.engine == "torch" else None  # the tensorrtllm backend has no model.py
-    if name == VLM:
-        return "torch_engine" if profile.engine == "torch" else "trtllm_vlm"
-    if name == BLS:
-        return "rich_media_reranker"
-    return None  # ensembles and the tensorrtllm backend have no model.py
+    if name == names.LLM_ENGINE:
+        return "torch_engine" if torch else None
+    if name == names.VLM_ENGINE:
+        return "torch_engine" if torch else "trtllm_vlm"
+    if name == names.RICH_MEDIA_RERANKER:
+        return names.RICH_MEDIA_RERANKER  # its folder bears its name
+    return None
 
 
 def pipeline_overrides(profile: Profile) -> dict[str, Any]:
@@ -218,23 +118,23 @@ def render(target: str, out: str | Path, ckpts: Checkpoints, *, overrides: dict[
     """`overrides`: merged into the profile, e.g. ``{"serving": {"max_queue_size": 4}}`` (benchmarks use this)."""
     profile = Profile.load(target)
     if overrides:
-        from ensemble.config import _merged
-
-        profile = Profile(profile.name, _merged(profile.data, overrides))
+        profile = profile.merged(overrides)
     out = Path(out)
     configs = model_configs(profile, ckpts)
-    PipelineConfig.load(overrides=pipeline_overrides(profile))  # fail here, not at model load
+    config = PipelineConfig.load(overrides=pipeline_overrides(profile))  # fail here, not at model load
+    for task in TASKS:
+        config.generation_for(task.name)
     staging = out.with_name(out.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name, config in configs.items():
+    for name, model in configs.items():
         folder = staging / name
         (folder / "1").mkdir(parents=True)
-        (folder / "config.pbtxt").write_text(text_format.MessageToString(config, as_utf8=True))
+        (folder / "config.pbtxt").write_text(text_format.MessageToString(model, as_utf8=True))
         source = _source_folder(name, profile)
         if source:
             shutil.copy2(SOURCES / source / "1" / "model.py", folder / "1" / "model.py")
-    (staging / PIPELINE_FILE).write_text(_to_toml(pipeline_overrides(profile)))
+    (staging / names.PIPELINE_FILE).write_text(_to_toml(pipeline_overrides(profile)))
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     return out
@@ -250,8 +150,7 @@ def _to_toml(data: dict[str, Any], prefix: str = "") -> str:
     return text
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="cpu", help=f"{', '.join(TARGETS)} or a profile .toml")
     parser.add_argument("--out", required=True)
     parser.add_argument("--reranker-ckpt", default=os.environ.get("RERANKER_CKPT", ""),
@@ -261,25 +160,19 @@ def main() -> None:
     parser.add_argument("--engine-dir", default=os.environ.get("RERANKER_ENGINE", ""),
                         help="TensorRT-LLM engine folder of the re-ranker (a10 / a800)")
     parser.add_argument("--cache", default=".cache", help="where tiny checkpoints are built when none are given")
-    args = parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> int:
     ckpts = resolve_checkpoints(args.reranker_ckpt, args.vlm_ckpt, args.engine_dir, args.cache)
     print(render(args.target, args.out, ckpts))
+    return 0
 
 
-def resolve_checkpoints(reranker: str, vlm: str, engine_dir: str, cache: str) -> Checkpoints:
-    """Absolute checkpoint paths; the tiny ones (built on demand) stand in for any not given."""
-    if not reranker or not vlm:
-        from build.tiny_checkpoints import ensure_tiny_checkpoints
-
-        tiny = ensure_tiny_checkpoints(Path(cache) / "checkpoints")
-        reranker = reranker or str(tiny.reranker)
-        vlm = vlm or str(tiny.vlm)
-    for label, path in (("reranker checkpoint", reranker), ("VLM checkpoint", vlm)):
-        if not Path(path).is_dir():
-            raise SystemExit(f"{label} folder not found: {path}")
-    return Checkpoints(str(Path(reranker).resolve()), str(Path(vlm).resolve()),
-                       str(Path(engine_dir).resolve()) if engine_dir else "")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

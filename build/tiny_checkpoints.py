@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     paths = ensure_tiny_checkpoints(args.out)
-    print(json.dumps({"reranker": str(paths.reranker), "vlm": str(paths.vlm)}))
+    print(json.dumps({key: str(path) for key, path in asdict(paths).items()}))
 
 
 if __name__ == "__main__":

@@ -13,14 +13,15 @@ The instance kind is KIND_CPU as in that template: the backend places the engine
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
+from build import pbtxt
+from build.engine import TOKENIZER_INFO, plan_engine
+from build.model_shape import ModelShape
+from build.profile import Checkpoints, Profile
 from ensemble import tensors as T
-
-if TYPE_CHECKING:
-    from build.render import Checkpoints, Profile
 
 BACKEND_PARAMETER_KEYS = frozenset({
     # model_instance_state.cc (NVIDIA/TensorRT-LLM triton_backend/inflight_batcher_llm/src, indexed at 0c8de69)
@@ -51,17 +52,11 @@ PARAMETER_KEYS = frozenset({
 """Every key we render; a test checks each is one the backend source reads."""
 
 
-def _tokenizer_info_path(engine_dir: str):
-    from pathlib import Path
-
-    from build.engine import TOKENIZER_INFO
-
+def _tokenizer_info_path(engine_dir: str) -> Path:
     return Path(engine_dir).parent / TOKENIZER_INFO
 
 
 def tensorrtllm_parameters(profile: Profile, ckpts: Checkpoints) -> dict[str, str]:
-    from build.engine import ModelShape, plan_engine
-
     if not ckpts.engine_dir:
         raise SystemExit(f"target {profile.name} serves a TensorRT-LLM engine: give --engine-dir (or RERANKER_ENGINE), "
                          "the engine/ folder that `python -m build.engine` wrote")
@@ -88,13 +83,11 @@ def tensorrtllm_parameters(profile: Profile, ckpts: Checkpoints) -> dict[str, st
 
 
 def tensorrtllm_config(name: str, profile: Profile, ckpts: Checkpoints) -> mc.ModelConfig:
-    from build.render import _batching, _io, _params
-
     serving = profile.data["serving"]
     return mc.ModelConfig(
         name=name, backend="tensorrtllm", max_batch_size=serving["max_batch_size"],
         model_transaction_policy=mc.ModelTransactionPolicy(decoupled=False),
-        dynamic_batching=_batching(profile, serving["engine_queue_delay_us"]),
+        dynamic_batching=pbtxt.batching(profile, serving["engine_queue_delay_us"]),
         instance_group=[mc.ModelInstanceGroup(count=serving["llm_instances"], kind=mc.ModelInstanceGroup.KIND_CPU)],
-        parameters=_params(tensorrtllm_parameters(profile, ckpts)),
-        **_io(T.LLM_SLOT, ragged=frozenset({"input_ids"})))
+        parameters=pbtxt.params(tensorrtllm_parameters(profile, ckpts)),
+        **pbtxt.io(T.LLM_SLOT, ragged=frozenset({"input_ids"})))

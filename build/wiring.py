@@ -19,7 +19,10 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from ensemble import names
 from ensemble import tensors as T
+from ensemble.names import EngineKind, Param, SubCalls
+from ensemble.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,11 @@ def check_ensemble(name: str, configs: dict[str, mc.ModelConfig]) -> list[str]:
 def _bls_targets(config: mc.ModelConfig) -> list[tuple[str, T.Interface]]:
     """(parameter, tensors the BLS sends and reads) for every model the BLS may call."""
     params = {k: v.string_value for k, v in config.parameters.items()}
-    targets = [("cover_model", T.COVER_EVALUATOR), ("rerank_model", T.RERANKER)]
-    if params.get("sub_calls", "engines") == "engines" or "cover_engine" in params:
-        targets += [("cover_engine", T.VLM_SLOT), ("rerank_engine", T.llm_slot(params.get("llm_slot", "")))]
+    entry = {task.models.entry: task.entry for task in TASKS}
+    targets = [(Param.COVER_MODEL, entry[names.COVER.entry]), (Param.RERANK_MODEL, entry[names.RERANK.entry])]
+    if params.get(Param.SUB_CALLS, SubCalls.ENGINES.value) == SubCalls.ENGINES.value or Param.COVER_ENGINE in params:
+        kind = params.get(Param.LLM_ENGINE_KIND, EngineKind.TENSORRTLLM.value)
+        targets += [(Param.COVER_ENGINE, T.VLM_SLOT), (Param.RERANK_ENGINE, T.llm_slot(kind))]
     return targets
 
 
@@ -143,7 +148,7 @@ def check_repository(path: Path) -> list[str]:
     for name, config in configs.items():
         if config.platform == "ensemble":
             problems += check_ensemble(name, configs)
-        if "cover_model" in config.parameters or "rerank_model" in config.parameters:
+        if Param.COVER_MODEL in config.parameters or Param.RERANK_MODEL in config.parameters:
             problems += check_bls(name, configs)
     return problems
 

@@ -1,8 +1,10 @@
-"""Command line client: re-rank a JSON request file, plan a query, or grade a cover image.
+"""`rmr`: the project's one command line. Serve, render a repository, and call a running server.
 
-    python -m clients.cli rerank request.json [--image doc-3=cover.jpg ...]
-    python -m clients.cli plan "北京旅游攻略" --session "Cheap hotels in Beijing"
-    python -m clients.cli cover cover.jpg --task relevance --query "北京旅游攻略"
+    rmr serve                      # tritonserver on the CPU target in the foreground (Ctrl-C stops it)
+    rmr render --target a10 --out repo-a10
+    rmr rerank request.json [--image doc-3=cover.jpg ...]
+    rmr plan "北京旅游攻略" --session "Cheap hotels in Beijing"
+    rmr cover cover.jpg --task relevance --query "北京旅游攻略"
 
 A request file holds ``{"query": ..., "candidates": [...], "options": {...}}``. A candidate may name its cover
 as ``"cover_path"`` (relative to the file) or, in the bundled samples, a ``"cover"`` drawing spec.
@@ -53,14 +55,20 @@ def _rerank(client: RerankClient, args) -> None:
     r = result.response
     state = "model ranking used" if r["valid"] else (
         f"fallback ranker ({r['fallback_reason']})" if r["fallback"] else "model ranking repaired")
-    print(f"-- {state}; repairs: {r['repairs'] or 'none'}; timings ms: {r['timings_ms']}")
+    repairs = [repair["message"] for repair in r["repairs"]]
+    print(f"-- {state}; repairs: {repairs or 'none'}; timings ms: {r['timings_ms']}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clients.cli", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="localhost:8001", help="Triton gRPC address")
+    parser = argparse.ArgumentParser(prog="rmr", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="localhost:8001", help="Triton gRPC address (client commands)")
     parser.add_argument("--timeout", type=float, default=60.0, help="client-side deadline, seconds")
     sub = parser.add_subparsers(dest="command", required=True)
+    from build import render
+    from server.host import cli as serve
+
+    serve.add_arguments(sub.add_parser("serve", help="serve the CPU target with tritonserver in the foreground"))
+    render.add_arguments(sub.add_parser("render", help="render a model repository for a target (cpu, a10, a800)"))
     rerank = sub.add_parser("rerank", help="re-rank the candidates of a JSON request file")
     rerank.add_argument("request")
     rerank.add_argument("--image", action="append", default=[], metavar="ID=PATH", help="cover image of candidate ID")
@@ -73,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     cover.add_argument("--task", choices=("relevance", "quality"), default="quality")
     cover.add_argument("--query", default="")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve.run(args)
+    if args.command == "render":
+        return render.run(args)
     try:
         with RerankClient(args.url, timeout_s=args.timeout) as client:
             if args.command == "rerank":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from clients.rerank_client import RerankClient, RerankError
 from clients.samples import load_sample, split_sample
-from server.launcher import LaunchError, TritonServer
+from server.host.launcher import LaunchError, TritonServer
 
 RULE = "-" * 100
 
@@ -84,7 +84,7 @@ def run_demo(client: RerankClient, tiny: bool) -> bool:
     else:
         print("The model's answer was REPAIRED before use:")
     for repair in response["repairs"]:
-        print(f"  - {repair}")
+        print(f"  - {repair['message']}")
     if response["cover_errors"]:
         print("cover evaluations that failed (grades left unknown):", *response["cover_errors"], sep="\n  - ")
     cache = response.get("cover_cache", {})
@@ -109,7 +109,8 @@ def main() -> int:
     parser.add_argument("--cache", default=".cache")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from build.render import render, resolve_checkpoints
+    from build.profile import resolve_checkpoints
+    from build.render import render
 
     reranker, vlm = os.environ.get("RERANKER_CKPT", ""), os.environ.get("VLM_CKPT", "")
     print("Preparing checkpoints and the CPU model repository ...", flush=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-MODELS = ("rich_media_reranker", "reranker", "cover_evaluator", "query_planner")
+from ensemble.names import ENTRY_POINTS
+
+MODELS = ENTRY_POINTS
 
 
 def parse_weights(text: str) -> dict[str, int]:

@@ -18,8 +18,9 @@ grpc_gevent.init_gevent()  # before any channel exists, or gRPC's C core blocks 
 from locust import User, constant, events, task  # noqa: E402
 
 from clients.load_options import MODELS, call_schedule, parse_weights, require_loopback  # noqa: E402
-from clients.rerank_client import RerankClient, close_once  # noqa: E402
+from clients.rerank_client import RerankClient  # noqa: E402
 from clients.workload import Workload  # noqa: E402
+from ensemble import names  # noqa: E402
 
 _state: dict = {}
 
@@ -27,7 +28,7 @@ _state: dict = {}
 @events.init_command_line_parser.add_listener
 def _arguments(parser) -> None:
     parser.add_argument("--workload", default="bench/workloads/paper.json", help="workload description (JSON)")
-    parser.add_argument("--weights", default="rich_media_reranker=1",
+    parser.add_argument("--weights", default=f"{names.RICH_MEDIA_RERANKER}=1",
                         help="task weights, e.g. rich_media_reranker=4,cover_evaluator=1 (models: %s)" % ", ".join(MODELS))
     parser.add_argument("--call-timeout", type=float, default=120.0, help="client deadline per call, seconds")
 
@@ -43,22 +44,14 @@ def _setup(environment, **_kwargs) -> None:
 
 def _rich(user: TritonUser) -> None:
     r = user.next_request()
-    with user.environment.events.request.measure("grpc", "rich_media_reranker"):
+    with user.environment.events.request.measure("grpc", names.RICH_MEDIA_RERANKER):
         user.client.rerank(r.query, r.candidates, cover_images=r.covers)
 
 
 def _reranker(user: TritonUser) -> None:
-    import json
-
-    import numpy as np
-    import tritonclient.grpc as grpcclient
-
     r = user.next_request()
-    tensor = grpcclient.InferInput("request", [1, 1], "BYTES")
-    tensor.set_data_from_numpy(np.array([[json.dumps({"query": r.query, "candidates": r.candidates},
-                                                     ensure_ascii=False).encode()]], dtype=np.object_))
-    with user.environment.events.request.measure("grpc", "reranker"):
-        user.raw.infer("reranker", [tensor], client_timeout=user.timeout)
+    with user.environment.events.request.measure("grpc", names.RERANK.entry):
+        user.client.rerank_step(r.query, r.candidates)
 
 
 def _cover(user: TritonUser) -> None:
@@ -66,22 +59,23 @@ def _cover(user: TritonUser) -> None:
     image = next((c for c in r.covers if c), None)
     if image is None:
         return
-    with user.environment.events.request.measure("grpc", "cover_evaluator"):
+    with user.environment.events.request.measure("grpc", names.COVER.entry):
         user.client.evaluate_cover(image, task="relevance", query=r.query)
 
 
 def _planner(user: TritonUser) -> None:
     r = user.next_request()
-    with user.environment.events.request.measure("grpc", "query_planner"):
+    with user.environment.events.request.measure("grpc", names.PLANNER.entry):
         user.client.plan(r.query, r.session)
 
 
-TASKS = {"rich_media_reranker": _rich, "reranker": _reranker, "cover_evaluator": _cover, "query_planner": _planner}
+TASKS = {names.RICH_MEDIA_RERANKER: _rich, names.RERANK.entry: _reranker, names.COVER.entry: _cover,
+         names.PLANNER.entry: _planner}
 
 
 class TritonUser(User):
     wait_time = constant(0)
-    schedule = ["rich_media_reranker"]
+    schedule = [names.RICH_MEDIA_RERANKER]
     _started = itertools.count()
 
     @task
@@ -92,12 +86,9 @@ class TritonUser(User):
 
     def on_start(self) -> None:
         self._position = next(TritonUser._started)  # users start at different points of the schedule
-        import tritonclient.grpc as grpcclient
-
         url = require_loopback(self.host or "127.0.0.1:8001")
         self.timeout = self.environment.parsed_options.call_timeout if self.environment.parsed_options else 120.0
         self.client = RerankClient(url, timeout_s=self.timeout)
-        self.raw = grpcclient.InferenceServerClient(url)
         self._cycle = itertools.cycle(_state.get("requests") or Workload.load("bench/workloads/smoke.json").requests())
 
     def next_request(self):
@@ -105,4 +96,3 @@ class TritonUser(User):
 
     def on_stop(self) -> None:
         self.client.close()
-        close_once(self.raw)

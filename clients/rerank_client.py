@@ -19,6 +19,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcclient_aio
 from tritonclient.utils import InferenceServerException
 
+from ensemble import names
 from ensemble import tensors as T
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -81,6 +82,36 @@ def _text(array: np.ndarray) -> str:
     return bytes(array.reshape(-1)[0]).decode("utf-8")
 
 
+def entry_interface(model: str) -> T.Interface:
+    """The tensors of an entry point: a registered task's ensemble, or the BLS."""
+    from ensemble.tasks import TASKS
+
+    entries = {task.models.entry: task.entry for task in TASKS} | {names.RICH_MEDIA_RERANKER: T.RICH_MEDIA_RERANKER}
+    if model not in entries:
+        raise ValueError(f"{model!r} is no entry point; entry points: {sorted(entries)}")
+    return entries[model]
+
+
+def task_inputs(model: str, values: Mapping[str, Any]) -> list[grpcclient.InferInput]:
+    """The inputs of one call to `model` from plain values (text is encoded as UTF-8 for BYTES tensors)."""
+    interface = entry_interface(model)
+    known = {spec.name for spec in interface.inputs}
+    if unknown := sorted(set(values) - known):
+        raise ValueError(f"{model} has no input(s) {unknown}; its inputs: {sorted(known)}")
+    inputs = []
+    for spec in interface.inputs:
+        if spec.name not in values:
+            if not spec.optional:
+                raise ValueError(f"{model} needs input {spec.name!r}")
+            continue
+        value = values[spec.name]
+        items = [value] if isinstance(value, (str, bytes)) or np.isscalar(value) else list(value)
+        if spec.dtype == "TYPE_STRING":
+            items = [np.array(v.encode("utf-8") if isinstance(v, str) else v, dtype=np.object_) for v in items]
+        inputs.append(_input(spec, np.array(items, dtype=spec.numpy_dtype)))
+    return inputs
+
+
 def rerank_inputs(query: str, candidates: Sequence[Mapping[str, Any]], *,
                   cover_images: Mapping[str, bytes] | Sequence[bytes] | None = None,
                   options: Mapping[str, Any] | None = None) -> list[grpcclient.InferInput]:
@@ -119,9 +150,9 @@ def _grade(result) -> CoverGrade:
     return CoverGrade(grade or None, _text(result.as_numpy("reasoning")))
 
 
-def _ranking(result) -> RerankResult:
+def _ranking(result, output: str = "response") -> RerankResult:
     ids = [bytes(v).decode("utf-8") for v in result.as_numpy("ranked_ids").reshape(-1)]
-    return RerankResult(ids, json.loads(_text(result.as_numpy("response"))))
+    return RerankResult(ids, json.loads(_text(result.as_numpy(output))))
 
 
 class _ClosedChannel:
@@ -144,9 +175,10 @@ def close_once(client: grpcclient.InferenceServerClient) -> None:
 class RerankClient:
     """Synchronous client. `timeout_s` is the client-side deadline of every call (gRPC cancels on expiry)."""
 
-    rerank_model = "rich_media_reranker"
-    planner_model = "query_planner"
-    cover_model = "cover_evaluator"
+    rerank_model = names.RICH_MEDIA_RERANKER
+    rerank_step_model = names.RERANK.entry
+    planner_model = names.PLANNER.entry
+    cover_model = names.COVER.entry
 
     def __init__(self, url: str = "localhost:8001", *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  headers: Mapping[str, str] | None = None) -> None:
@@ -161,6 +193,14 @@ class RerankClient:
         except InferenceServerException as exc:
             raise RerankError(model, exc.status(), exc.message()) from None
 
+    def infer(self, model: str, values: Mapping[str, Any], *, timeout_s: float | None = None
+              ) -> dict[str, np.ndarray]:
+        """Any entry point by name, inputs as plain values, every output as numpy (batch dimension dropped):
+        a task added to the registry is callable before it has a method of its own."""
+        outputs = [spec.name for spec in entry_interface(model).outputs]
+        result = self._infer(model, task_inputs(model, values), outputs, timeout_s)
+        return {name: result.as_numpy(name)[0] for name in outputs}
+
     def plan(self, query: str, session: Sequence[str] = (), *, timeout_s: float | None = None) -> Plan:
         return _plan(self._infer(self.planner_model, plan_inputs(query, session), ["plan"], timeout_s))
 
@@ -174,6 +214,12 @@ class RerankClient:
                options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:
         inputs = rerank_inputs(query, candidates, cover_images=cover_images, options=options)
         return _ranking(self._infer(self.rerank_model, inputs, ["ranked_ids", "response"], timeout_s))
+
+    def rerank_step(self, query: str, candidates: Sequence[Mapping[str, Any]], *,
+                    options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:
+        """The listwise step alone (the `reranker` ensemble): no cover grading; `response` is its outcome."""
+        inputs = rerank_inputs(query, candidates, options=options)
+        return _ranking(self._infer(self.rerank_step_model, inputs, ["ranked_ids", "result"], timeout_s), "result")
 
     def close(self) -> None:
         close_once(self._client)
@@ -215,6 +261,12 @@ class AsyncRerankClient:
                      options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:
         inputs = rerank_inputs(query, candidates, cover_images=cover_images, options=options)
         return _ranking(await self._infer(RerankClient.rerank_model, inputs, ["ranked_ids", "response"], timeout_s))
+
+    async def rerank_step(self, query: str, candidates: Sequence[Mapping[str, Any]], *,
+                          options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:
+        inputs = rerank_inputs(query, candidates, options=options)
+        return _ranking(await self._infer(RerankClient.rerank_step_model, inputs, ["ranked_ids", "result"],
+                                          timeout_s), "result")
 
     async def close(self) -> None:
         await self._client.close()

@@ -4,8 +4,9 @@ Per row, tokens pass through three phases:
 1. thinking: free text, until the model closes its reasoning (``</thinking>`` / ``</think>``) or has written
    `thinking_budget` tokens; then the closing and ``<answer>`` are forced (budget forcing). Budget 0 forces
    ``<answer>`` at once (answer-only mode); a negative budget leaves thinking unbounded.
-2. answer: only tokens that keep the answer valid: for ``permutation:N`` a list ``[a,b,...]`` holding each id
-   1..N exactly once, its ``]`` allowed only when all N appeared; for ``grade`` one digit 1-4.
+2. answer: only tokens that keep the answer valid (ensemble/constraint.py): for a permutation of N a list
+   ``[a,b,...]`` holding each id 1..N exactly once, its ``]`` allowed only when all N appeared; for a grade one
+   digit 1-4.
 3. closing: ``</answer>`` is forced, then the end token.
 The end token is banned before the answer is complete, so a constrained row always ends with a valid answer.
 Works on token ids of single characters (Qwen's BPE has every digit, bracket and comma as its own token).
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ensemble.constraint import GRADES, AnswerConstraint, AnswerKind
 from ensemble.tags import CLOSE_ANSWER, FORCED_CLOSING, OPEN_ANSWER, THINK_CLOSERS
 from ensemble.tokenizer import fast_decode
 
@@ -70,7 +72,7 @@ class RowState:
 
     vocab: Vocabulary
     budget: int
-    constraint: str
+    constraint: AnswerConstraint
     end_id: int
     phase: str = "thinking"
     thinking_tokens: int = 0
@@ -81,10 +83,7 @@ class RowState:
     number: str = ""
 
     def __post_init__(self) -> None:
-        kind, _, count = self.constraint.partition(":")
-        if kind not in ("", "grade", "permutation") or (kind == "permutation") != count.isdigit():
-            raise ValueError(f"answer constraint must be '', 'grade' or 'permutation:N', got {self.constraint!r}")
-        self.kind, self.n = kind, int(count or 0)
+        self.kind, self.n = self.constraint.kind, self.constraint.n
         if self.budget == 0:  # answer-only mode
             self.forced = list(self.vocab.open_answer)
 
@@ -93,7 +92,7 @@ class RowState:
         if self.forced:
             return [self.forced[0]], True
         if self.phase == "thinking":
-            return None, bool(self.kind)
+            return None, bool(self.constraint)
         if self.phase == "free":
             return None, False
         if self.phase == "done":
@@ -102,8 +101,8 @@ class RowState:
 
     def _answer_tokens(self) -> list[int]:
         v = self.vocab
-        if self.kind == "grade":
-            return [v.digits[d] for d in "1234"]
+        if self.kind is AnswerKind.GRADE:
+            return [v.digits[d] for d in GRADES]
         if not self.opened:
             return [v.open_list]
         remaining = [i for i in range(1, self.n + 1) if i not in self.used]
@@ -119,7 +118,7 @@ class RowState:
         if self.forced:
             self.forced.pop(0)
             if not self.forced:
-                self.phase = {"closing": "done"}.get(self.phase, "answer" if self.kind else "free")
+                self.phase = {"closing": "done"}.get(self.phase, "answer" if self.constraint else "free")
             return
         if self.phase == "thinking":
             self.thinking_tokens += 1
@@ -131,7 +130,7 @@ class RowState:
             return
         if self.phase != "answer":
             return
-        if self.kind == "grade" or token == v.close_list:
+        if self.kind is AnswerKind.GRADE or token == v.close_list:
             if self.number:
                 self.used.add(int(self.number))
             self.phase, self.forced = "closing", list(v.close_answer)

@@ -10,6 +10,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from ensemble.constraint import AnswerConstraint
 from ensemble.errors import RequestError
 from ensemble.words import from_word_list
 
@@ -23,8 +24,8 @@ class GenerationRequest:
     stop_words: tuple[tuple[int, ...], ...] = ()
     thinking_budget: int = -1
     """Tokens of reasoning before the answer is forced open; 0 = answer only; -1 = unbounded."""
-    answer_constraint: str = ""
-    """``permutation:N``, ``grade`` or "" (engines/constraints.py)."""
+    answer_constraint: AnswerConstraint = AnswerConstraint()
+    """What the answer must be (engines/constraints.py enforces it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +96,8 @@ def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_n
         raise RequestError("thinking_budget", "must be >= -1 (-1 = unbounded)", value=budget)
     constraint = arrays.get("answer_constraint")
     constraint_text = bytes(constraint.reshape(-1)[0]).decode("utf-8", "replace") if constraint is not None else ""
-    kind, _, count = constraint_text.partition(":")
-    if kind not in ("", "grade", "permutation") or (kind == "permutation") != (count.isdigit() and int(count) > 0):
-        raise RequestError("answer_constraint", "must be '', 'grade' or 'permutation:N'", value=constraint_text)
     return GenerationRequest(tuple(int(i) for i in ids), out_len, end_id, pad_id,
-                             tuple(tuple(w) for w in words if w), budget, constraint_text)
+                             tuple(tuple(w) for w in words if w), budget, AnswerConstraint.parse(constraint_text))
 
 
 def arrays_from_generation(generation: Generation, pad_id: int) -> dict[str, np.ndarray]:

@@ -2,7 +2,7 @@
 
 - ``empty``: answers at once with no tokens (the pipeline's degraded path: no grade, fallback ranking);
 - ``valid``: answers at once as a good model would: reasoning of the request's thinking budget, then a
-  well-formed answer to its constraint (``permutation:N`` -> 1..N, ``grade`` -> 2; none -> no tokens).
+  well-formed answer to its constraint (a permutation of N -> 1..N, a grade -> 2; none -> no tokens).
   What the pipeline costs outside the engines on its normal path;
 - ``error``: every batch fails (an engine crash);
 - ``garbage``: random token ids up to the length limit (a broken model);
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from engines.generation import Generation, GenerationRequest
+from ensemble.constraint import AnswerKind
 from ensemble.errors import RequestError
 from ensemble.tags import CLOSE_ANSWER, FORCED_CLOSING
 
@@ -63,10 +64,11 @@ class SimulatedEngine:
         return self._answers[key]
 
     def _write_answer(self, request: GenerationRequest) -> Generation:
-        kind, _, count = request.answer_constraint.partition(":")
-        if not kind:
+        constraint = request.answer_constraint
+        if not constraint:
             return Generation((), "end")
-        answer = f"[{','.join(str(i) for i in range(1, int(count) + 1))}]" if kind == "permutation" else "2"
+        answer = (f"[{','.join(str(i) for i in range(1, constraint.n + 1))}]"
+                  if constraint.kind is AnswerKind.PERMUTATION else "2")
         encode = lambda text: self.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
         budget = max(request.thinking_budget, 0)
         reasoning = encode("<thinking>" + _REASONING * (budget // 8 + 1))[:budget]

@@ -6,7 +6,6 @@ preprocessing and expands each prompt's single ``<|image_pad|>`` to the image's 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,12 +16,10 @@ from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteria
 from engines.generation import Generation, GenerationRequest, decoded_image, finish, trim
 from ensemble.errors import RequestError
 
-logger = logging.getLogger(__name__)
 
 ATTENTION_BACKENDS = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH)
 """cuDNN attention is left out: it builds an execution plan for each new (batch, query, key) shape, and every
-decode step brings a new key length. On an H100 (torch 2.11) a Qwen3-4B decode step took 106 ms with it and
-39 ms without it (`python -m bench.gpu_engine --cudnn-attention` shows the difference)."""
+decode step brings a new key length (`python -m bench.gpu_engine --cudnn-attention` measures the cost)."""
 
 
 def pick_device(device: str) -> torch.device:

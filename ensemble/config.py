@@ -36,15 +36,6 @@ class Limits(BaseModel):
     min_image_side: int = Field(gt=0)
 
 
-class Prompts(BaseModel):
-    model_config = _STRICT
-
-    planner: str = ""
-    rerank: str = ""
-    cover_relevance: str = ""
-    cover_quality: str = ""
-
-
 class Generation(BaseModel):
     model_config = _STRICT
 
@@ -56,14 +47,6 @@ class Generation(BaseModel):
     """Tokens of reasoning before the pipeline closes it and opens the answer; 0 = answer only; -1 = unbounded."""
     constrain_answer: bool = False
     """Decode the answer under constraints (exact permutation / grade 1-4) where the engine slot supports it."""
-
-
-class GenerationByTask(BaseModel):
-    model_config = _STRICT
-
-    planner: Generation
-    rerank: Generation
-    cover: Generation
 
 
 class CoverCache(BaseModel):
@@ -85,19 +68,28 @@ class PipelineConfig(BaseModel):
     model_config = _STRICT
 
     limits: Limits
-    prompts: Prompts
-    generation: GenerationByTask
+    prompts: dict[str, str] = {}
+    """Template name -> a file that replaces the packaged template ("" = packaged)."""
+    generation: dict[str, Generation]
+    """Task name (its folder under ensemble/) -> its generation settings."""
     cover_cache: CoverCache = CoverCache()
     tokenization: Tokenization = Tokenization()
+
+    def generation_for(self, task: str) -> Generation:
+        """The settings of `task`; a task without any fails model load, naming the key."""
+        try:
+            return self.generation[task]
+        except KeyError:
+            raise ConfigError(f"pipeline config has no [generation.{task}] table") from None
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> PipelineConfig:
         """Defaults, then the file at `path` (a full or partial config), then `overrides`."""
         data = _read_toml(DEFAULTS_PATH)
         if path:
-            data = _merged(data, _read_toml(Path(path)))
+            data = merged(data, _read_toml(Path(path)))
         if overrides:
-            data = _merged(data, overrides)
+            data = merged(data, overrides)
         return cls.from_dict(data)
 
     @classmethod
@@ -120,11 +112,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"pipeline config file {path} is not valid TOML: {exc}") from exc
 
 
-def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merged(out[key], value)
+            out[key] = merged(out[key], value)
         else:
             out[key] = value
     return out

@@ -1,4 +1,4 @@
-"""Closed vocabularies of the paper: query types, intent dimensions, cover tasks and grades."""
+"""Closed vocabularies of the paper: query types and intent dimensions."""
 
 from __future__ import annotations
 
@@ -15,18 +15,6 @@ class IntentDimension(str, Enum):
     HIGH_FRESHNESS = "High Freshness"
     AUTHORITATIVENESS = "Authoritativeness"
     PERSONAL_EXPERIENCE = "Personal Experience"
-
-
-class CoverTask(str, Enum):
-    RELEVANCE = "relevance"
-    QUALITY = "quality"
-
-
-GRADES = (1, 2, 3, 4)
-"""Cover grades; 1 = irrelevant / very poor, 4 = strongly relevant / high quality."""
-
-UNKNOWN_GRADE = 0
-"""How an absent grade travels in an INT32 tensor. Never a real grade."""
 
 
 def normalise_label(text: str) -> str:

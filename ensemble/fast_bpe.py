@@ -1,8 +1,7 @@
 """tiktoken standing in for a Hugging Face byte-level BPE tokenizer, where it gives the same ids.
 
 Qwen's BPE began as a tiktoken vocabulary (ids are ranks), so tiktoken encodes Qwen2.5 / Qwen3 prompts
-exactly, about 7x faster than `tokenizers` on one thread (0.8 ms against 5.9 ms for a 20-candidate re-rank
-prompt on this CPU). It is used only where the tokenizer's own description shows it can be exact, and after a
+exactly, and faster than `tokenizers` (`python -m bench.step_costs` compares the two). It is used only where the tokenizer's own description shows it can be exact, and after a
 self-check against the tokenizer on mixed text; anything else keeps the tokenizer (and says why).
 
 Conditions, read from the tokenizer's JSON: a BPE model without dropout, unknown token, prefixes, suffixes or

@@ -1,4 +1,5 @@
-"""Every tensor name, dtype and shape the deployment uses, defined once.
+"""Every tensor name, dtype and shape the deployment uses, defined once; each task's steps combine them into
+their interfaces (ensemble/<task>/steps.py).
 
 `build/render.py` writes each config.pbtxt from these specs and the wiring check compares them back.
 Engine-slot tensors carry the names and types of the tensorrtllm backend's `tensorrt_llm` model
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from ensemble.names import EngineKind
 
 _NUMPY = {"TYPE_INT32": np.int32, "TYPE_INT64": np.int64, "TYPE_FP32": np.float32, "TYPE_BOOL": np.bool_,
           "TYPE_STRING": np.object_, "TYPE_UINT64": np.uint64}
@@ -89,32 +92,22 @@ RESPONSE = _s("response", "TYPE_STRING", 1)
 _TRTLLM_IN = (INPUT_IDS, INPUT_LENGTHS, REQUEST_OUTPUT_LEN, END_ID, PAD_ID, STOP_WORDS_LIST, RUNTIME_TOP_K,
               GUIDED_DECODING_GUIDE_TYPE, GUIDED_DECODING_GUIDE)
 _EXTENSIONS = (THINKING_BUDGET, ANSWER_CONSTRAINT)
-_ENGINE_IN = _TRTLLM_IN + _EXTENSIONS
+ENGINE_IN = _TRTLLM_IN + _EXTENSIONS
 """What every pre step produces; each slot declares the part it understands and the ensemble wires only that."""
-_ENGINE_OUT = (OUTPUT_IDS, SEQUENCE_LENGTH)
+ENGINE_OUT = (OUTPUT_IDS, SEQUENCE_LENGTH)
 
-LLM_SLOT = Interface(_TRTLLM_IN, _ENGINE_OUT)
+LLM_SLOT = Interface(_TRTLLM_IN, ENGINE_OUT)
 """Text engine slot as the tensorrtllm backend serves it (GPU targets)."""
-TORCH_LLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS, _ENGINE_OUT)
+TORCH_LLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS, ENGINE_OUT)
 """Text engine slot on PyTorch: the same tensors, with exact constraints instead of a format regex."""
-VLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS + (IMAGE,), _ENGINE_OUT)
+VLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS + (IMAGE,), ENGINE_OUT)
 """Vision-language slot (Qwen2.5-VL, PyTorch or the LLM API): the PyTorch text-slot tensors plus the image."""
 
 
-def llm_slot(engine: str) -> Interface:
-    """The text slot's tensors for an engine kind (``torch`` or ``tensorrtllm``)."""
-    return TORCH_LLM_SLOT if engine == "torch" else LLM_SLOT
+def llm_slot(engine: EngineKind | str) -> Interface:
+    """The text slot's tensors for an engine kind."""
+    return TORCH_LLM_SLOT if EngineKind(engine) is EngineKind.TORCH else LLM_SLOT
 
 
-PLANNER_PRE = Interface((QUERY, SESSION), _ENGINE_IN)
-PLANNER_POST = Interface(_ENGINE_OUT + (QUERY,), (PLAN,))
-COVER_PRE = Interface((QUERY, IMAGE, TASK), _ENGINE_IN)
-COVER_POST = Interface(_ENGINE_OUT, (GRADE, REASONING))
-RERANK_PRE = Interface((REQUEST,), _ENGINE_IN + (CANDIDATE_IDS,))
-RERANK_POST = Interface(_ENGINE_OUT + (CANDIDATE_IDS, REQUEST), (RANKED_IDS, RESULT))
-"""The post step reads the request again only when a repair needs the fallback ranker's order."""
-
-QUERY_PLANNER = Interface((QUERY, SESSION), (PLAN,))
-COVER_EVALUATOR = Interface((QUERY, IMAGE, TASK), (GRADE, REASONING))
-RERANKER = Interface((REQUEST,), (RANKED_IDS, RESULT))
 RICH_MEDIA_RERANKER = Interface((REQUEST, COVER_IMAGES), (RANKED_IDS, RESPONSE))
+"""The BLS: a re-rank request and its covers in, the ranking and the whole response out."""

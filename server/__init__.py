@@ -1,1 +1,2 @@
-"""Running the Triton server: the launcher (host side) and the Python-backend glue (inside the stub)."""
+"""Triton glue in two halves: `server.stub` runs inside the Triton Python-backend stub (it imports
+triton_python_backend_utils); `server.host` starts and stops tritonserver from the host side."""

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from build.render import render, resolve_checkpoints
+from build.profile import resolve_checkpoints
+from build.render import render
 from clients.rerank_client import RerankClient
 from clients.samples import load_sample, split_sample
-from server.launcher import TritonServer
+from server.host.launcher import TritonServer
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("RMR_CACHE", ROOT / ".cache"))

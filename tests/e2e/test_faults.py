@@ -9,9 +9,10 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from build.render import Checkpoints, render, resolve_checkpoints
+from build.profile import Checkpoints, resolve_checkpoints
+from build.render import render
 from clients.rerank_client import RerankClient
-from server.launcher import TritonServer
+from server.host.launcher import TritonServer
 from tests.e2e.conftest import CACHE
 
 pytestmark = pytest.mark.e2e

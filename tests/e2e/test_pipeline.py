@@ -14,7 +14,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from clients.rerank_client import AsyncRerankClient, RerankError
-from server.metrics_export import METRICS_FLUSH_S
+from server.stub.metrics import METRICS_FLUSH_S
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +87,18 @@ def test_cover_evaluator_grades_or_says_unknown(client):
     for task in ("relevance", "quality"):
         grade = client.evaluate_cover(jpeg(), task=task, query="red square")
         assert grade.grade in (None, 1, 2, 3, 4)
+
+
+def test_every_entry_point_is_callable_by_name_from_the_registry(client):
+    """`RerankClient.infer` reaches a task's ensemble from its registered tensors alone."""
+    from ensemble import names
+
+    out = client.infer(names.COVER.entry, {"query": "red square", "image": jpeg(), "task": "quality"})
+    assert set(out) == {"grade", "reasoning"} and int(out["grade"][0]) in (0, 1, 2, 3, 4)
+    plan = client.infer(names.PLANNER.entry, {"query": "北京旅游攻略", "session": ["cheap hotels"]})
+    assert json.loads(plan["plan"][0])["query_type"]
+    step = client.rerank_step("q", [{"id": "x", "title": "a"}, {"id": "y", "title": "b"}])
+    assert sorted(step.ranked_ids) == ["x", "y"] and step.response["order"] in ([1, 2], [2, 1])
 
 
 def _rerank_error(client, **kwargs) -> RerankError:

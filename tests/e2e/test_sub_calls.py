@@ -8,9 +8,10 @@ import io
 import pytest
 from PIL import Image
 
-from build.render import render, resolve_checkpoints
+from build.profile import resolve_checkpoints
+from build.render import render
 from clients.rerank_client import RerankClient
-from server.launcher import TritonServer
+from server.host.launcher import TritonServer
 from tests.e2e.conftest import CACHE
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ from ensemble.config import ConfigError, PipelineConfig
 def test_defaults_load():
     config = PipelineConfig.load()
     assert config.limits.max_candidates == 50
-    assert config.generation.rerank.max_input_len > 0
+    assert config.generation["rerank"].max_input_len > 0
 
 
 def test_file_overrides_only_what_it_names(tmp_path):
@@ -14,8 +14,8 @@ def test_file_overrides_only_what_it_names(tmp_path):
     path.write_text("[limits]\nmax_candidates = 20\n[generation.rerank]\nmax_new_tokens = 64\n")
     config = PipelineConfig.load(path)
     assert config.limits.max_candidates == 20
-    assert config.generation.rerank.max_new_tokens == 64
-    assert config.generation.rerank.max_input_len == PipelineConfig.load().generation.rerank.max_input_len
+    assert config.generation["rerank"].max_new_tokens == 64
+    assert config.generation["rerank"].max_input_len == PipelineConfig.load().generation["rerank"].max_input_len
 
 
 @pytest.mark.parametrize("text,key", [

@@ -6,6 +6,7 @@ import pytest
 
 from build.tiny_checkpoints import build_tokenizer, ensure_tiny_checkpoints
 from engines.constraints import ConstraintProcessor, RowState, Vocabulary
+from ensemble.constraint import AnswerConstraint
 from engines.generation import GenerationRequest
 from ensemble.answer import parse_grade, parse_permutation
 from ensemble.tags import split_answer
@@ -38,7 +39,7 @@ def drive(state: RowState, tokenizer, choose, steps=400) -> str:
 def test_permutation_is_valid_whatever_the_model_prefers(tokenizer, vocab):
     rng = random.Random(0)
     for n in (1, 2, 9, 10, 23, 50):
-        state = RowState(vocab, 5, f"permutation:{n}", end_id=151645)
+        state = RowState(vocab, 5, AnswerConstraint.permutation(n), end_id=151645)
         text = drive(state, tokenizer, lambda allowed: rng.choice(allowed) if allowed else rng.randrange(1000, 2000))
         report = parse_permutation(text, n)
         assert report.valid, (n, text)
@@ -47,13 +48,13 @@ def test_permutation_is_valid_whatever_the_model_prefers(tokenizer, vocab):
 
 def test_thinking_never_exceeds_the_budget(tokenizer, vocab):
     for budget in (1, 7, 32):
-        state = RowState(vocab, budget, "grade", end_id=151645)
+        state = RowState(vocab, budget, AnswerConstraint.parse("grade"), end_id=151645)
         drive(state, tokenizer, lambda allowed: allowed[0] if allowed else 9707)  # 9707: a plain word token
         assert state.thinking_tokens == budget
 
 
 def test_budget_zero_is_answer_only(tokenizer, vocab):
-    state = RowState(vocab, 0, "grade", end_id=151645)
+    state = RowState(vocab, 0, AnswerConstraint.parse("grade"), end_id=151645)
     text = drive(state, tokenizer, lambda allowed: allowed[-1] if allowed else 9707)
     assert text == "<answer>4</answer>" and state.thinking_tokens == 0
     assert parse_grade(text).grade == 4
@@ -62,13 +63,13 @@ def test_budget_zero_is_answer_only(tokenizer, vocab):
 def test_model_closing_its_own_thinking_is_not_forced(tokenizer, vocab):
     closing = tokenizer.encode("ok</thinking>", add_special_tokens=False)
     script = iter(closing)
-    state = RowState(vocab, 50, "grade", end_id=151645)
+    state = RowState(vocab, 50, AnswerConstraint.parse("grade"), end_id=151645)
     text = drive(state, tokenizer, lambda allowed: next(script, None) if allowed is None else allowed[0])
     assert not state.budget_forced and split_answer(text).answer == "1"
 
 
 def test_unconstrained_row_only_gets_budget_forcing(tokenizer, vocab):
-    state = RowState(vocab, 3, "", end_id=151645)
+    state = RowState(vocab, 3, AnswerConstraint.parse(""), end_id=151645)
     text = drive(state, tokenizer, lambda allowed: allowed[0] if allowed else 9707, steps=12)
     assert "</thinking>\n<answer>" in text and state.phase == "free"
 
@@ -80,7 +81,8 @@ def test_processor_masks_each_row_of_a_batch_by_its_own_phase(tokenizer, vocab):
 
     closing = tokenizer.encode("so</thinking>", add_special_tokens=False)
     assert len(closing) > 1  # the closer spans tokens, so the processor must read text, not one id
-    rows = [RowState(vocab, 50, "permutation:3", end_id=151645), RowState(vocab, 2, "grade", end_id=151645), None]
+    rows = [RowState(vocab, 50, AnswerConstraint.permutation(3), end_id=151645),
+            RowState(vocab, 2, AnswerConstraint.parse("grade"), end_id=151645), None]
     processor = ConstraintProcessor(rows, tokenizer)
     ids = torch.tensor([[11] * 4] * 3)  # any prompt
     script = iter(closing)
@@ -101,7 +103,7 @@ def test_processor_masks_each_row_of_a_batch_by_its_own_phase(tokenizer, vocab):
 
 def test_bad_constraint_is_refused(vocab):
     with pytest.raises(ValueError):
-        RowState(vocab, 1, "permutation:x", end_id=0)
+        RowState(vocab, 1, AnswerConstraint.parse("permutation:x"), end_id=0)
 
 
 def test_random_tiny_model_answers_validly_under_constraints():
@@ -116,7 +118,7 @@ def test_random_tiny_model_answers_validly_under_constraints():
         n = rng.randint(1, 25)
         prompt = [rng.randrange(1000, 100000) for _ in range(rng.randint(5, 30))]
         budget = rng.choice([0, 4, 9])
-        requests.append(GenerationRequest(tuple(prompt), budget + 120, 151645, 151643, (), budget, f"permutation:{n}"))
+        requests.append(GenerationRequest(tuple(prompt), budget + 120, 151645, 151643, (), budget, AnswerConstraint.permutation(n)))
         sizes.append(n)
     results = []
     for start in range(0, 100, 25):

@@ -5,7 +5,7 @@ from PIL import Image
 
 from ensemble.config import PipelineConfig
 from ensemble.errors import RequestError
-from ensemble.image import check_image
+from ensemble.cover.image import check_image
 
 LIMITS = PipelineConfig.load().limits
 
@@ -60,8 +60,8 @@ def test_parsers_of_formats_not_allowed_never_read_the_bytes(monkeypatch):
 
 
 def test_checked_images_parses_each_good_image_once_and_never_remembers_a_bad_one(monkeypatch):
-    import ensemble.image as image_module
-    from ensemble.cover_cache import image_key
+    import ensemble.cover.image as image_module
+    from ensemble.cover.grade_cache import image_key
 
     parsed = []
     real = image_module.check_image

@@ -15,13 +15,14 @@ from build.tiny_checkpoints import build_tokenizer
 from engines.generation import arrays_from_generation, request_from_arrays
 from engines.simulated import SimulatedEngine
 from ensemble.config import PipelineConfig
-from ensemble.domain import CoverTask
+from ensemble.cover.request import CoverTask
 from ensemble.errors import RequestError
-from ensemble.inprocess_caller import InProcessCaller, Slot
-from ensemble.orchestrator import Orchestrator, SubCallError
-from ensemble.prompt import build_rerank_prompt
+from ensemble.bls.inprocess import InProcessCaller, Slot
+from ensemble.bls.caller import SubCallError
+from ensemble.bls.orchestrator import Orchestrator
+from ensemble.rerank.prompt import build_rerank_prompt
 from ensemble.request import parse_rerank_request
-from ensemble.rows import stack_rows
+from ensemble.arrays import stack_rows
 from ensemble.tensors import TORCH_LLM_SLOT, VLM_SLOT
 
 
@@ -44,10 +45,13 @@ class FakeSlots:
         self.fail = fail
         self.calls: list[tuple[str, dict]] = []
 
-    async def generate(self, model, inputs):
+    async def generate(self, model, batches):
+        return [self._one(model, inputs) for inputs in batches]
+
+    def _one(self, model, inputs):
         self.calls.append((model, inputs))
         if model == self.fail:
-            raise SubCallError(model, "UNAVAILABLE", "queue full")
+            return SubCallError(model, "UNAVAILABLE", "queue full")
         batch = len(inputs["input_ids"])
         rows = [{name: array[i] for name, array in inputs.items()} for i in range(batch)]
         requests = [request_from_arrays(r, vocab_size=151936, max_new_tokens_cap=4096) for r in rows]
@@ -71,7 +75,7 @@ def candidates(n):
 def test_covers_go_to_the_vlm_slot_as_one_batch_of_its_own_tensors(tokenizer):
     c, slots = caller(tokenizer)
     items = [(jpeg(), CoverTask.RELEVANCE), (jpeg((1, 2, 3)), CoverTask.QUALITY), (jpeg(), CoverTask.QUALITY)]
-    grades = asyncio.run(c.evaluate_covers("北京旅游", items))
+    [grades] = asyncio.run(c.evaluate_covers("北京旅游", [items]))
     assert grades == [2, 2, 2]  # the simulated model answers <answer>2</answer>
     [(model, sent)] = slots.calls
     assert model == "cover_vlm"
@@ -96,9 +100,9 @@ def test_a_bad_cover_is_the_callers_error_naming_it_and_reaches_no_engine(tokeni
 def test_a_cover_prompt_that_cannot_fit_is_a_request_error_of_the_call(tokenizer):
     config = PipelineConfig.load(overrides={"generation": {"cover": {"max_input_len": 8}}})
     c, slots = caller(tokenizer, config)
-    with pytest.raises(SubCallError) as failure:
-        asyncio.run(c.evaluate_covers("q", [(jpeg(), CoverTask.QUALITY)]))
-    assert failure.value.is_request_error and "max_input_len" in failure.value.message
+    [failure] = asyncio.run(c.evaluate_covers("q", [[(jpeg(), CoverTask.QUALITY)]]))
+    assert isinstance(failure, SubCallError)
+    assert failure.is_request_error and "max_input_len" in failure.message
     assert slots.calls == []
 
 
@@ -107,7 +111,7 @@ def test_rerank_sends_the_slot_tensors_and_maps_the_answer_to_ids(tokenizer):
     request = parse_rerank_request(json.dumps({"query": "北京", "candidates": candidates(5)}))
     answer = asyncio.run(c.rerank(request))
     assert answer.ranked_ids == [f"doc-{i}" for i in range(5)]  # the simulated answer is [1,...,5]
-    assert answer.result["valid"] and answer.result["format_reward"] == 0.5
+    assert answer.outcome.valid and answer.outcome.format_reward == 0.5
     [(model, sent)] = slots.calls
     assert model == "reranker_llm" and set(sent) == {s.name for s in TORCH_LLM_SLOT.inputs}
     assert bytes(sent["answer_constraint"].reshape(-1)[0]) == b"permutation:5"
@@ -120,7 +124,7 @@ def test_the_prompt_sent_is_the_checkpoint_tokenizers_ids(tokenizer):
     asyncio.run(c.rerank(request))
     sent = slots.calls[0][1]["input_ids"].reshape(-1).tolist()
     config = PipelineConfig.load()
-    text = build_rerank_prompt(c.rerank_pre.template, request, tokenizer, config.generation.rerank.max_input_len).text
+    text = build_rerank_prompt(c.rerank_pre.template, request, tokenizer, config.generation["rerank"].max_input_len).text
     assert sent == tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids
 
 

@@ -14,3 +14,21 @@ def test_weights_parse_and_schedule_round_robin():
 def test_bad_weights_are_refused(text):
     with pytest.raises(ValueError):
         parse_weights(text)
+
+
+def test_task_inputs_follow_the_entry_points_tensors():
+    import pytest
+
+    from clients.rerank_client import task_inputs
+    from ensemble import names
+
+    inputs = task_inputs(names.COVER.entry, {"query": "q", "image": b"\xff\xd8", "task": "quality"})
+    assert [(i.name(), i.shape(), i.datatype()) for i in inputs] == [
+        ("query", [1, 1], "BYTES"), ("image", [1, 1], "BYTES"), ("task", [1, 1], "BYTES")]
+    assert task_inputs(names.PLANNER.entry, {"query": "q", "session": ["a", "b"]})[1].shape() == [1, 2]
+    with pytest.raises(ValueError, match="needs input 'image'"):
+        task_inputs(names.COVER.entry, {"query": "q", "task": "quality"})
+    with pytest.raises(ValueError, match=r"has no input\(s\) \['imgae'\]"):
+        task_inputs(names.COVER.entry, {"query": "q", "imgae": b"", "task": "quality"})
+    with pytest.raises(ValueError, match="no entry point"):
+        task_inputs("cover_vlm", {})

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from server.metrics_export import DeferredPublish
+from server.stub.metrics import DeferredPublish
 
 
 def test_changes_within_an_interval_publish_once_and_later_changes_publish_again():

@@ -5,9 +5,12 @@ import json
 import pytest
 from PIL import Image
 
-from ensemble.domain import CoverTask
+from ensemble.cover.request import CoverTask
 from ensemble.errors import RequestError
-from ensemble.orchestrator import Orchestrator, RerankAnswer, SubCallError
+from ensemble.rerank.answer import Repair, RepairKind
+from ensemble.rerank.outcome import RerankOutcome
+from ensemble.bls.caller import RerankAnswer, SubCallError
+from ensemble.bls.orchestrator import Orchestrator
 
 
 def jpeg() -> bytes:
@@ -28,7 +31,17 @@ class FakeCaller:
         self.batches: list[int] = []
         self.rerank_bodies: list[dict] = []
 
-    async def evaluate_covers(self, query, items):
+    async def evaluate_covers(self, query, batches):
+        """Each batch's answer, or the SubCallError it raised (as a caller reports a failed sub-call)."""
+        answers = []
+        for items in batches:
+            try:
+                answers.append(await self.evaluate_batch(query, items))
+            except SubCallError as error:
+                answers.append(error)
+        return answers
+
+    async def evaluate_batch(self, query, items):
         self.batches.append(len(items))
         if self.cover_error:
             raise self.cover_error
@@ -43,8 +56,8 @@ class FakeCaller:
         if self.rerank_error:
             raise self.rerank_error
         ids = [c["id"] for c in body["candidates"]]
-        return RerankAnswer(ids[::-1], {"order": list(range(len(ids), 0, -1)), "valid": True, "format_reward": 0.5,
-                                        "repairs": [], "reasoning": "because", "output_tokens": 9})
+        order = tuple(range(len(ids), 0, -1))
+        return RerankAnswer(ids[::-1], RerankOutcome(order, True, 0.5, reasoning="because", output_tokens=9))
 
 
 def run(caller, candidates, images=None, config=None, batch=64, **options):
@@ -125,10 +138,12 @@ def test_model_answer_without_ranking_is_reported_as_fallback():
     class NoAnswer(FakeCaller):
         async def rerank(self, request):
             ids = [c.id for c in request.candidates]
-            return RerankAnswer(ids, {"valid": False, "format_reward": 0.0, "repairs": ["no answer"],
-                                      "reasoning": "", "output_tokens": 32})
+            outcome = RerankOutcome((1,), False, 0.0, (Repair(RepairKind.NO_ANSWER),), output_tokens=32,
+                                    fallback=True, fallback_reason="model answer held no usable ranking")
+            return RerankAnswer(ids, outcome)
     _, response = run(NoAnswer(), [{"id": "a", "title": "t"}])
-    assert response["fallback"] is True and response["repairs"] == ["no answer"]
+    assert response["fallback"] is True
+    assert response["repairs"] == [{"kind": "no_answer", "ids": [], "message": "no answer"}]
 
 
 def jpeg_of(colour) -> bytes:
@@ -155,10 +170,10 @@ def test_a_failed_batch_is_retried_item_by_item():
 
 def test_engine_failure_of_a_batch_leaves_only_failed_grades_unknown():
     class FlakyOnce(FakeCaller):
-        async def evaluate_covers(self, query, items):
+        async def evaluate_batch(self, query, items):
             if len(items) > 1:
                 raise SubCallError("cover_evaluator", "INTERNAL", "batch crashed")
-            return await super().evaluate_covers(query, items)
+            return await super().evaluate_batch(query, items)
 
     caller = FlakyOnce({CoverTask.RELEVANCE: 4, CoverTask.QUALITY: 1})
     _, response = run(caller, [{"id": "a", "title": "t"}, {"id": "b", "title": "t"}], [jpeg(), jpeg()])
@@ -195,7 +210,7 @@ def test_cache_can_be_switched_off():
 
 
 def test_cache_is_bounded_lru():
-    from ensemble.cover_cache import CoverGradeCache
+    from ensemble.cover.grade_cache import CoverGradeCache
 
     cache = CoverGradeCache(2)
     cache.put(("quality", b"a"), 1)
@@ -207,7 +222,7 @@ def test_cache_is_bounded_lru():
 
 
 def test_each_cover_is_hashed_once_for_both_tasks(monkeypatch):
-    import ensemble.orchestrator as orchestrator_module
+    import ensemble.bls.orchestrator as orchestrator_module
 
     hashed = []
     real = orchestrator_module.image_key
@@ -219,30 +234,27 @@ def test_each_cover_is_hashed_once_for_both_tasks(monkeypatch):
     assert sorted(hashed) == sorted(covers)
 
 
-@pytest.mark.parametrize("batch,overlap", [(64, False), (1, True)])
-def test_cover_batches_out_together_are_marked_so(batch, overlap):
-    """A caller may wait for a lone sub-call in place (server/bls_caller.py), never for one of several."""
-    from ensemble.orchestrator import SUB_CALLS_OVERLAP
-
+@pytest.mark.parametrize("batch,together", [(64, [1]), (1, [4])])
+def test_cover_batches_of_a_request_reach_the_caller_together(batch, together):
+    """The caller gets every batch of a request in one call, so it alone decides how they are scheduled."""
     seen = []
 
     class Recording(FakeCaller):
-        async def evaluate_covers(self, query, items):
-            seen.append(SUB_CALLS_OVERLAP.get())
-            return await super().evaluate_covers(query, items)
+        async def evaluate_covers(self, query, batches):
+            seen.append(len(batches))
+            return await super().evaluate_covers(query, batches)
 
     caller = Recording({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2})
     _, response = run(caller, [{"id": "a", "title": "t"}, {"id": "b", "title": "t"}],
                       [jpeg_of((200, 0, 0)), jpeg_of((0, 200, 0))], batch=batch)
-    assert seen == [overlap] * (1 if batch == 64 else 4)
+    assert seen == together
     assert [g["relevance"] for g in response["cover_grades"]] == [3, 3]
-    assert not SUB_CALLS_OVERLAP.get()
 
 
 def test_a_cover_seen_in_an_earlier_request_is_not_parsed_again(monkeypatch):
     import asyncio as aio
 
-    import ensemble.image as image_module
+    import ensemble.cover.image as image_module
     from ensemble.config import PipelineConfig
 
     parsed = []

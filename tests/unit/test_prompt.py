@@ -2,10 +2,16 @@ import json
 
 import pytest
 
-from ensemble.config import ConfigError, Prompts
+from ensemble.config import ConfigError
+from ensemble.cover.prompt import build_cover_prompt, cover_template
 from ensemble.errors import RequestError
-from ensemble.prompt import (Task, build_cover_prompt, build_plan_prompt, build_rerank_prompt, load_template)
-from ensemble.request import parse_cover_request, parse_plan_request, parse_rerank_request
+from ensemble.planner.prompt import build_plan_prompt, planner_template
+from ensemble.request import CoverTask, parse_cover_request, parse_plan_request, parse_rerank_request
+from ensemble.rerank.prompt import build_rerank_prompt, rerank_template
+
+LOADERS = {"planner": planner_template, "rerank": rerank_template,
+           "cover_relevance": lambda: cover_template(CoverTask.RELEVANCE),
+           "cover_quality": lambda: cover_template(CoverTask.QUALITY)}
 
 
 def rerank_request(contents, query="北京旅游攻略", **extra):
@@ -15,14 +21,15 @@ def rerank_request(contents, query="北京旅游攻略", **extra):
                        enumerate(contents)]}))
 
 
-@pytest.mark.parametrize("task", list(Task))
-def test_packaged_templates_load(task):
-    template = load_template(task)
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_packaged_templates_load(name):
+    template = LOADERS[name]()
+    assert template.name == name
     assert "<thinking></thinking>" in template.user and "<answer></answer>" in template.user
 
 
 def test_rerank_prompt_has_paper_fields_and_unknowns(char_tokenizer):
-    template = load_template(Task.RERANK)
+    template = rerank_template()
     prompt = build_rerank_prompt(template, rerank_request(["长城一日游"], click_through_rate=0.125), char_tokenizer,
                                  10_000)
     for label in ("[ID] 1", "[Title] 标题0", "[Content] 长城一日游", "[Intent Dimension] unknown",
@@ -35,7 +42,7 @@ def test_rerank_prompt_has_paper_fields_and_unknowns(char_tokenizer):
 
 
 def test_rerank_prompt_shares_a_fixed_prefix_across_requests(char_tokenizer):
-    template = load_template(Task.RERANK)
+    template = rerank_template()
     a = build_rerank_prompt(template, rerank_request(["a"], query="q1"), char_tokenizer, 10_000).input_ids
     b = build_rerank_prompt(template, rerank_request(["b", "c"], query="another"), char_tokenizer, 10_000).input_ids
     common = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
@@ -44,7 +51,7 @@ def test_rerank_prompt_shares_a_fixed_prefix_across_requests(char_tokenizer):
 
 
 def test_token_budget_truncates_fairly_never_ids(char_tokenizer):
-    template = load_template(Task.RERANK)
+    template = rerank_template()
     contents = ["短" * 10, "长" * 3000, "中" * 800]
     request = rerank_request(contents)
     full = build_rerank_prompt(template, request, char_tokenizer, 100_000)
@@ -62,7 +69,7 @@ def test_token_budget_truncates_fairly_never_ids(char_tokenizer):
 
 
 def test_budget_cuts_titles_when_contents_are_not_enough(char_tokenizer):
-    template = load_template(Task.RERANK)
+    template = rerank_template()
     request = parse_rerank_request(json.dumps({"query": "q", "candidates": [
         {"id": str(i), "title": "T" * 400, "content": "c" * 50} for i in range(4)]}))
     full = len(build_rerank_prompt(template, request, char_tokenizer, 100_000).input_ids)
@@ -73,11 +80,11 @@ def test_budget_cuts_titles_when_contents_are_not_enough(char_tokenizer):
 
 def test_budget_too_small_for_instructions_is_a_request_error(char_tokenizer):
     with pytest.raises(RequestError, match="max_input_len=50"):
-        build_rerank_prompt(load_template(Task.RERANK), rerank_request(["x"]), char_tokenizer, 50)
+        build_rerank_prompt(rerank_template(), rerank_request(["x"]), char_tokenizer, 50)
 
 
 def test_planner_prompt_lists_session_and_drops_oldest_to_fit(char_tokenizer):
-    template = load_template(Task.PLANNER)
+    template = planner_template()
     request = parse_plan_request("北京旅游攻略", ["Upcoming concerts in Beijing", "Cheap hotels in Beijing"])
     prompt = build_plan_prompt(template, request, char_tokenizer, 10_000)
     assert "- Upcoming concerts in Beijing\n- Cheap hotels in Beijing" in prompt.text
@@ -88,11 +95,11 @@ def test_planner_prompt_lists_session_and_drops_oldest_to_fit(char_tokenizer):
 
 
 def test_cover_prompts_place_image_after_fixed_instructions(char_tokenizer):
-    rel = build_cover_prompt(load_template(Task.COVER_RELEVANCE), parse_cover_request("猫粮", "relevance"),
+    rel = build_cover_prompt(cover_template(CoverTask.RELEVANCE), parse_cover_request("猫粮", "relevance"),
                              char_tokenizer, 4096)
     assert rel.text.count("<|image_pad|>") == 1
     assert rel.text.index("Rating 4") < rel.text.index("<|vision_start|>") < rel.text.index("User Query: 猫粮")
-    quality = build_cover_prompt(load_template(Task.COVER_QUALITY), parse_cover_request("", "quality"),
+    quality = build_cover_prompt(cover_template(CoverTask.QUALITY), parse_cover_request("", "quality"),
                                  char_tokenizer, 4096)
     assert "User Query" not in quality.text and quality.text.count("<|image_pad|>") == 1
 
@@ -102,7 +109,7 @@ def test_template_override_by_config(tmp_path, char_tokenizer):
     path.write_text('user = "Rank for {query}:\\n{candidates}"\ncandidate = "#{id} {title}"\n'
                     'candidate_separator = "\\n"\nunknown = "?"\ntime_format = "%Y"\nrate_format = "{:.2f}"\n'
                     'truncation_mark = "..."\n')
-    template = load_template(Task.RERANK, Prompts(rerank=str(path)))
+    template = rerank_template({"rerank": str(path)})
     prompt = build_rerank_prompt(template, rerank_request(["x", "y"], query="q"), char_tokenizer, 1000)
     assert "Rank for q:\n#1 标题0\n#2 标题1" in prompt.text
 
@@ -118,4 +125,4 @@ def test_bad_template_override_fails_at_load(tmp_path, content, match):
     path = tmp_path / "bad.toml"
     path.write_text(content)
     with pytest.raises(ConfigError, match=match):
-        load_template(Task.RERANK, Prompts(rerank=str(path)))
+        rerank_template({"rerank": str(path)})

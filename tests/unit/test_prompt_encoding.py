@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from build.tiny_checkpoints import build_tokenizer
-from ensemble.prompt import _CHUNKED_FROM_CHARS, _encode
+from ensemble.encoding import CHUNKED_FROM_CHARS as _CHUNKED_FROM_CHARS
+from ensemble.encoding import encode_text as _encode
 
 TOKENIZER = None
 
@@ -97,7 +98,7 @@ def test_tiktoken_is_refused_where_it_could_differ(change, reason):
     from tokenizers import Tokenizer
 
     from ensemble.fast_bpe import exact_tiktoken
-    from ensemble.prompt import PromptEncoder
+    from ensemble.encoding import PromptEncoder
 
     spec = json.loads(spec_text())
     change(spec)

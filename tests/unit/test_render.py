@@ -6,8 +6,11 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from build.render import STEP_MODELS, Checkpoints, render
+from build.profile import Checkpoints
+from build.render import render, step_models
+from ensemble import names
 from ensemble import tensors as T
+from ensemble.tasks import TASKS
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +22,9 @@ def load(repository: Path, name: str) -> mc.ModelConfig:
     return text_format.Parse((repository / name / "config.pbtxt").read_text(), mc.ModelConfig())
 
 
-EXPECTED = {"query_planner": T.QUERY_PLANNER, "cover_evaluator": T.COVER_EVALUATOR, "reranker": T.RERANKER,
-            "rich_media_reranker": T.RICH_MEDIA_RERANKER, "reranker_llm": T.TORCH_LLM_SLOT, "cover_vlm": T.VLM_SLOT,
-            **{name: interface for name, (_, interface) in STEP_MODELS.items()}}
+EXPECTED = {**{task.models.entry: task.entry for task in TASKS},
+            names.RICH_MEDIA_RERANKER: T.RICH_MEDIA_RERANKER, names.LLM_ENGINE: T.TORCH_LLM_SLOT,
+            names.VLM_ENGINE: T.VLM_SLOT, **{name: interface for name, (_, interface) in step_models().items()}}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

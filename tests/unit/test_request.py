@@ -3,7 +3,8 @@ import json
 import pytest
 
 from ensemble.config import PipelineConfig
-from ensemble.domain import CoverTask, IntentDimension
+from ensemble.domain import IntentDimension
+from ensemble.request import CoverTask
 from ensemble.errors import RequestError
 from ensemble.request import (check_plan_limits, check_rerank_limits, parse_cover_request, parse_plan_request,
                               parse_rerank_request)

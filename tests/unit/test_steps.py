@@ -11,8 +11,10 @@ from PIL import Image
 from build.tiny_checkpoints import build_tokenizer
 from ensemble.config import PipelineConfig
 from ensemble.errors import RequestError
-from ensemble.steps import (CoverPost, CoverPre, PlannerPost, PlannerPre, RerankPost, RerankPre,
-                            permutation_answer_tokens)
+from ensemble.constraint import AnswerConstraint
+from ensemble.cover.steps import CoverPost, CoverPre
+from ensemble.planner.steps import PlannerPost, PlannerPre
+from ensemble.rerank.steps import RerankPost, RerankPre
 from ensemble.words import from_word_list
 
 
@@ -54,8 +56,8 @@ def test_rerank_pre_builds_engine_tensors(tokenizer, config):
     assert out["end_id"].tolist() == [151645] and out["pad_id"].tolist() == [151643]
     assert [tokenizer.decode(w) for w in from_word_list(out["stop_words_list"])] == ["</answer>"]
     assert [v.decode() for v in out["candidate_ids"]] == ["doc-a", "doc-b"]
-    budget = config.generation.rerank.thinking_budget
-    assert out["request_output_len"].tolist() == [budget + permutation_answer_tokens(2) + 16]
+    budget = config.generation["rerank"].thinking_budget
+    assert out["request_output_len"].tolist() == [budget + AnswerConstraint.permutation(2).answer_tokens + 16]
     assert out["thinking_budget"].tolist() == [budget]
     assert out["answer_constraint"].tolist() == [b"permutation:2"]
     assert out["guided_decoding_guide_type"].tolist() == [b"regex"]
@@ -89,7 +91,8 @@ def test_rerank_post_maps_ids_back_and_reports_repairs(tokenizer, config):
     assert [v.decode() for v in out["ranked_ids"]] == ["doc-b", "doc-c", "doc-a"]
     result = json.loads(out["result"][0])
     assert result["valid"] is False and result["format_reward"] == 0.2
-    assert result["repairs"] == ["duplicate id 2 dropped", "missing ids [3, 1] appended"]
+    assert result["repairs"] == [{"kind": "duplicate_id", "ids": [2], "message": "duplicate id 2 dropped"},
+                                 {"kind": "missing_ids", "ids": [3, 1], "message": "missing ids [3, 1] appended"}]
     assert result["reasoning"] == "b is better"
 
 
@@ -125,7 +128,7 @@ def test_planner_pre_and_post(tokenizer, config):
 
 
 def test_fast_tokenizer_path_gives_the_same_ids(tokenizer):
-    from ensemble.prompt import _encode
+    from ensemble.encoding import encode_text as _encode
 
     text = "<|im_start|>user\n北京旅游攻略 Beijing <answer>[3,1]</answer><|im_end|>\n<|im_start|>assistant\n"
     assert _encode(tokenizer, text) == tokenizer.encode(text, add_special_tokens=False)

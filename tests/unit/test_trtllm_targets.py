@@ -8,7 +8,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from build.engine import QWEN3_4B, ModelShape, main as engine_main, plan_engine
-from build.render import Checkpoints, Profile, render
+from build.profile import Checkpoints, Profile
+from build.render import render
 from build.trtllm_repository import BACKEND_PARAMETER_KEYS, BACKEND_REQUIRED_KEYS, PARAMETER_KEYS
 from build.wiring import check_repository
 

@@ -1,14 +1,15 @@
-"""The call the search backend makes: cover grading fan-out and re-ranking, over BLS (ensemble/orchestrator.py)."""
+"""The call the search backend makes: cover grading fan-out and re-ranking, over BLS (ensemble/bls/)."""
 
 import asyncio
 
+from ensemble.arrays import bytes_list, scalar_bytes
+from ensemble.bls.orchestrator import Orchestrator, response_json
 from ensemble.errors import RequestError
-from ensemble.orchestrator import Orchestrator, response_json
-from ensemble.steps import bytes_list, scalar_bytes
+from ensemble.names import Metric, Param
 from ensemble.tensors import RICH_MEDIA_RERANKER
-from server.adapter import CounterExport, ModelContext, error_response, read_rows, response_from
-from server.bls_caller import StepMetrics, caller_for, waits_in_place
-from server.metrics_export import DeferredPublish
+from server.stub.adapter import CounterExport, ModelContext, error_response, read_rows, response_from
+from server.stub.bls import StepMetrics, caller_for, waits_in_place
+from server.stub.metrics import DeferredPublish
 
 
 class TritonPythonModel:
@@ -17,12 +18,12 @@ class TritonPythonModel:
         config = self.context.pipeline_config()
         self.caller = caller_for(self.context, config)
         self.orchestrator = Orchestrator(config, self.caller,
-                                         cover_batch_size=int(self.context.param("cover_batch_size")))
-        self.cache_metric = CounterExport("rmr_cover_cache_total", "Cover-grade cache lookups by result and task",
+                                         cover_batch_size=int(self.context.param(Param.COVER_BATCH_SIZE)))
+        self.cache_metric = CounterExport(Metric.COVER_CACHE, "Cover-grade cache lookups by result and task",
                                           ("result", "task"))
         self.step_metrics = StepMetrics(self.caller)
         self.metrics = DeferredPublish(self._publish_metrics)
-        self.waits_in_place = self.context.flag("waits_in_place", True)
+        self.waits_in_place = self.context.flag(Param.WAITS_IN_PLACE, True)
 
     async def _one(self, request):
         try:

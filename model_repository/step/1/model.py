@@ -1,16 +1,17 @@
-"""A pre or post step of an ensemble; the `step` parameter picks which (ensemble/steps.py)."""
+"""A pre or post step of a task ensemble; the `step` parameter names the step model (ensemble/tasks.py)."""
 
-from ensemble.steps import STEPS
+from ensemble.names import Param
+from ensemble.tasks import step_class
 from ensemble.tokenizer import load_tokenizer
-from server.adapter import ModelContext, run_each
+from server.stub.adapter import ModelContext, run_each
 
 
 class TritonPythonModel:
     def initialize(self, args):
         self.context = ModelContext(args)
-        step_class = STEPS[self.context.param("step")]
-        tokenizer = load_tokenizer(self.context.path("tokenizer_dir"))
-        self.step = step_class(self.context.pipeline_config(), tokenizer)
+        step = step_class(self.context.param(Param.STEP))
+        tokenizer = load_tokenizer(self.context.path(Param.TOKENIZER_DIR))
+        self.step = step(self.context.pipeline_config(), tokenizer)
 
     def execute(self, requests):
         return run_each(requests, self.step, self.step.interface, self.context)

@@ -3,26 +3,27 @@
 The `simulate` parameter swaps in engines/simulated.py (benchmarks of the pipeline overhead, fault tests).
 """
 
-from server.adapter import ModelContext
-from server.engine_slot import EngineSlot
+from ensemble.names import Param
+from server.stub.adapter import ModelContext
+from server.stub.engine_slot import EngineSlot
 
 
 class TritonPythonModel:
     def initialize(self, args):
         context = ModelContext(args)
-        vision = context.flag("vision", False)
-        simulate = context.param("simulate", "")
+        vision = context.flag(Param.VISION, False)
+        simulate = context.param(Param.SIMULATE, "")
         if simulate:
             from engines.simulated import SimulatedEngine
             from ensemble.tokenizer import load_tokenizer
 
-            tokenizer = load_tokenizer(context.path("checkpoint_dir")) if simulate == "valid" else None
+            tokenizer = load_tokenizer(context.path(Param.CHECKPOINT_DIR)) if simulate == "valid" else None
             engine = SimulatedEngine(simulate, tokenizer=tokenizer)
         else:
             from engines.torch_engine import TorchEngine
 
-            engine = TorchEngine(context.path("checkpoint_dir"), vision=vision,
-                                 device=context.param("device", "auto"), dtype=context.param("dtype", "auto"))
+            engine = TorchEngine(context.path(Param.CHECKPOINT_DIR), vision=vision,
+                                 device=context.param(Param.DEVICE, "auto"), dtype=context.param(Param.DTYPE, "auto"))
         self.slot = EngineSlot(engine, context, vision=vision)
 
     def execute(self, requests):

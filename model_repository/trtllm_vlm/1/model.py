@@ -1,15 +1,17 @@
 """VLM engine slot on TensorRT-LLM's LLM API (GPU targets): the tensors of the PyTorch VLM slot."""
 
 from engines.trtllm_vlm import TensorRTLLMVisionEngine
-from server.adapter import ModelContext
-from server.engine_slot import EngineSlot
+from ensemble.names import Param
+from server.stub.adapter import ModelContext
+from server.stub.engine_slot import EngineSlot
 
 
 class TritonPythonModel:
     def initialize(self, args):
         context = ModelContext(args)
-        engine = TensorRTLLMVisionEngine(context.path("checkpoint_dir"), kv_cache_gib=float(context.param("kv_cache_gib")),
-                                         device_id=int(context.param("gpu_device_id", "0")))
+        engine = TensorRTLLMVisionEngine(context.path(Param.CHECKPOINT_DIR),
+                                         kv_cache_gib=float(context.param(Param.KV_CACHE_GIB)),
+                                         device_id=int(context.param(Param.GPU_DEVICE_ID, "0")))
         self.slot = EngineSlot(engine, context, vision=True)
 
     def execute(self, requests):

@@ -18,7 +18,8 @@ import triton_python_backend_utils as pb_utils
 
 from ensemble.config import ConfigError, PipelineConfig
 from ensemble.errors import RequestError
-from ensemble.rows import stack_rows
+from ensemble.names import Param
+from ensemble.arrays import stack_rows
 from ensemble.tensors import Interface
 
 Arrays = dict[str, np.ndarray]
@@ -52,7 +53,8 @@ class ModelContext:
         return str((self.directory / value).resolve()) if value and not Path(value).is_absolute() else value
 
     def pipeline_config(self) -> PipelineConfig:
-        return PipelineConfig.load(self.path("pipeline_config") if self.params.get("pipeline_config") else None)
+        key = Param.PIPELINE_CONFIG
+        return PipelineConfig.load(self.path(key) if self.params.get(key) else None)
 
 
 def read_rows(request: Any, interface: Interface) -> list[Arrays]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, OrderedDict
 
-from ensemble.domain import CoverTask
+from ensemble.cover.request import CoverTask
 
 
 def image_key(image: bytes) -> bytes:

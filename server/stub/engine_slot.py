@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from engines.generation import arrays_from_generation, request_from_arrays
-from ensemble.steps import scalar_bytes
+from ensemble.arrays import scalar_bytes
+from ensemble.names import Param
 from ensemble.tensors import TORCH_LLM_SLOT, VLM_SLOT
-from server.adapter import ModelContext, run_batched
+from server.stub.adapter import ModelContext, run_batched
 
 
 class EngineSlot:
@@ -19,7 +20,7 @@ class EngineSlot:
         self.context = context
         self.vision = vision
         self.interface = VLM_SLOT if vision else TORCH_LLM_SLOT
-        self.cap = int(context.param("max_new_tokens_cap"))
+        self.cap = int(context.param(Param.MAX_NEW_TOKENS_CAP))
 
     def _parse(self, arrays):
         request = request_from_arrays(arrays, vocab_size=self.engine.vocab_size, max_new_tokens_cap=self.cap)

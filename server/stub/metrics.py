@@ -1,9 +1,9 @@
 """When the BLS publishes its own counters (cover-cache lookups, in-BLS step times) to Triton's metrics.
 
-Each counter update is a call from the stub to the server (~70 us) and a request changes about a dozen of
-them. Publishing after every request cost the BLS stub about 0.3 ms of CPU per request on 2 cores (9.4 against
-9.1 ms, interleaved runs); published at most once per `METRICS_FLUSH_S`, the counters are at most that stale.
-Triton's own statistics are not delayed. Imports nothing from Triton, so benchmarks read the interval here.
+Each counter update is a call from the stub to the server, and a request changes about a dozen of them:
+published at most once per `METRICS_FLUSH_S`, that cost leaves the request path and the counters are at most
+that stale. Triton's own statistics are not delayed. Imports nothing from Triton, so benchmarks read the
+interval here.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def check_image(data: bytes, limits: Limits, *, field: str = "image") -> ImageIn
 
 
 class CheckedImages:
-    """`check_image` with a memory: digests (`ensemble.cover_cache.image_key`) of the images that passed, so a
+    """`check_image` with a memory: digests (`ensemble.cover.grade_cache.image_key`) of the images that passed, so a
     cover seen again, for the other task or in a later request (covers recur across queries, as the cover-grade
     cache counts on), is not parsed again. Bounded; emptied when full."""
 

@@ -1,0 +1,46 @@
+"""How the BLS orchestration reaches the models it needs, written as a Protocol so that it runs without Triton.
+
+The BLS supplies one of two implementations (server/stub/bls.py): by default ensemble/bls/inprocess.py, which
+runs the pre/post steps in the BLS and calls only the engine slots; or one that calls the task ensembles.
+Tests supply fakes. How the sub-calls of one request are scheduled is the implementation's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ensemble.cover.request import CoverTask
+from ensemble.rerank.outcome import RerankOutcome
+from ensemble.rerank.request import RerankRequest
+
+CoverItem = tuple[bytes, CoverTask]
+"""One cover evaluation: the encoded image and the grade asked for."""
+
+
+class SubCallError(Exception):
+    """A sub-model answered with an error; `code` is Triton's (``INVALID_ARG``, ``UNAVAILABLE``, …)."""
+
+    def __init__(self, model: str, code: str, message: str) -> None:
+        super().__init__(f"{model}: {code}: {message}")
+        self.model, self.code, self.message = model, code, message
+
+    @property
+    def is_request_error(self) -> bool:
+        return self.code == "INVALID_ARG"
+
+
+@dataclass(frozen=True, slots=True)
+class RerankAnswer:
+    ranked_ids: list[str]
+    outcome: RerankOutcome
+
+
+class ModelCaller(Protocol):
+    async def evaluate_covers(self, query: str, batches: list[list[CoverItem]]
+                              ) -> list[list[int | None] | SubCallError]:
+        """One sub-call per batch, all out together: per batch, a grade 1..4 (None: the answer held none) per
+        item, or the error that batch's call answered with."""
+
+    async def rerank(self, request: RerankRequest) -> RerankAnswer:
+        """The re-rank of `request` (cover grades filled in). Raises SubCallError."""

@@ -1,0 +1,134 @@
+"""The cover grades a re-rank request lacks: which to compute, deduplicated and cached, and where each came from.
+
+Degradation rules:
+- a cover call that fails, or whose answer holds no grade, leaves that grade unknown (never invented);
+- a cover repeated within a request, or graded before (cover-grade cache), is not evaluated again;
+- a request error found by a cover call (say, an image the VLM cannot decode) is the caller's error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ensemble.bls.caller import CoverItem, ModelCaller, SubCallError
+from ensemble.cover.grade_cache import CoverGradeCache, grade_key
+from ensemble.cover.request import CoverTask
+from ensemble.errors import RequestError
+from ensemble.rerank.request import RerankRequest
+
+
+class GradeSource(str, Enum):
+    """Where a cover grade in the response came from."""
+
+    REQUEST = "request"
+    MODEL = "model"
+    CACHE = "cache"
+    MODEL_UNUSABLE = "model_unusable"
+    """The model answered with no usable grade: unknown."""
+    FAILED = "failed"
+    """The call failed: unknown."""
+    NO_COVER = "no_cover"
+    NOT_REQUESTED = "not_requested"
+    """options.evaluate_covers was false: unknown."""
+
+
+@dataclass
+class Grades:
+    relevance: int | None = None
+    quality: int | None = None
+    sources: dict[CoverTask, GradeSource] = field(default_factory=dict)
+
+    def set(self, task: CoverTask, grade: int | None, source: GradeSource) -> None:
+        setattr(self, task.value, grade)
+        self.sources[task] = source
+
+    def to_json_dict(self, candidate_id: str) -> dict[str, Any]:
+        return {"id": candidate_id, "relevance": self.relevance, "quality": self.quality,
+                "source": {task.value: source.value for task, source in self.sources.items()}}
+
+
+@dataclass(frozen=True, slots=True)
+class CoverReport:
+    grades: list[Grades]
+    """One per candidate, in request order."""
+    errors: list[str]
+    cache: dict[str, Any]
+
+
+class CoverGrading:
+    def __init__(self, caller: ModelCaller, cache: CoverGradeCache | None, batch_size: int) -> None:
+        self.caller = caller
+        self.cache = cache
+        self.batch_size = batch_size
+        """Cover evaluations per sub-call: at most the cover model's max_batch_size."""
+
+    async def __call__(self, request: RerankRequest, images: list[bytes], digests: list[bytes | None]
+                       ) -> CoverReport:
+        grades: list[Grades] = []
+        calls: list[tuple[int, CoverTask]] = []
+        for index, (candidate, image) in enumerate(zip(request.candidates, images)):
+            entry = Grades(candidate.cover_relevance, candidate.cover_quality)
+            for task in CoverTask:
+                if getattr(entry, task.value) is not None:
+                    entry.sources[task] = GradeSource.REQUEST
+                elif not image:
+                    entry.sources[task] = GradeSource.NO_COVER
+                elif not request.options.evaluate_covers:
+                    entry.sources[task] = GradeSource.NOT_REQUESTED
+                else:
+                    calls.append((index, task))
+            grades.append(entry)
+        # One evaluation per distinct (task, query, image): repeated covers and cached grades cost nothing.
+        keys = [grade_key(task, request.query, digests[i]) for i, task in calls]
+        first: dict[tuple, tuple[int, CoverTask]] = {}
+        for call, key in zip(calls, keys):
+            first.setdefault(key, call)
+        known: dict[tuple, int] = {}
+        if self.cache is not None:
+            for key in first:
+                grade = self.cache.get(key)
+                if grade is not None:
+                    known[key] = grade
+        todo = [key for key in first if key not in known]
+        answers = await self._evaluate(request.query, [(images[first[k][0]], first[k][1]) for k in todo])
+        fresh = dict(zip(todo, answers))
+        if self.cache is not None:
+            for key, answer in fresh.items():
+                if isinstance(answer, int):
+                    self.cache.put(key, answer)
+        cache_info = {"enabled": self.cache is not None, "hits": len(known), "evaluated": len(todo),
+                      "deduplicated": len(keys) - len(set(keys))}
+        errors: list[str] = []
+        for (index, task), key in zip(calls, keys):
+            if key in known:
+                grades[index].set(task, known[key], GradeSource.CACHE)
+                continue
+            result = fresh[key]
+            if isinstance(result, SubCallError):
+                if result.is_request_error:
+                    raise RequestError(f"cover_images[{index}]", result.message)
+                errors.append(f"candidates[{index}] {task.value}: {result.code}: {result.message}")
+                grades[index].set(task, None, GradeSource.FAILED)
+                continue
+            grades[index].set(task, result, GradeSource.MODEL if result is not None else GradeSource.MODEL_UNUSABLE)
+        return CoverReport(grades, errors, cache_info)
+
+    async def _evaluate(self, query: str, items: list[CoverItem]) -> list[int | None | SubCallError]:
+        """Batched sub-calls; a batch that fails is retried item by item, so a bad item costs only itself."""
+        if not items:
+            return []
+        size = self.batch_size
+        batches = [items[i:i + size] for i in range(0, len(items), size)]
+        answers = await self.caller.evaluate_covers(query, batches)
+        results: list[int | None | SubCallError] = []
+        for batch, answer in zip(batches, answers):
+            if not isinstance(answer, SubCallError):
+                results.extend(answer)
+            elif len(batch) > 1:
+                singles = await self.caller.evaluate_covers(query, [[item] for item in batch])
+                results.extend(s if isinstance(s, SubCallError) else s[0] for s in singles)
+            else:
+                results.append(answer)
+        return results

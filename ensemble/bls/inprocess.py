@@ -1,0 +1,111 @@
+"""`ModelCaller` that runs the pre and post steps in the caller's process and sends out only the engine calls.
+
+The BLS uses it by default (`SubCalls.ENGINES`). A re-rank request then makes two sub-calls (the VLM slot with
+every cover row, the LLM slot) instead of two ensembles of three Python-backend models each: every
+Python-backend hop costs IPC and scheduling, often more than the step computes (`bench.overhead` compares
+both). The steps are the same objects the ensembles run, so both paths send the engines the same tensors and
+read their answers the same way; the ensembles stay the entry points for direct callers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ensemble import names
+from ensemble.arrays import Arrays, stack_rows
+from ensemble.bls.caller import CoverItem, RerankAnswer, SubCallError
+from ensemble.config import PipelineConfig
+from ensemble.cover.steps import CoverPost, CoverPre
+from ensemble.errors import RequestError
+from ensemble.rerank.request import RerankRequest
+from ensemble.rerank.steps import RerankPost, RerankPre, ranked
+from ensemble.tensors import Interface
+
+
+class EngineCaller(Protocol):
+    async def generate(self, model: str, batches: list[Arrays]) -> list[Arrays | SubCallError]:
+        """One request per batch to an engine slot, all out together; a batch row per item: ``output_ids``
+        [B, beams, T] and ``sequence_length`` [B, beams], or the error that request answered with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    model: str
+    interface: Interface
+    """The tensors the slot takes: only those are sent (ensemble/tensors.py)."""
+
+
+class StepTimes:
+    """Running totals per step, named as the step models are, and per engine call as the BLS waits for it
+    (`names.engine_call_step`: the slot's queue and compute plus the hand-off). The BLS exports them as
+    Triton metrics (`names.Metric.STEP_US`, `names.Metric.STEP_CALLS`)."""
+
+    def __init__(self) -> None:
+        self.us: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter_ns()
+        try:
+            yield
+        finally:
+            self.us[step] += (time.perf_counter_ns() - started) // 1000
+            self.calls[step] += 1
+
+
+class InProcessCaller:
+    def __init__(self, config: PipelineConfig, engines: EngineCaller, *, cover_slot: Slot, rerank_slot: Slot,
+                 cover_tokenizer: Any, rerank_tokenizer: Any) -> None:
+        self.times = StepTimes()
+        self.engines = engines
+        self.cover_slot = cover_slot
+        self.rerank_slot = rerank_slot
+        self.cover_pre, self.cover_post = CoverPre(config, cover_tokenizer), CoverPost(config, cover_tokenizer)
+        self.rerank_pre, self.rerank_post = RerankPre(config, rerank_tokenizer), RerankPost(config, rerank_tokenizer)
+
+    async def evaluate_covers(self, query: str, batches: list[list[CoverItem]]
+                              ) -> list[list[int | None] | SubCallError]:
+        """The orchestrator has checked the query and every image: only the prompts are built here."""
+        with self.times(names.COVER.pre):
+            try:
+                inputs = [self._cover_batch(query, items) for items in batches]
+            except RequestError as error:  # as the ensemble answers: the whole call, INVALID_ARG
+                return [SubCallError(self.cover_slot.model, "INVALID_ARG", str(error))] * len(batches)
+        with self.times(names.engine_call_step(self.cover_slot.model)):
+            outputs = await self.engines.generate(self.cover_slot.model, inputs)
+        with self.times(names.COVER.post):
+            return [out if isinstance(out, SubCallError) else self.cover_post.grades(out) for out in outputs]
+
+    def _cover_batch(self, query: str, items: list[CoverItem]) -> Arrays:
+        tasks = list(dict.fromkeys(task for _, task in items))
+        prompts = stack_rows([self.cover_pre.prompt_inputs(task, query) for task in tasks],
+                             self.cover_slot.interface.inputs)
+        # Every row's prompt is one of the (at most two) task prompts: pick rows by index, not row by row.
+        which = np.array([tasks.index(task) for _, task in items])
+        batch = {name: array[which] for name, array in prompts.items()}
+        batch["image"] = np.array([image for image, _ in items], dtype=np.object_).reshape(-1, 1)
+        return batch
+
+    async def rerank(self, request: RerankRequest) -> RerankAnswer:
+        with self.times(names.RERANK.pre):
+            try:
+                pre = stack_rows([self.rerank_pre.for_request(request)], self.rerank_slot.interface.inputs)
+            except RequestError as error:
+                raise SubCallError(self.rerank_slot.model, "INVALID_ARG", str(error)) from None
+        with self.times(names.engine_call_step(self.rerank_slot.model)):
+            [out] = await self.engines.generate(self.rerank_slot.model, [pre])
+        if isinstance(out, SubCallError):
+            raise out
+        with self.times(names.RERANK.post):
+            outcome = self.rerank_post.outcome({"output_ids": out["output_ids"][0],
+                                                "sequence_length": out["sequence_length"][0]},
+                                               len(request.candidates), lambda: request)
+            return RerankAnswer(ranked([c.id for c in request.candidates], outcome), outcome)

@@ -1,0 +1,96 @@
+"""What `rich_media_reranker` does for one call: grade the covers it lacks, re-rank, map ids back.
+
+Written against `ModelCaller` (ensemble/bls/caller.py). Degradation rules, besides the covers'
+(ensemble/bls/covers.py):
+- a re-rank call that fails for any reason but the request itself falls back to the principle ranker, with
+  ``fallback: true`` and the reason;
+- a request error found by a sub-call (e.g. the prompt cannot fit) is the caller's error, as is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ensemble.bls.caller import ModelCaller, RerankAnswer, SubCallError
+from ensemble.bls.covers import CoverGrading
+from ensemble.config import PipelineConfig
+from ensemble.cover.grade_cache import CoverGradeCache, image_key
+from ensemble.cover.image import CheckedImages
+from ensemble.errors import RequestError
+from ensemble.fallback import fallback_order
+from ensemble.rerank.outcome import RerankOutcome
+from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_rerank_request
+
+
+class Orchestrator:
+    def __init__(self, config: PipelineConfig, caller: ModelCaller, *, cover_batch_size: int = 64) -> None:
+        self.config = config
+        self.caller = caller
+        settings = config.cover_cache
+        self.cache = CoverGradeCache(settings.max_entries) if settings.enabled else None
+        self.covers = CoverGrading(caller, self.cache, cover_batch_size)
+        self.checked_images = CheckedImages(config.limits)
+
+    async def __call__(self, raw_request: bytes, cover_images: Sequence[bytes] | None
+                       ) -> tuple[list[str], dict[str, Any]]:
+        """The ranked ids and the response (JSON-ready) of one call."""
+        started = time.perf_counter()
+        request = parse_rerank_request(raw_request)
+        check_rerank_limits(request, self.config.limits)
+        images, digests = self._checked_images(request, cover_images)
+
+        covers = await self.covers(request, images, digests)
+        graded = time.perf_counter()
+        candidates = [c.model_copy(update={"cover_relevance": g.relevance, "cover_quality": g.quality})
+                      for c, g in zip(request.candidates, covers.grades)]
+        enriched = request.model_copy(update={"candidates": tuple(candidates)})
+
+        answer = await self._rerank(enriched)
+        done = time.perf_counter()
+        response = {
+            "ranked_ids": answer.ranked_ids,
+            **answer.outcome.to_json_dict(),
+            "cover_grades": [g.to_json_dict(c.id) for c, g in zip(request.candidates, covers.grades)],
+            "cover_errors": covers.errors,
+            "cover_cache": covers.cache,
+            "timings_ms": {"covers": _ms(graded - started), "rerank": _ms(done - graded),
+                           "total": _ms(done - started)},
+        }
+        return answer.ranked_ids, response
+
+    def _checked_images(self, request: RerankRequest, cover_images: Sequence[bytes] | None
+                        ) -> tuple[list[bytes], list[bytes | None]]:
+        """The covers, one per candidate (b"" = none), and their digests (None for none); each checked."""
+        if not cover_images:
+            return [b""] * len(request.candidates), [None] * len(request.candidates)
+        if len(cover_images) != len(request.candidates):
+            raise RequestError("cover_images", f"must hold one element per candidate ({len(request.candidates)}; "
+                               "an empty element means no cover)", value=len(cover_images))
+        digests: list[bytes | None] = []
+        for index, image in enumerate(cover_images):
+            digest = image_key(image) if image else None
+            if digest is not None:
+                self.checked_images.check(image, digest, field=f"cover_images[{index}]")
+            digests.append(digest)
+        return list(cover_images), digests
+
+    async def _rerank(self, request: RerankRequest) -> RerankAnswer:
+        try:
+            return await self.caller.rerank(request)
+        except SubCallError as error:
+            if error.is_request_error:
+                raise RequestError("request", error.message) from None
+            order = tuple(fallback_order(request.query, request.candidates))
+            outcome = RerankOutcome.fallen_back(order, f"reranker failed: {error.code}: {error.message}")
+            return RerankAnswer([request.candidates[i - 1].id for i in order], outcome)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def response_json(response: dict[str, Any]) -> bytes:
+    return json.dumps(response, ensure_ascii=False).encode("utf-8")

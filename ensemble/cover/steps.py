@@ -1,0 +1,78 @@
+"""The cover evaluator's pre and post steps (`cover_evaluator`: cover_preprocess -> VLM slot ->
+cover_postprocess). The BLS runs the same objects in its own process (ensemble/bls/inprocess.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ensemble import tensors as T
+from ensemble.arrays import Arrays, as_bytes, scalar_bytes
+from ensemble.config import PipelineConfig
+from ensemble.constraint import AnswerConstraint, AnswerKind
+from ensemble.cover.answer import parse_grade
+from ensemble.cover.grade_cache import image_key
+from ensemble.cover.image import CheckedImages
+from ensemble.cover.prompt import build_cover_prompt, cover_template
+from ensemble.cover.request import CoverRequest, CoverTask, check_cover_limits, parse_cover_request
+from ensemble.step import PostStep, PreStep
+from ensemble.tensors import Interface
+
+ENTRY = Interface((T.QUERY, T.IMAGE, T.TASK), (T.GRADE, T.REASONING))
+"""The `cover_evaluator` ensemble's own tensors; ``grade`` 0 means no usable grade."""
+_GRADE = AnswerConstraint(AnswerKind.GRADE)
+
+
+class CoverPre(PreStep):
+    task = "cover"
+    interface = Interface((T.QUERY, T.IMAGE, T.TASK), T.ENGINE_IN)
+    PROMPT_CACHE_SIZE = 1024
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        super().__init__(config, tokenizer)
+        self.templates = {task: cover_template(task, config.prompts) for task in CoverTask}
+        # A query's covers all share one prompt per task: build its engine tensors once.
+        self._inputs: dict[tuple[CoverTask, str], Arrays] = {}
+        # Each cover usually comes twice (relevance, quality): check its header once.
+        self._checked = CheckedImages(config.limits)
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        request = parse_cover_request(scalar_bytes(inputs, "query"), scalar_bytes(inputs, "task"))
+        check_cover_limits(request, self.config.limits)
+        image = scalar_bytes(inputs, "image")
+        self._checked.check(image, image_key(image))
+        return self.prompt_inputs(request.task, request.query)
+
+    def prompt_inputs(self, task: CoverTask, query: str) -> Arrays:
+        """The engine tensors of a (task, query) prompt, for an image already checked; shared, never to be
+        modified. The BLS calls this directly: it has checked the query and every image itself."""
+        key = (task, query)
+        inputs = self._inputs.get(key)
+        if inputs is None:
+            prompt = build_cover_prompt(self.templates[task], CoverRequest(query=query, task=task), self.tokenizer,
+                                        self.generation.max_input_len)
+            inputs = self.engine_inputs(prompt, constraint=_GRADE)
+            if len(self._inputs) >= self.PROMPT_CACHE_SIZE:
+                self._inputs.clear()
+            self._inputs[key] = inputs
+        return inputs
+
+
+class CoverPost(PostStep):
+    interface = Interface(T.ENGINE_OUT, (T.GRADE, T.REASONING))
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        text, _ = self.generated_text(inputs)
+        report = parse_grade(text)
+        return {"grade": np.array([report.grade or 0], dtype=np.int32),
+                "reasoning": as_bytes(report.thinking)}
+
+    def grades(self, outputs: Arrays) -> list[int | None]:
+        """The grade of each row of a batched engine answer (beam 0); the BLS uses this. Rows are decoded one
+        by one: `decode_batch` would wake the tokenizer's thread pool, whose spinning threads cost more on a
+        few cores than these short decodes take."""
+        ids, lengths = outputs["output_ids"], outputs["sequence_length"]
+        rows = ids.reshape(len(ids), -1, ids.shape[-1])[:, 0].tolist()  # beam 0 of every row, in one conversion
+        lengths = lengths.reshape(len(lengths), -1)[:, 0].tolist()
+        return [parse_grade(self.detokenize(row[:length])).grade for row, length in zip(rows, lengths)]

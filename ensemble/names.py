@@ -1,0 +1,99 @@
+"""Every name that more than one folder needs: deployed models, model parameters, metrics, closed choices.
+
+Rendering (build/), the code inside the Triton stub (server/stub/), the clients and the benchmarks all read
+these; none of them writes one of these strings itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class TaskModels:
+    """The deployed models of one task: its ensemble (the entry point) and the ensemble's two step models."""
+
+    entry: str
+    pre: str
+    post: str
+
+
+PLANNER = TaskModels("query_planner", "planner_preprocess", "planner_postprocess")
+COVER = TaskModels("cover_evaluator", "cover_preprocess", "cover_postprocess")
+RERANK = TaskModels("reranker", "reranker_preprocess", "reranker_postprocess")
+
+RICH_MEDIA_RERANKER = "rich_media_reranker"
+"""The BLS model the search backend calls: cover grading, then the re-rank."""
+LLM_ENGINE = "reranker_llm"
+"""Text engine slot (Qwen3): the planner and the re-rank run on it."""
+VLM_ENGINE = "cover_vlm"
+"""Vision-language engine slot (Qwen2.5-VL): the cover grades."""
+
+ENTRY_POINTS = (RICH_MEDIA_RERANKER, RERANK.entry, COVER.entry, PLANNER.entry)
+"""The models a client calls (the load test and the benchmarks pick from these)."""
+ENGINE_SLOTS = (LLM_ENGINE, VLM_ENGINE)
+
+PIPELINE_FILE = "pipeline.toml"
+"""The pipeline overrides a rendered repository carries beside its models."""
+
+
+class EngineKind(str, Enum):
+    """What fills the text slot: PyTorch (Python backend) or NVIDIA's C++ `tensorrtllm` backend."""
+
+    TORCH = "torch"
+    TENSORRTLLM = "tensorrtllm"
+
+
+class SubCalls(str, Enum):
+    """How the BLS reaches the models it calls."""
+
+    ENGINES = "engines"
+    """Pre/post steps in the BLS process, sub-calls to the engine slots only."""
+    ENSEMBLES = "ensembles"
+    """Sub-calls to the task ensembles, each running its own step models."""
+
+
+class Param:
+    """Keys of the `parameters` of rendered configs, as the model.py files read them."""
+
+    PIPELINE_CONFIG = "pipeline_config"
+    # step models
+    STEP = "step"
+    TOKENIZER_DIR = "tokenizer_dir"
+    # engine slots
+    CHECKPOINT_DIR = "checkpoint_dir"
+    VISION = "vision"
+    DEVICE = "device"
+    DTYPE = "dtype"
+    MAX_NEW_TOKENS_CAP = "max_new_tokens_cap"
+    SIMULATE = "simulate"
+    KV_CACHE_GIB = "kv_cache_gib"
+    GPU_DEVICE_ID = "gpu_device_id"
+    # the BLS
+    SUB_CALLS = "sub_calls"
+    WAITS_IN_PLACE = "waits_in_place"
+    COVER_ENGINE = "cover_engine"
+    RERANK_ENGINE = "rerank_engine"
+    LLM_ENGINE_KIND = "llm_slot"
+    COVER_TOKENIZER_DIR = "cover_tokenizer_dir"
+    RERANK_TOKENIZER_DIR = "rerank_tokenizer_dir"
+    COVER_MODEL = "cover_model"
+    RERANK_MODEL = "rerank_model"
+    COVER_BATCH_SIZE = "cover_batch_size"
+
+
+class Metric:
+    """Custom metric families the BLS exports on Triton's metrics port."""
+
+    STEP_US = "rmr_bls_step_us_total"
+    """Microseconds in each pre/post step run inside the BLS, label ``step``."""
+    STEP_CALLS = "rmr_bls_step_total"
+    """Runs of each pre/post step inside the BLS, label ``step``."""
+    COVER_CACHE = "rmr_cover_cache_total"
+    """Cover-grade cache lookups, labels ``result`` (hits | misses) and ``task``."""
+
+
+def engine_call_step(engine: str) -> str:
+    """The step label of an engine call as the BLS waits for it (queue, compute and the hand-off)."""
+    return f"{engine} call"

@@ -1,0 +1,61 @@
+"""What a re-rank did, as one value: the order, whether the model's answer was used, repaired or replaced.
+
+Serialised once, at the edge: the `reranker` ensemble's ``result`` tensor and the BLS response hold
+`to_json_dict()`; a caller that gets the JSON back reads it with `from_json_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ensemble.rerank.answer import PERMUTATION_REWARD_NONE, PermutationReport, Repair
+
+NO_USABLE_RANKING = "model answer held no usable ranking"
+"""The fallback reason when the model answered but no id list could be read from it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RerankOutcome:
+    order: tuple[int, ...]
+    """Prompt ids 1..n, best first: always a full permutation."""
+    valid: bool
+    """The model's answer was a clean permutation, used as it was."""
+    format_reward: float
+    repairs: tuple[Repair, ...] = ()
+    reasoning: str = ""
+    output_tokens: int = 0
+    thinking_budget: int | None = None
+    budget_forced: bool = False
+    constrained: bool = False
+    fallback: bool = False
+    """The order is the fallback ranker's, not the model's."""
+    fallback_reason: str | None = None
+
+    @classmethod
+    def from_report(cls, report: PermutationReport, *, output_tokens: int, thinking_budget: int,
+                    budget_forced: bool, constrained: bool) -> RerankOutcome:
+        fallback = report.format_reward == PERMUTATION_REWARD_NONE
+        return cls(tuple(report.order), report.valid, report.format_reward, report.repairs, report.thinking,
+                   output_tokens, thinking_budget, budget_forced, constrained, fallback,
+                   NO_USABLE_RANKING if fallback else None)
+
+    @classmethod
+    def fallen_back(cls, order: tuple[int, ...], reason: str) -> RerankOutcome:
+        """The fallback ranker's order when no model answer came back at all."""
+        return cls(order, False, 0.0, fallback=True, fallback_reason=reason)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["order"] = list(self.order)
+        data["repairs"] = [repair.to_json_dict() for repair in self.repairs]
+        return data
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> RerankOutcome:
+        fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        fields["order"] = tuple(fields.get("order", ()))
+        fields["repairs"] = tuple(Repair.from_json_dict(r) for r in fields.get("repairs", ()))
+        return cls(**fields)
+
+

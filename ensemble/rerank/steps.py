@@ -1,0 +1,84 @@
+"""The re-rank's pre and post steps (`reranker`: reranker_preprocess -> LLM slot -> reranker_postprocess).
+The BLS runs the same objects in its own process (ensemble/bls/inprocess.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ensemble import tensors as T
+from ensemble.arrays import Arrays, as_bytes, bytes_list, scalar_bytes
+from ensemble.config import PipelineConfig
+from ensemble.constraint import AnswerConstraint
+from ensemble.encoding import PromptEncoder
+from ensemble.fallback import fallback_order
+from ensemble.rerank.answer import parse_permutation
+from ensemble.rerank.outcome import RerankOutcome
+from ensemble.rerank.prompt import build_rerank_prompt, rerank_template
+from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_rerank_request
+from ensemble.step import BudgetReport, PostStep, PreStep
+from ensemble.tensors import Interface
+
+ENTRY = Interface((T.REQUEST,), (T.RANKED_IDS, T.RESULT))
+"""The `reranker` ensemble's own tensors; ``result`` is `RerankOutcome` as JSON."""
+
+
+class RerankPre(PreStep):
+    task = "rerank"
+    interface = Interface((T.REQUEST,), T.ENGINE_IN + (T.CANDIDATE_IDS,))
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        super().__init__(config, tokenizer)
+        self.template = rerank_template(config.prompts)
+        # The one long prompt (~4k tokens): encoding it is most of this step's time.
+        self.encoder = PromptEncoder(tokenizer, fast_bpe=config.tokenization.fast_bpe)
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        request = parse_rerank_request(scalar_bytes(inputs, "request"))
+        check_rerank_limits(request, self.config.limits)
+        return self.for_request(request)
+
+    def for_request(self, request: RerankRequest) -> Arrays:
+        """The engine tensors (and candidate ids) of a request already parsed and checked against the limits;
+        the BLS calls this directly (its orchestrator has done both)."""
+        prompt = build_rerank_prompt(self.template, request, self.tokenizer, self.generation.max_input_len,
+                                     encoder=self.encoder)
+        out = self.engine_inputs(prompt, constraint=AnswerConstraint.permutation(len(request.candidates)),
+                                 max_new_tokens=request.options.max_new_tokens)
+        out["candidate_ids"] = np.array([c.id.encode("utf-8") for c in request.candidates], dtype=np.object_)
+        return out
+
+
+class RerankPost(PostStep):
+    """The post step reads the request again only when a repair needs the fallback ranker's order."""
+
+    interface = Interface(T.ENGINE_OUT + (T.CANDIDATE_IDS, T.REQUEST), (T.RANKED_IDS, T.RESULT))
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        super().__init__(config, tokenizer)
+        self.budget = BudgetReport(tokenizer, config.generation_for(RerankPre.task))
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        ids = bytes_list(inputs, "candidate_ids")
+        outcome = self.outcome(inputs, len(ids), lambda: parse_rerank_request(scalar_bytes(inputs, "request")))
+        return {"ranked_ids": np.array(ranked(ids, outcome), dtype=np.object_),
+                "result": as_bytes(json.dumps(outcome.to_json_dict(), ensure_ascii=False))}
+
+    def outcome(self, inputs: Arrays, n: int, request: Callable[[], RerankRequest]) -> RerankOutcome:
+        """Read the engine's answer for `n` candidates; `request` is asked for only when a repair needs the
+        fallback ranker's order. The BLS calls this directly, with the request it already holds."""
+        text, output = self.generated_text(inputs)
+        report = parse_permutation(text, n)
+        if not report.valid:
+            # Missing ids are placed by the fallback ranker; only a repair pays for computing its order.
+            held = request()
+            report = parse_permutation(text, n, fill_order=fallback_order(held.query, held.candidates))
+        return RerankOutcome.from_report(report, output_tokens=len(output), **self.budget(output))
+
+
+def ranked(ids: Sequence, outcome: RerankOutcome) -> list:
+    """The backend's ids in the outcome's order."""
+    return [ids[i - 1] for i in outcome.order]

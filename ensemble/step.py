@@ -1,0 +1,95 @@
+"""What every task's pre and post steps share: prompt ids -> engine-slot tensors, engine ids -> text.
+
+A step is a callable ``dict[str, np.ndarray] -> dict[str, np.ndarray]`` on one batch row (batch dimension
+removed) with an `interface` (ensemble/tensors.py). The Triton adapter (server/stub/adapter.py) strips and
+restores the batch dimension and turns a `RequestError` into INVALID_ARGUMENT for that request alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ensemble.arrays import Arrays, as_bytes, generated_ids
+from ensemble.config import Generation, PipelineConfig
+from ensemble.constraint import AnswerConstraint
+from ensemble.tags import FORCED_CLOSING
+from ensemble.template import RenderedPrompt
+from ensemble.tensors import Interface
+from ensemble.tokenizer import STOP_WORDS, Detokenizer, special_ids
+from ensemble.words import to_word_list
+
+_GREEDY = np.array([1], dtype=np.int32)
+FORCED_TAG_TOKENS = 16
+"""Room for the forced "</thinking>\\n<answer>" and "</answer>" tags."""
+
+
+class PreStep:
+    """Prompt ids -> the engine slot's tensors. Subclasses name their `task` (its ``[generation.<task>]``)."""
+
+    task: ClassVar[str]
+    interface: ClassVar[Interface]
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.generation = config.generation_for(self.task)
+        ids = special_ids(tokenizer)
+        self._end = np.array([ids.end_id], dtype=np.int32)
+        self._pad = np.array([ids.pad_id], dtype=np.int32)
+        self._stop = to_word_list([tokenizer.encode(w, add_special_tokens=False) for w in STOP_WORDS])
+
+    def engine_inputs(self, prompt: RenderedPrompt, *, constraint: AnswerConstraint = AnswerConstraint(),
+                      answer_tokens: int | None = None, max_new_tokens: int | None = None) -> Arrays:
+        """The slot tensors. With a thinking budget the output length is the budget plus room for the answer
+        (`answer_tokens`, by default the constraint's); a request's own `max_new_tokens` overrides both."""
+        generation = self.generation
+        budget = generation.thinking_budget
+        length = max_new_tokens or generation.max_new_tokens
+        if budget >= 0 and max_new_tokens is None:
+            answer = constraint.answer_tokens if answer_tokens is None else answer_tokens
+            length = budget + answer + FORCED_TAG_TOKENS
+        enforced = constraint if generation.constrain_answer else AnswerConstraint()
+        return {
+            "input_ids": np.asarray(prompt.input_ids, dtype=np.int32),
+            "input_lengths": np.array([len(prompt.input_ids)], dtype=np.int32),
+            "request_output_len": np.array([length], dtype=np.int32),
+            "end_id": self._end,
+            "pad_id": self._pad,
+            "stop_words_list": self._stop,
+            "runtime_top_k": _GREEDY,
+            "guided_decoding_guide_type": as_bytes("regex"),
+            "guided_decoding_guide": as_bytes(constraint.regex),
+            "thinking_budget": np.array([budget], dtype=np.int32),
+            "answer_constraint": as_bytes(str(enforced)),
+        }
+
+
+class PostStep:
+    """The engine's ids -> text."""
+
+    interface: ClassVar[Interface]
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.detokenize = Detokenizer(tokenizer)
+
+    def generated_text(self, inputs: Arrays) -> tuple[str, list[int]]:
+        """Decoded output of beam 0 and its token ids."""
+        ids = generated_ids(inputs)
+        return self.detokenize(ids), ids
+
+
+class BudgetReport:
+    """Whether the pipeline closed the reasoning: the forced closing starts exactly at the budget."""
+
+    def __init__(self, tokenizer: Any, generation: Generation) -> None:
+        self.generation = generation
+        self.closing = tuple(tokenizer.encode(FORCED_CLOSING, add_special_tokens=False))
+
+    def __call__(self, ids: list[int]) -> dict[str, Any]:
+        budget = self.generation.thinking_budget
+        at = budget if 0 < budget <= len(ids) else -1
+        forced = at >= 0 and tuple(ids[at:at + len(self.closing)]) == self.closing
+        return {"thinking_budget": budget, "budget_forced": forced, "constrained": self.generation.constrain_answer}

@@ -1,0 +1,31 @@
+"""What the deployment needs to know of a task to serve it: its models, its steps and its engine slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ensemble.names import VLM_ENGINE, TaskModels
+from ensemble.step import PostStep, PreStep
+from ensemble.tensors import Interface
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    """The task's folder under ensemble/ and its ``[generation.<name>]`` table."""
+    models: TaskModels
+    """Its ensemble (entry point) and step model names (ensemble/names.py)."""
+    entry: Interface
+    """The ensemble's own tensors."""
+    pre: type[PreStep]
+    post: type[PostStep]
+    engine: str
+    """The engine slot it runs on (`names.LLM_ENGINE` or `names.VLM_ENGINE`)."""
+
+    @property
+    def vision(self) -> bool:
+        return self.engine == VLM_ENGINE
+
+    def step_classes(self) -> dict[str, type[PreStep] | type[PostStep]]:
+        """Step model name -> the step it runs."""
+        return {self.models.pre: self.pre, self.models.post: self.post}

@@ -1,0 +1,144 @@
+"""How `rich_media_reranker` reaches the other models over Triton BLS (`ModelCaller` implementations), and how
+the sub-calls of one execution are scheduled.
+
+Parameter `Param.SUB_CALLS` picks the caller:
+- `SubCalls.ENGINES` (default): pre/post steps in the BLS process (ensemble/bls/inprocess.py), BLS calls to
+  the engine slots named by `Param.COVER_ENGINE` and `Param.RERANK_ENGINE`;
+- `SubCalls.ENSEMBLES`: BLS calls to the task ensembles named by `Param.COVER_MODEL` and `Param.RERANK_MODEL`,
+  each running its own pre/post step models (the steps scale as processes of their own, at 4 more hops per
+  request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from ensemble.arrays import Arrays
+from ensemble.bls.caller import CoverItem, ModelCaller, RerankAnswer, SubCallError
+from ensemble.bls.inprocess import InProcessCaller, Slot
+from ensemble.config import ConfigError, PipelineConfig
+from ensemble.names import EngineKind, Metric, Param, SubCalls
+from ensemble.rerank.outcome import RerankOutcome
+from ensemble.rerank.request import RerankRequest
+from ensemble.tensors import VLM_SLOT, llm_slot
+from ensemble.tokenizer import load_tokenizer
+from server.stub.adapter import CounterExport, ModelContext, error_code_name
+
+_ALONE: ContextVar[bool] = ContextVar("bls_execution_alone", default=False)
+_ENGINE_OUTPUTS = ["output_ids", "sequence_length"]
+
+
+@contextmanager
+def waits_in_place(alone: bool) -> Iterator[None]:
+    """Within it, when `alone`, a sub-call that overlaps nothing is waited for on the calling thread.
+
+    The stub runs one `execute` of a non-decoupled model at a time, so an execution holding one request has
+    nothing to run while its engine call is out. `async_exec` would still hand the call to an executor thread
+    and wake the event loop through its self-pipe when the answer comes: two thread hand-offs per call."""
+    token = _ALONE.set(alone)
+    try:
+        yield
+    finally:
+        _ALONE.reset(token)
+
+
+def _request(model: str, inputs: Arrays, outputs: list[str]):
+    return pb_utils.InferenceRequest(model_name=model, requested_output_names=outputs,
+                                     inputs=[pb_utils.Tensor(name, array) for name, array in inputs.items()])
+
+
+def _read(model: str, response, outputs: list[str]) -> Arrays | SubCallError:
+    if response.has_error():
+        return SubCallError(model, error_code_name(response.error()), response.error().message())
+    return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
+
+
+async def call_each(model: str, batches: list[Arrays], outputs: list[str]) -> list[Arrays | SubCallError]:
+    """One request per batch, all out together. A lone one in an execution of one request is waited for in
+    place (`waits_in_place`); several go out with `async_exec` so none holds up the others."""
+    requests = [_request(model, inputs, outputs) for inputs in batches]
+    if len(requests) == 1 and _ALONE.get():
+        responses = [requests[0].exec()]
+    else:
+        responses = await asyncio.gather(*(r.async_exec() for r in requests))
+    return [_read(model, response, outputs) for response in responses]
+
+
+def _rows(values: list[bytes]) -> np.ndarray:
+    return np.array(values, dtype=np.object_).reshape(-1, 1)
+
+
+class TritonEngines:
+    """`EngineCaller` over BLS."""
+
+    async def generate(self, model: str, batches: list[Arrays]) -> list[Arrays | SubCallError]:
+        return await call_each(model, batches, _ENGINE_OUTPUTS)
+
+
+class EnsembleCaller:
+    """`ModelCaller` over the `cover_evaluator` and `reranker` ensembles."""
+
+    def __init__(self, cover_model: str, rerank_model: str) -> None:
+        self.cover_model = cover_model
+        self.rerank_model = rerank_model
+
+    async def evaluate_covers(self, query: str, batches: list[list[CoverItem]]
+                              ) -> list[list[int | None] | SubCallError]:
+        """Each batch in one request whose batch dimension is its length."""
+        encoded = query.encode("utf-8")
+        inputs = [{"query": _rows([encoded] * len(items)), "image": _rows([image for image, _ in items]),
+                   "task": _rows([task.value.encode() for _, task in items])} for items in batches]
+        outputs = await call_each(self.cover_model, inputs, ["grade"])
+        return [out if isinstance(out, SubCallError) else [int(g) or None for g in out["grade"].reshape(-1)]
+                for out in outputs]
+
+    async def rerank(self, request: RerankRequest) -> RerankAnswer:
+        body = request.model_dump_json(exclude_none=True).encode("utf-8")
+        [out] = await call_each(self.rerank_model, [{"request": _rows([body])}], ["ranked_ids", "result"])
+        if isinstance(out, SubCallError):
+            raise out
+        ranked = [bytes(v).decode("utf-8") for v in out["ranked_ids"].reshape(-1)]
+        return RerankAnswer(ranked, RerankOutcome.from_json_dict(json.loads(bytes(out["result"].reshape(-1)[0]))))
+
+
+class StepMetrics:
+    """The in-process steps' time and calls as Triton counters, labelled with the step model's name
+    (nothing for the ensembles caller)."""
+
+    def __init__(self, caller: ModelCaller) -> None:
+        self.times = getattr(caller, "times", None)
+        if self.times is not None:
+            self.us = CounterExport(Metric.STEP_US, "Microseconds spent in each pre/post step run inside the BLS",
+                                    ("step",))
+            self.calls = CounterExport(Metric.STEP_CALLS, "Runs of each pre/post step inside the BLS", ("step",))
+
+    def publish(self) -> None:
+        if self.times is not None:
+            self.us.publish({(step,): us for step, us in self.times.us.items()})
+            self.calls.publish({(step,): n for step, n in self.times.calls.items()})
+
+
+def caller_for(context: ModelContext, config: PipelineConfig) -> ModelCaller:
+    value = context.param(Param.SUB_CALLS, SubCalls.ENGINES.value)
+    try:
+        sub_calls = SubCalls(value)
+    except ValueError:
+        choices = [s.value for s in SubCalls]
+        raise ConfigError(f"model {context.name!r}: parameter {Param.SUB_CALLS} must be one of {choices}, "
+                          f"got {value!r}") from None
+    if sub_calls is SubCalls.ENSEMBLES:
+        return EnsembleCaller(context.param(Param.COVER_MODEL), context.param(Param.RERANK_MODEL))
+    return InProcessCaller(
+        config, TritonEngines(),
+        cover_slot=Slot(context.param(Param.COVER_ENGINE), VLM_SLOT),
+        rerank_slot=Slot(context.param(Param.RERANK_ENGINE),
+                         llm_slot(EngineKind(context.param(Param.LLM_ENGINE_KIND)))),
+        cover_tokenizer=load_tokenizer(context.path(Param.COVER_TOKENIZER_DIR)),
+        rerank_tokenizer=load_tokenizer(context.path(Param.RERANK_TOKENIZER_DIR)))

@@ -1,0 +1,45 @@
+"""The layout's promises: one folder per task, one home per deployed name, small modules."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from ensemble import names
+from ensemble.config import PipelineConfig
+from ensemble.tasks import TASKS, step_class, task_named
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = [p for folder in ("ensemble", "engines", "server", "build", "clients", "bench", "model_repository")
+           for p in (ROOT / folder).rglob("*.py")]
+MODEL_NAMES = {*names.ENTRY_POINTS, *names.ENGINE_SLOTS,
+               *(m for t in (names.PLANNER, names.COVER, names.RERANK) for m in (t.pre, t.post))}
+
+
+def test_each_deployed_model_name_is_a_literal_in_names_py_only():
+    found = {}
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in MODEL_NAMES:
+                found.setdefault(node.value, set()).add(str(path.relative_to(ROOT)))
+    assert found == {name: {"ensemble/names.py"} for name in MODEL_NAMES}
+
+
+def test_no_module_over_350_lines():
+    long = {str(p.relative_to(ROOT)): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 350}
+    assert long == {}
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_a_task_is_one_folder_with_its_schema_template_prompt_reading_and_steps(task):
+    folder = ROOT / "ensemble" / task.name
+    assert {"request.py", "prompt.py", "answer.py", "steps.py", "task.py"} <= {p.name for p in folder.iterdir()}
+    assert list(folder.glob("*.toml")), "its prompt template file(s)"
+    assert task_named(task.name) is task
+    assert step_class(task.models.pre) is task.pre and step_class(task.models.post) is task.post
+    assert PipelineConfig.load().generation_for(task.name).max_input_len > 0
+
+
+def test_an_unknown_step_model_names_the_known_ones():
+    with pytest.raises(KeyError, match="reranker_preprocess"):
+        step_class("grader_preprocess")
