@@ -12,6 +12,10 @@ servers run side by side and take each request in turn, so a comparison is not s
 The second is what the target names (pre, post, BLS, hand-offs); the first adds the client's gRPC call.
 
     python -m bench.overhead [--requests 60] [--modes engines,ensembles] [--simulate valid]
+    python -m bench.overhead --modes engines --baseline /tmp/main-before    # before/after a change, side by side
+
+`--baseline DIR` adds a server rendered and served from another revision's checkout (`git worktree add DIR REV`),
+in the default `engines` mode, as one more column of the same interleaved run.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.runner import CONTAINERS, ENGINE_SLOTS, ROOT, parse_settings, start_cpu_server
+from bench.runner import CONTAINERS, ENGINE_SLOTS, ROOT, parse_settings, start_checkout_server, start_cpu_server
 from bench.step_costs import print_costs, step_costs
 from bench.triton_stats import IN_BLS, ModelStats, diff, is_wait, snapshot
 from clients.rerank_client import RerankClient
@@ -63,13 +67,22 @@ class ModeResult:
         return statistics.median(self.bls_ms) - self.engine_ms
 
 
+BASELINE = "baseline"
+
+
 def measure(modes: list[str], pool: list[WorkloadRequest], warmup: int, cache: Path, simulate: str, out: Path,
-            settings: dict | None = None) -> list[ModeResult]:
+            settings: dict | None = None, baseline: Path | None = None) -> list[ModeResult]:
     """One server per mode, all up at once, each request sent to each in turn: the modes see the same
     machine (on a shared VM its speed drifts by tens of percent within minutes)."""
     with ExitStack() as stack:
         servers, clients = [], []
         for mode in modes:
+            if mode == BASELINE:
+                server = stack.enter_context(start_checkout_server(baseline, cache, simulate, out / mode,
+                                                                   overrides={"pipeline": settings or {}}))
+                servers.append(server)
+                clients.append(stack.enter_context(RerankClient(server.options.grpc_url, timeout_s=60)))
+                continue
             sub_calls, _, setting = mode.partition(":")
             serving = {"bls_sub_calls": sub_calls} | parse_settings([setting] if setting else [])
             server = stack.enter_context(start_cpu_server(cache, simulate, out / mode.replace(":", "_"),
@@ -138,12 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="pipeline setting, e.g. tokenization.fast_bpe=false")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/overhead")
+    parser.add_argument("--baseline", type=Path, help="a checkout of another revision, served as one more mode")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     workload = Workload.load(args.workload)
     pool = Workload({**workload.spec, "pool": args.warmup + args.requests}).requests()
-    results = measure(args.modes.split(","), pool, args.warmup, Path(args.cache), args.simulate, args.out,
-                      parse_settings(args.set))
+    modes = args.modes.split(",") + ([BASELINE] if args.baseline else [])
+    results = measure(modes, pool, args.warmup, Path(args.cache), args.simulate, args.out, parse_settings(args.set),
+                      args.baseline)
 
     n_covers = sum(1 for c in pool[0].covers if c)
     print(f"overhead of one re-rank request: {len(pool[0].candidates)} candidates, {n_covers} covers "

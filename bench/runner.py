@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import subprocess
 import sys
 import time
@@ -207,6 +209,27 @@ def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, overrides: di
     ckpts = Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate)
     repository = render("cpu", workdir / "model_repository", ckpts, overrides=overrides)
     return TritonServer.on_free_ports(repository, workdir / "server")
+
+
+def start_checkout_server(checkout: Path, cache: Path, simulate: str, workdir: Path, *, overrides: dict | None = None):
+    """As `start_cpu_server`, but rendered and served from another revision's checkout (before/after runs):
+    its build/ renders its own model_repository/, and its stubs import its packages."""
+    from build.profile import resolve_checkpoints
+    from server.host.launcher import TritonServer
+
+    ckpts = resolve_checkpoints("", "", "", str(cache))
+    script = ("import json, sys; from build.render import Checkpoints, render; a = json.loads(sys.argv[1]); "
+              "print(render('cpu', a['out'], Checkpoints(a['reranker'], a['vlm'], simulate=a['simulate']), "
+              "overrides=a['overrides']))")
+    arguments = {"out": str(workdir / "model_repository"), "reranker": ckpts.reranker, "vlm": ckpts.vlm,
+                 "simulate": simulate, "overrides": overrides or {}}
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(arguments)], cwd=checkout, env=env,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"rendering in {checkout} failed: {done.stderr[-2000:]}")
+    return TritonServer.on_free_ports(Path(done.stdout.strip().splitlines()[-1]), workdir / "server",
+                                      code_path=(str(checkout.resolve()),))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ class ServerOptions:
     """How long SIGTERM waits for in-flight requests."""
     log_file: Path | None = None
     extra_args: tuple[str, ...] = field(default=())
+    code_path: tuple[str, ...] = ()
+    """Folders the Python stubs import the project's packages from first (A/B benchmarks serve another
+    revision's checkout this way); empty: the installed project."""
 
     @property
     def address(self) -> str:
@@ -82,8 +85,10 @@ def provision_backends(dest: Path) -> Path:
     return dest
 
 
-def server_environment() -> dict[str, str]:
+def server_environment(code_path: tuple[str, ...] = ()) -> dict[str, str]:
     env = dict(os.environ)
+    if code_path:
+        env["PYTHONPATH"] = os.pathsep.join([*code_path, env.get("PYTHONPATH", "")]).strip(os.pathsep)
     libs = [sysconfig.get_config_var("LIBDIR"), str(pytriton_home().parent.parent / "nvidia_pytriton.libs")]
     # The running interpreter's libpython must win over the distribution's (mismatched stdlib symbols).
     env["LD_LIBRARY_PATH"] = os.pathsep.join([p for p in libs if p] + [env.get("LD_LIBRARY_PATH", "")]).strip(":")
@@ -139,7 +144,9 @@ class TritonServer:
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(server_command(self.options, backends), stdout=self._log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=server_environment(), start_new_session=True)
+                                        env=server_environment(self.options.code_path), start_new_session=True,
+                                        # The stubs put their working folder first on sys.path: the checkout's.
+                                        cwd=self.options.code_path[0] if self.options.code_path else None)
         return self
 
     def wait_ready(self, timeout_s: float = 300.0) -> None:

@@ -60,15 +60,16 @@ def test_runner_ladder_writes_table_csv_and_plot(server, tmp_path, capsys):
 
 
 def test_overhead_bench_compares_servers_side_by_side(tmp_path, capsys):
-    """Two servers, the BLS waiting for its engine calls in place and through async_exec, each request sent
-    to both: both paths answer every request validly (the bench asserts it) and get a row each."""
+    """Two servers, each request sent to both: one waits for its engine calls through async_exec, the other is
+    served from a checkout (`--baseline`; this one, as a before/after run would serve another revision's) and
+    waits in place. Both answer every request validly (the bench asserts it) and get a row each."""
     from bench.overhead import main
 
-    assert main(["--requests", "3", "--warmup", "1", "--modes", "engines,engines:bls_waits_in_place=false",
-                 "--cache", str(CACHE), "--out", str(tmp_path)]) == 0
+    assert main(["--requests", "3", "--warmup", "1", "--modes", "engines:bls_waits_in_place=false",
+                 "--baseline", str(ROOT), "--cache", str(CACHE), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith("  engines")][:2]
-    assert [r.split()[0] for r in rows] == ["engines", "engines:bls_waits_in_place=false"]
+    rows = [line for line in out.splitlines() if line.startswith(("  engines", "  baseline"))][:2]
+    assert [r.split()[0] for r in rows] == ["engines:bls_waits_in_place=false", "baseline"]
     figures = [[float(v) for v in re.findall(r"(-?\d+\.\d) ms", r)] for r in rows]
     assert all(len(f) == 6 and f[-1] > 0 for f in figures)  # the last: outside the engines, in the BLS
     assert "where the BLS's own time goes" in out
