@@ -25,7 +25,7 @@ from pathlib import Path
 from bench.runner import ROOT, start_cpu_server
 from clients.rerank_client import AsyncRerankClient, RerankClient, RerankError
 from clients.workload import Workload
-from server.host.launcher import TritonServer
+from server.host.launcher import TritonServer, process_tree_rss_mb
 
 
 def outcome(error: BaseException | None) -> str:
@@ -77,24 +77,6 @@ def overload(cache: Path, workdir: Path, requests, count: int, queue: int) -> No
     print(f"overload: burst of {count} concurrent requests, queues of {queue}, engines 100 ms per batch")
     print(f"  answered {sum(counts.values())}: {dict(counts)}; lost {lost}")
     print(f"  sequential throughput before {before:.1f} req/s, after the burst {after:.1f} req/s")
-
-
-def process_tree_rss_mb(pid: int) -> dict[str, float]:
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ppid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
-        if int(entry.name) == pid or ppid == pid:
-            rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-            name = "tritonserver" if int(entry.name) == pid else Path(cmdline[1].decode()).parent.parent.name
-            out[name] = out.get(name, 0.0) + rss / 1024
-    return out
 
 
 def soak(cache: Path, workdir: Path, requests, seconds: int, users: int) -> None:

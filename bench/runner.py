@@ -219,9 +219,9 @@ def start_checkout_server(checkout: Path, cache: Path, simulate: str, workdir: P
 
     ckpts = resolve_checkpoints("", "", "", str(cache))
     script = ("import json, sys; from build.render import Checkpoints, render; a = json.loads(sys.argv[1]); "
-              "print(render('cpu', a['out'], Checkpoints(a['reranker'], a['vlm'], simulate=a['simulate']), "
+              "print(render('cpu', a['out'], Checkpoints(a['reranker_ckpt'], a['vlm_ckpt'], simulate=a['simulate']), "
               "overrides=a['overrides']))")
-    arguments = {"out": str(workdir / "model_repository"), "reranker": ckpts.reranker, "vlm": ckpts.vlm,
+    arguments = {"out": str(workdir / "model_repository"), "reranker_ckpt": ckpts.reranker, "vlm_ckpt": ckpts.vlm,
                  "simulate": simulate, "overrides": overrides or {}}
     env = dict(os.environ, PYTHONPATH=str(checkout))
     done = subprocess.run([sys.executable, "-c", script, json.dumps(arguments)], cwd=checkout, env=env,

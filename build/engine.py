@@ -114,6 +114,10 @@ def check_pipeline_agrees(profile: Profile, plan: EnginePlan) -> list[str]:
                         f"{plan.max_input_len}")
     if rerank.get("max_input_len", 0) + rerank.get("max_new_tokens", 0) > plan.max_seq_len:
         problems.append(f"rerank max_input_len + max_new_tokens exceeds the engine's max_seq_len {plan.max_seq_len}")
+    asked = profile.data.get("pipeline", {}).get("limits", {}).get("max_new_tokens")
+    if asked is None or rerank.get("max_input_len", 0) + asked > plan.max_seq_len:
+        problems.append(f"[pipeline.limits] max_new_tokens ({asked}) must be set, and with the re-rank's "
+                        f"max_input_len fit the engine's max_seq_len {plan.max_seq_len}: a request may ask for it")
     return problems
 
 

@@ -45,7 +45,7 @@ def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
     def slot_params(checkpoint: str, vision: bool, simulate: str) -> dict[str, str]:
         values = {Param.CHECKPOINT_DIR: checkpoint, Param.VISION: "true" if vision else "false",
                   Param.DEVICE: target["device"], Param.DTYPE: target["dtype"],
-                  Param.MAX_NEW_TOKENS_CAP: serving("max_new_tokens_cap")}
+                  Param.PIPELINE_CONFIG: f"../{names.PIPELINE_FILE}"}
         return values | ({Param.SIMULATE: simulate} if torch else {})
 
     if torch:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import io
 
 import numpy as np
 from PIL import Image
 
 from ensemble.constraint import AnswerConstraint
+from ensemble.cover.image import ALLOWED_FORMATS
 from ensemble.errors import RequestError
 from ensemble.words import from_word_list
 
@@ -57,19 +59,40 @@ def trim(generated: Sequence[int], request: GenerationRequest) -> Generation:
     return Generation(tuple(generated), "length")
 
 
-def decoded_image(request: GenerationRequest, data: bytes, image_token_id: int) -> Image.Image:
-    """The request's image as RGB, after checking its prompt holds exactly one image placeholder."""
+def check_one_placeholder(request: GenerationRequest, image_token_id: int) -> None:
     count = request.input_ids.count(image_token_id)
     if count != 1:
         raise RequestError("input_ids", "must hold exactly one image placeholder token", value=count)
+
+
+def decoded_image(data: bytes, *, max_pixels: int) -> Image.Image:
+    """The image as RGB of at most `max_pixels` (the size the vision model works at): a larger image is decoded
+    at reduced scale where its format allows (JPEG's draft mode), then resized. Its header passed
+    `check_image` before this."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
+        with Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS)) as image:
+            width, height = image.size
+            if width * height <= max_pixels:
+                return image.convert("RGB")
+            scale = math.sqrt(max_pixels / (width * height))
+            size = (max(1, int(width * scale)), max(1, int(height * scale)))
+            image.draft("RGB", size)  # JPEG decodes at 1/2, 1/4 or 1/8 scale: never the full size in memory
+            rgb = image.convert("RGB")
+            return rgb if rgb.width * rgb.height <= max_pixels else rgb.resize(size, Image.Resampling.BICUBIC)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is this request's bad image
         raise RequestError("image", f"cannot be decoded ({type(exc).__name__}: {exc})") from None
 
 
-def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_new_tokens_cap: int
+def faithful_text_prompt(text: str, ids: Sequence[int], added: dict[str, int]) -> bool:
+    """Whether `text`, the decoded prompt `ids`, holds no more added-token strings than `ids` holds added tokens:
+    an engine that takes text and encodes it again would otherwise read request text as control tokens."""
+    if not added:
+        return True
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(added, key=len, reverse=True)))
+    return len(pattern.findall(text)) == sum(1 for i in ids if i in set(added.values()))
+
+
+def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_new_tokens: int
                         ) -> GenerationRequest:
     """Check a slot request as tensorrt_llm receives it (hand-written clients send these directly)."""
     ids = arrays["input_ids"].reshape(-1)
@@ -81,8 +104,9 @@ def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_n
         raise RequestError("input_ids", f"must be token ids in [0, {vocab_size})",
                            value=int(ids.max() if ids.max() >= vocab_size else ids.min()))
     out_len = int(arrays["request_output_len"].reshape(-1)[0])
-    if not 0 < out_len <= max_new_tokens_cap:
-        raise RequestError("request_output_len", f"must be in [1, {max_new_tokens_cap}]", value=out_len)
+    if not 0 < out_len <= max_new_tokens:
+        raise RequestError("request_output_len", f"must be in [1, {max_new_tokens}] (limits.max_new_tokens)",
+                           value=out_len)
     end_id = int(arrays["end_id"].reshape(-1)[0]) if arrays.get("end_id") is not None else -1
     pad_id = int(arrays["pad_id"].reshape(-1)[0]) if arrays.get("pad_id") is not None else max(end_id, 0)
     top_k = arrays.get("runtime_top_k")

@@ -13,7 +13,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from engines.generation import Generation, GenerationRequest, decoded_image, finish, trim
+from engines.generation import (Generation, GenerationRequest, check_one_placeholder, decoded_image, finish,
+                                trim)
 from ensemble.errors import RequestError
 
 
@@ -56,9 +57,10 @@ class _Batch:
 class TorchEngine:
     def __init__(self, checkpoint: str, *, vision: bool, device: str = "auto", dtype: str = "auto",
                  model: torch.nn.Module | None = None,
-                 attention: Sequence[SDPBackend] = ATTENTION_BACKENDS) -> None:
+                 attention: Sequence[SDPBackend] = ATTENTION_BACKENDS, max_decoded_pixels: int = 4194304) -> None:
         """`model` serves instead of the checkpoint's weights (benchmarks build one in memory); the tokenizer
-        and image processor still come from `checkpoint`. `attention`: the kernels attention may use."""
+        and image processor still come from `checkpoint`. `attention`: the kernels attention may use.
+        `max_decoded_pixels`: images are decoded at most this large (or the processor's own maximum)."""
         from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
         self.device = pick_device(device)
@@ -80,6 +82,9 @@ class TorchEngine:
             self.image_processor = AutoImageProcessor.from_pretrained(checkpoint)
             self.image_token_id = int(config.image_token_id)
             self.merge = int(self.image_processor.merge_size)
+            size = getattr(self.image_processor, "size", None) or {}
+            processor_max = getattr(self.image_processor, "max_pixels", None) or size.get("longest_edge")
+            self.max_pixels = min(max_decoded_pixels, int(processor_max or max_decoded_pixels))
 
     @torch.inference_mode()
     def generate(self, requests: Sequence[GenerationRequest], images: Sequence[bytes] | None = None
@@ -137,19 +142,32 @@ class TorchEngine:
 
     def _with_images(self, requests: Sequence[GenerationRequest], images: Sequence[bytes],
                      results: list) -> tuple[list[list[int]], dict[str, torch.Tensor]]:
+        """Each distinct image is decoded (at most `max_pixels`) and preprocessed once, however many rows hold
+        it: a cover comes once per task."""
+        rows: list[tuple[int, int]] = []  # (request index, index of its distinct image)
+        distinct: dict[bytes, int] = {}
         decoded = []
         for i, (request, data) in enumerate(zip(requests, images)):
             try:
-                decoded.append((i, decoded_image(request, data, self.image_token_id)))
+                check_one_placeholder(request, self.image_token_id)
+                if data not in distinct:
+                    decoded.append(decoded_image(data, max_pixels=self.max_pixels))
+                    distinct[data] = len(decoded) - 1
             except RequestError as error:
                 results[i] = error
-        if not decoded:
+                continue
+            rows.append((i, distinct[data]))
+        if not rows:
             return [list(r.input_ids) for r in requests], {}
-        features = self.image_processor(images=[img for _, img in decoded], return_tensors="pt")
-        counts = (features["image_grid_thw"].prod(-1) // (self.merge ** 2)).tolist()
+        features = self.image_processor(images=decoded, return_tensors="pt")
+        del decoded
+        grids = features["image_grid_thw"]
+        patches = torch.split(features["pixel_values"], grids.prod(-1).tolist())
+        order = [image for _, image in rows]
+        counts = (grids[order].prod(-1) // (self.merge ** 2)).tolist()
         prompts = [list(r.input_ids) for r in requests]
-        for (i, _), count in zip(decoded, counts):
+        for (i, _), count in zip(rows, counts):
             at = prompts[i].index(self.image_token_id)
             prompts[i][at:at + 1] = [self.image_token_id] * int(count)
-        return prompts, {"pixel_values": features["pixel_values"].to(self.device, self.dtype),
-                         "image_grid_thw": features["image_grid_thw"].to(self.device)}
+        return prompts, {"pixel_values": torch.cat([patches[j] for j in order]).to(self.device, self.dtype),
+                         "image_grid_thw": grids[order].to(self.device)}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engines.generation import Generation, GenerationRequest, decoded_image, trim
+from engines.generation import (Generation, GenerationRequest, check_one_placeholder, decoded_image,
+                                faithful_text_prompt, trim)
 from ensemble.errors import RequestError
 
 REQUIRED_VERSION = "1.2.1"
@@ -36,7 +37,8 @@ def import_tensorrt_llm():
 
 
 class TensorRTLLMVisionEngine:
-    def __init__(self, checkpoint: str, *, kv_cache_gib: float, device_id: int = 0) -> None:
+    def __init__(self, checkpoint: str, *, kv_cache_gib: float, device_id: int = 0,
+                 max_decoded_pixels: int = 4194304) -> None:
         tensorrt_llm = import_tensorrt_llm()
         from tensorrt_llm.llmapi import KvCacheConfig
         from transformers import AutoConfig, AutoTokenizer
@@ -45,6 +47,8 @@ class TensorRTLLMVisionEngine:
 
         torch.cuda.set_device(device_id)
         self.tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+        self.added = dict(self.tokenizer.get_added_vocab())
+        self.max_pixels = max_decoded_pixels
         config = AutoConfig.from_pretrained(checkpoint)
         self.vocab_size = int(config.get_text_config().vocab_size)
         self.image_token_id = int(config.image_token_id)
@@ -65,12 +69,17 @@ class TensorRTLLMVisionEngine:
         results: list[Generation | RequestError | None] = [None] * len(requests)
         inputs, live = [], []
         for i, (request, data) in enumerate(zip(requests, images)):
+            prompt = self.tokenizer.decode(list(request.input_ids), skip_special_tokens=False)
             try:
-                pixels = decoded_image(request, data, self.image_token_id)
+                check_one_placeholder(request, self.image_token_id)
+                # The LLM API takes the prompt as text and encodes it again: request text that spells a control
+                # token would become one, so such a prompt is refused rather than sent.
+                if not faithful_text_prompt(prompt, request.input_ids, self.added):
+                    raise RequestError("query", "must not spell chat control tokens (this engine re-reads text)")
+                pixels = decoded_image(data, max_pixels=self.max_pixels)
             except RequestError as error:
                 results[i] = error
                 continue
-            prompt = self.tokenizer.decode(list(request.input_ids), skip_special_tokens=False)
             inputs.append({"prompt": prompt, "multi_modal_data": {"image": [pixels]}})
             live.append(i)
         if inputs:

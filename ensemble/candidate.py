@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime, timezone
 
 from pydantic import BaseModel, Field, field_validator
 
 from ensemble.domain import IntentDimension
 from ensemble.schema import STRICT
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
+"""Publish times are within [EARLIEST, LATEST): every later computation (UTC conversion, formatting, recency)
+stays in range, and a number is read as Unix seconds only (never milliseconds)."""
+_TIME_RULE = "must be an ISO 8601 time or Unix seconds from 1970-01-01 up to 3000-01-01 (UTC)"
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 class Candidate(BaseModel):
@@ -20,7 +30,7 @@ class Candidate(BaseModel):
     intent_dimensions: tuple[IntentDimension, ...] = ()
     """Dimensions of every sub-query that retrieved this candidate."""
     publish_time: datetime | None = Field(default=None, strict=False)
-    """ISO 8601 text or Unix seconds; naive times are taken as UTC."""
+    """ISO 8601 text or Unix seconds (a number, never milliseconds); naive times are taken as UTC."""
     click_through_rate: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     completion_rate: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     """Content completion rate."""
@@ -28,9 +38,31 @@ class Candidate(BaseModel):
     """A precomputed grade skips the VLM; absent means unknown, never guessed."""
     cover_quality: int | None = Field(default=None, ge=1, le=4)
 
+    @field_validator("publish_time", mode="before")
+    @classmethod
+    def _unix_seconds(cls, value: object) -> object:
+        """Numbers (and numeric text) are Unix seconds, whatever their size: pydantic alone would read large
+        ones as milliseconds."""
+        if isinstance(value, bool):
+            raise ValueError(_TIME_RULE)
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+            if not (math.isfinite(seconds) and EARLIEST.timestamp() <= seconds < LATEST.timestamp()):
+                raise ValueError(_TIME_RULE)
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        return value
+
     @field_validator("publish_time")
     @classmethod
     def _as_utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
+        if value is None:
+            return None
+        try:
+            utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        except (OverflowError, ValueError):  # year 1 at +14:00, year 9999 at -14:00
+            raise ValueError(_TIME_RULE) from None
+        if not EARLIEST <= utc < LATEST:
+            raise ValueError(_TIME_RULE)
+        return value if value.tzinfo is not None else utc

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 
@@ -34,6 +34,17 @@ class Limits(BaseModel):
     """Width x height above which an image is refused unread (decompression bombs)."""
     max_image_side: int = Field(gt=0)
     min_image_side: int = Field(gt=0)
+    max_request_bytes: int = Field(gt=0)
+    """Size of a re-rank request's JSON body, checked before it is parsed."""
+    max_request_image_bytes: int = Field(gt=0)
+    """Encoded cover images of one request together."""
+    max_request_pixels: int = Field(gt=0)
+    """Pixels of one request's distinct covers together (from their headers): bounds its decoding time."""
+    max_decoded_pixels: int = Field(gt=0)
+    """An image larger than this is decoded at reduced size (JPEG draft, then a resize), as the vision model
+    would shrink it anyway: bounds the memory one image takes."""
+    max_new_tokens: int = Field(gt=0)
+    """Most output tokens a request may ask for (options.max_new_tokens), and the engine slots' own limit."""
 
 
 class Generation(BaseModel):
@@ -74,6 +85,14 @@ class PipelineConfig(BaseModel):
     """Task name (its folder under ensemble/) -> its generation settings."""
     cover_cache: CoverCache = CoverCache()
     tokenization: Tokenization = Tokenization()
+
+    @model_validator(mode="after")
+    def _lengths_within_limits(self) -> PipelineConfig:
+        for task, generation in self.generation.items():
+            if generation.max_new_tokens > self.limits.max_new_tokens:
+                raise ValueError(f"generation.{task}.max_new_tokens {generation.max_new_tokens} exceeds "
+                                 f"limits.max_new_tokens {self.limits.max_new_tokens}")
+        return self
 
     def generation_for(self, task: str) -> Generation:
         """The settings of `task`; a task without any fails model load, naming the key."""

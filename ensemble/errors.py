@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-_MAX_VALUE_CHARS = 80
+MAX_FIELD_CHARS = 120
+MAX_RULE_CHARS = 400
+MAX_VALUE_CHARS = 80
+"""Every part of a message is cut to a short prefix: a client's own input is never echoed at length (gRPC caps
+error metadata, and logs should not carry it), so a message stays under 1 KB."""
 
 
 class RequestError(ValueError):
@@ -18,14 +22,11 @@ class RequestError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        text = f"{self.field} {self.rule}"
+        text = f"{_prefix(self.field, MAX_FIELD_CHARS)} {_prefix(self.rule, MAX_RULE_CHARS)}"
         if self.value is not ...:
-            text += f", got {_short(self.value)}"
+            text += f", got {_prefix(repr(self.value), MAX_VALUE_CHARS)}"
         return text
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    if len(text) > _MAX_VALUE_CHARS:
-        text = text[: _MAX_VALUE_CHARS - 3] + "..."
-    return text
+def _prefix(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 SELF_CHECK = (
@@ -67,8 +67,28 @@ def _refusal(spec: dict[str, Any]) -> str | None:
     return None
 
 
-def exact_tiktoken(tokenizer: Any) -> tuple[Callable[[str], list[int]] | None, str]:
-    """(encode, "") when tiktoken gives this tokenizer's ids (no special tokens added), else (None, reason)."""
+@dataclass(frozen=True)
+class ExactBPE:
+    """A tokenizer's encoding through tiktoken; call it for the ids of `text` (no special tokens added)."""
+
+    encoding: Any
+    nfc: bool
+    """The tokenizer normalizes to NFC first."""
+
+    def _normalized(self, text: str) -> str:
+        return unicodedata.normalize("NFC", text) if self.nfc else text
+
+    def __call__(self, text: str) -> list[int]:
+        """Added tokens written in `text` are read as such."""
+        return self.encoding.encode(self._normalized(text), allowed_special="all")
+
+    def ordinary(self, text: str) -> list[int]:
+        """Added-token strings in `text` are encoded as the characters they are."""
+        return self.encoding.encode_ordinary(self._normalized(text))
+
+
+def exact_tiktoken(tokenizer: Any) -> tuple[ExactBPE | None, str]:
+    """(encoding, "") when tiktoken gives this tokenizer's ids (no special tokens added), else (None, reason)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return None, "not a fast (Rust) tokenizer"
@@ -100,11 +120,7 @@ def exact_tiktoken(tokenizer: Any) -> tuple[Callable[[str], list[int]] | None, s
         encoding = tiktoken.Encoding("checkpoint", pat_str=pattern, mergeable_ranks=ranks, special_tokens=special)
     except ValueError as exc:  # a regex tiktoken's engine does not accept
         return None, f"tiktoken refuses the tokenizer: {exc}"
-    nfc = spec.get("normalizer") is not None
-
-    def encode(text: str) -> list[int]:
-        return encoding.encode(unicodedata.normalize("NFC", text) if nfc else text, allowed_special="all")
-
+    encode = ExactBPE(encoding, nfc=spec.get("normalizer") is not None)
     for line in SELF_CHECK.splitlines(keepends=True) + [SELF_CHECK]:
         if encode(line) != backend.encode(line, add_special_tokens=False).ids:
             return None, f"self-check differs on {line[:40]!r}"

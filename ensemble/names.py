@@ -66,7 +66,6 @@ class Param:
     VISION = "vision"
     DEVICE = "device"
     DTYPE = "dtype"
-    MAX_NEW_TOKENS_CAP = "max_new_tokens_cap"
     SIMULATE = "simulate"
     KV_CACHE_GIB = "kv_cache_gib"
     GPU_DEVICE_ID = "gpu_device_id"

@@ -29,6 +29,12 @@ def check_len(field: str, text: str, most: int) -> None:
         raise RequestError(field, f"must be at most {most} characters", value=f"{len(text)} characters")
 
 
+def check_size(field: str, raw: bytes | str, most_chars: int) -> None:
+    """Refuse, before decoding, bytes that cannot hold at most `most_chars` characters (4 UTF-8 bytes each)."""
+    if isinstance(raw, (bytes, bytearray)) and len(raw) > 4 * most_chars:
+        raise RequestError(field, f"must be at most {most_chars} characters", value=f"{len(raw)} bytes")
+
+
 def utf8(raw: bytes | str, field: str) -> str:
     if isinstance(raw, str):
         return raw

@@ -14,6 +14,7 @@ import numpy as np
 from ensemble.arrays import Arrays, as_bytes, generated_ids
 from ensemble.config import Generation, PipelineConfig
 from ensemble.constraint import AnswerConstraint
+from ensemble.encoding import PromptEncoder
 from ensemble.tags import FORCED_CLOSING
 from ensemble.template import RenderedPrompt
 from ensemble.tensors import Interface
@@ -35,6 +36,7 @@ class PreStep:
         self.config = config
         self.tokenizer = tokenizer
         self.generation = config.generation_for(self.task)
+        self.encoder = PromptEncoder(tokenizer, fast_bpe=config.tokenization.fast_bpe)
         ids = special_ids(tokenizer)
         self._end = np.array([ids.end_id], dtype=np.int32)
         self._pad = np.array([ids.pad_id], dtype=np.int32)

@@ -17,6 +17,9 @@ from typing import Protocol
 
 from ensemble.config import ConfigError
 
+PRIVATE_MARK = "\ue000"
+"""Opens a placeholder for request text (ensemble/encoding.py); no template may hold it."""
+
 
 @dataclass(frozen=True, slots=True)
 class TemplateSpec:
@@ -66,6 +69,8 @@ def load_template(spec: TemplateSpec, prompts: Mapping[str, str] | None = None) 
     for key in spec.plain_keys:
         if not isinstance(data.get(key), str):
             raise ConfigError(f"prompt template {path} must define a string {key!r}")
+    if any(PRIVATE_MARK in v for v in data.values() if isinstance(v, str)):
+        raise ConfigError(f"prompt template {path} holds U+E000, which marks request text while prompts are built")
     parts = {k: v for k, v in data.items() if k not in ("system", "user") and isinstance(v, str)}
     return PromptTemplate(spec.name, str(data.get("system", "")), data["user"], parts, str(path))
 

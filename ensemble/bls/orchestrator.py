@@ -38,7 +38,7 @@ class Orchestrator:
                        ) -> tuple[list[str], dict[str, Any]]:
         """The ranked ids and the response (JSON-ready) of one call."""
         started = time.perf_counter()
-        request = parse_rerank_request(raw_request)
+        request = parse_rerank_request(raw_request, self.config.limits)
         check_rerank_limits(request, self.config.limits)
         images, digests = self._checked_images(request, cover_images)
 
@@ -66,14 +66,23 @@ class Orchestrator:
         """The covers, one per candidate (b"" = none), and their digests (None for none); each checked."""
         if not cover_images:
             return [b""] * len(request.candidates), [None] * len(request.candidates)
+        limits = self.config.limits
         if len(cover_images) != len(request.candidates):
             raise RequestError("cover_images", f"must hold one element per candidate ({len(request.candidates)}; "
                                "an empty element means no cover)", value=len(cover_images))
+        total = sum(len(image) for image in cover_images)
+        if total > limits.max_request_image_bytes:
+            raise RequestError("cover_images", f"must hold at most {limits.max_request_image_bytes} bytes together "
+                               "(limits.max_request_image_bytes)", value=total)
         digests: list[bytes | None] = []
+        pixels: dict[bytes, int] = {}
         for index, image in enumerate(cover_images):
             digest = image_key(image) if image else None
-            if digest is not None:
-                self.checked_images.check(image, digest, field=f"cover_images[{index}]")
+            if digest is not None and digest not in pixels:
+                pixels[digest] = self.checked_images.check(image, digest, field=f"cover_images[{index}]")
+                if sum(pixels.values()) > limits.max_request_pixels:
+                    raise RequestError("cover_images", f"must hold at most {limits.max_request_pixels} pixels "
+                                       "together (limits.max_request_pixels)", value=f"{sum(pixels.values())}+")
             digests.append(digest)
         return list(cover_images), digests
 

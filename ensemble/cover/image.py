@@ -52,19 +52,22 @@ def check_image(data: bytes, limits: Limits, *, field: str = "image") -> ImageIn
 
 
 class CheckedImages:
-    """`check_image` with a memory: digests (`ensemble.cover.grade_cache.image_key`) of the images that passed, so a
-    cover seen again, for the other task or in a later request (covers recur across queries, as the cover-grade
-    cache counts on), is not parsed again. Bounded; emptied when full."""
+    """`check_image` with a memory: digests (`ensemble.cover.grade_cache.image_key`) of the images that passed and
+    their pixel counts, so a cover seen again, for the other task or in a later request (covers recur across
+    queries, as the cover-grade cache counts on), is not parsed again. Bounded; emptied when full."""
 
     def __init__(self, limits: Limits, most: int = 4096) -> None:
         self.limits = limits
         self.most = most
-        self._passed: set[bytes] = set()
+        self._passed: dict[bytes, int] = {}
 
-    def check(self, data: bytes, digest: bytes, *, field: str = "image") -> None:
-        if digest in self._passed:
-            return
-        check_image(data, self.limits, field=field)  # raises: a bad image is never remembered
+    def check(self, data: bytes, digest: bytes, *, field: str = "image") -> int:
+        """The image's pixels; raises RequestError naming `field` when it breaks a limit."""
+        pixels = self._passed.get(digest)
+        if pixels is not None:
+            return pixels
+        info = check_image(data, self.limits, field=field)  # raises: a bad image is never remembered
         if len(self._passed) >= self.most:
             self._passed.clear()
-        self._passed.add(digest)
+        self._passed[digest] = pixels = info.width * info.height
+        return pixels

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ensemble.cover.request import CoverRequest, CoverTask
-from ensemble.encoding import encode_text
+from ensemble.encoding import PromptEncoder
 from ensemble.errors import RequestError
 from ensemble.template import PromptTemplate, RenderedPrompt, TemplateSpec, Tokenizer, load_template, render_chat
 
@@ -26,11 +26,13 @@ def cover_template(task: CoverTask, prompts: Mapping[str, str] | None = None) ->
 
 
 def build_cover_prompt(template: PromptTemplate, request: CoverRequest, tokenizer: Tokenizer,
-                       max_input_len: int) -> RenderedPrompt:
-    """The cover prompt with one image placeholder; the VLM slot expands it to the image's tokens."""
-    values: dict[str, Any] = {"image": template.parts["image"], "query": request.query}
+                       max_input_len: int, *, encoder: PromptEncoder | None = None) -> RenderedPrompt:
+    """The cover prompt with one image placeholder (the template's); the VLM slot expands it to the image's
+    tokens. The query is encoded as plain text."""
+    encoder = encoder or PromptEncoder(tokenizer, fast_bpe=False)
+    values: dict[str, Any] = {"image": template.parts["image"], "query": encoder.mark(request.query)}
     text = render_chat(tokenizer, template.system, template.user.format(**values))
-    ids = encode_text(tokenizer, text)
+    ids = encoder(text)
     if len(ids) > max_input_len:
         raise RequestError("query", f"does not fit max_input_len={max_input_len} tokens", value=len(ids))
-    return RenderedPrompt(text, ids)
+    return RenderedPrompt(encoder.unmarked(text), ids)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ensemble.config import Limits
 from ensemble.errors import RequestError
-from ensemble.schema import STRICT, check_len, from_validation, utf8
+from ensemble.schema import STRICT, check_len, check_size, from_validation, utf8
 
 
 class CoverTask(str, Enum):
@@ -26,7 +26,10 @@ class CoverRequest(BaseModel):
     task: CoverTask = Field(strict=False)
 
 
-def parse_cover_request(query: bytes | str, task: bytes | str) -> CoverRequest:
+def parse_cover_request(query: bytes | str, task: bytes | str, limits: Limits | None = None) -> CoverRequest:
+    """With `limits`, the query's size is checked before it is decoded."""
+    if limits is not None:
+        check_size("query", query, limits.max_query_chars)
     data = {"query": utf8(query, "query"), "task": utf8(task, "task")}
     try:
         request = CoverRequest.model_validate(data)

@@ -38,7 +38,7 @@ class CoverPre(PreStep):
         self._checked = CheckedImages(config.limits)
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        request = parse_cover_request(scalar_bytes(inputs, "query"), scalar_bytes(inputs, "task"))
+        request = parse_cover_request(scalar_bytes(inputs, "query"), scalar_bytes(inputs, "task"), self.config.limits)
         check_cover_limits(request, self.config.limits)
         image = scalar_bytes(inputs, "image")
         self._checked.check(image, image_key(image))
@@ -51,7 +51,7 @@ class CoverPre(PreStep):
         inputs = self._inputs.get(key)
         if inputs is None:
             prompt = build_cover_prompt(self.templates[task], CoverRequest(query=query, task=task), self.tokenizer,
-                                        self.generation.max_input_len)
+                                        self.generation.max_input_len, encoder=self.encoder)
             inputs = self.engine_inputs(prompt, constraint=_GRADE)
             if len(self._inputs) >= self.PROMPT_CACHE_SIZE:
                 self._inputs.clear()

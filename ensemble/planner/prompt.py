@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ensemble.encoding import encode_text
+from ensemble.encoding import PromptEncoder
 from ensemble.errors import RequestError
 from ensemble.planner.request import PlanRequest
 from ensemble.template import PromptTemplate, RenderedPrompt, TemplateSpec, Tokenizer, load_template, render_chat
@@ -21,18 +21,20 @@ def planner_template(prompts: Mapping[str, str] | None = None) -> PromptTemplate
 
 
 def build_plan_prompt(template: PromptTemplate, request: PlanRequest, tokenizer: Tokenizer,
-                      max_input_len: int) -> RenderedPrompt:
-    """The planner prompt; the oldest session queries are left out first when it does not fit."""
-    session = list(request.session)
+                      max_input_len: int, *, encoder: PromptEncoder | None = None) -> RenderedPrompt:
+    """The planner prompt; the oldest session queries are left out first when it does not fit. Request text is
+    encoded as plain text: only the template writes special tokens."""
+    encoder = encoder or PromptEncoder(tokenizer, fast_bpe=False)
+    session = [encoder.mark(q) for q in request.session]
     dropped = 0
     while True:
         lines = [template.parts["session_item"].format(query=q) for q in session]
-        user = template.user.format(query=request.query,
+        user = template.user.format(query=encoder.mark(request.query),
                                     session="\n".join(lines) or template.parts["session_empty"])
         text = render_chat(tokenizer, template.system, user)
-        ids = encode_text(tokenizer, text)
+        ids = encoder(text)
         if len(ids) <= max_input_len:
-            return RenderedPrompt(text, ids, dropped_session=dropped)
+            return RenderedPrompt(encoder.unmarked(text), ids, dropped_session=dropped)
         if not session:
             raise RequestError("query", f"does not fit max_input_len={max_input_len} tokens", value=len(ids))
         session.pop(0)

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from ensemble.config import Limits
 from ensemble.errors import RequestError
-from ensemble.schema import STRICT, check_len, from_validation, not_blank, utf8
+from ensemble.schema import STRICT, check_len, check_size, from_validation, not_blank, utf8
 
 
 class PlanRequest(BaseModel):
@@ -19,7 +19,16 @@ class PlanRequest(BaseModel):
     _not_blank = field_validator("query")(not_blank)
 
 
-def parse_plan_request(query: bytes | str, session: list[bytes | str] | None = None) -> PlanRequest:
+def parse_plan_request(query: bytes | str, session: list[bytes | str] | None = None,
+                       limits: Limits | None = None) -> PlanRequest:
+    """With `limits`, sizes are checked before any text is decoded."""
+    if limits is not None:
+        check_size("query", query, limits.max_query_chars)
+        if len(session or ()) > limits.max_session_queries:
+            raise RequestError("session", f"must hold at most {limits.max_session_queries} queries",
+                               value=len(session or ()))
+        for index, item in enumerate(session or ()):
+            check_size(f"session[{index}]", item, limits.max_query_chars)
     data = {
         "query": utf8(query, "query"),
         "session": tuple(utf8(item, f"session[{i}]") for i, item in enumerate(session or ())),

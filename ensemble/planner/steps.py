@@ -27,9 +27,10 @@ class PlannerPre(PreStep):
         self.template = planner_template(config.prompts)
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        request = parse_plan_request(scalar_bytes(inputs, "query"), bytes_list(inputs, "session"))
+        request = parse_plan_request(scalar_bytes(inputs, "query"), bytes_list(inputs, "session"), self.config.limits)
         check_plan_limits(request, self.config.limits)
-        prompt = build_plan_prompt(self.template, request, self.tokenizer, self.generation.max_input_len)
+        prompt = build_plan_prompt(self.template, request, self.tokenizer, self.generation.max_input_len,
+                                   encoder=self.encoder)
         # A plan is free JSON: the whole output length is room for it.
         return self.engine_inputs(prompt, answer_tokens=self.generation.max_new_tokens)
 

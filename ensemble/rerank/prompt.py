@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timezone
 from pathlib import Path
 
 from ensemble.candidate import Candidate
-from ensemble.encoding import PromptEncoder, encode_text
+from ensemble.encoding import PromptEncoder
 from ensemble.errors import RequestError
 from ensemble.rerank.request import RerankRequest
 from ensemble.template import PromptTemplate, RenderedPrompt, TemplateSpec, Tokenizer, load_template, render_chat
@@ -27,7 +27,9 @@ def rerank_template(prompts: Mapping[str, str] | None = None) -> PromptTemplate:
 
 
 def format_candidate(template: PromptTemplate, prompt_id: int, candidate: Candidate,
-                     *, title: str | None = None, content: str | None = None) -> str:
+                     *, title: str | None = None, content: str | None = None,
+                     mark: Callable[[str], str] = str) -> str:
+    """One candidate's block; `mark` makes request text safe to encode (`PromptEncoder.mark`)."""
     p = template.parts
     unknown = p["unknown"]
 
@@ -42,8 +44,8 @@ def format_candidate(template: PromptTemplate, prompt_id: int, candidate: Candid
         published = candidate.publish_time.astimezone(timezone.utc).strftime(p["time_format"])
     return p["candidate"].format(
         id=prompt_id,
-        title=candidate.title if title is None else title,
-        content=candidate.content if content is None else content,
+        title=mark(candidate.title if title is None else title),
+        content=mark(candidate.content if content is None else content),
         intent_dimensions=", ".join(d.value for d in candidate.intent_dimensions) or unknown,
         publish_time=published,
         cover_relevance=grade(candidate.cover_relevance),
@@ -53,13 +55,15 @@ def format_candidate(template: PromptTemplate, prompt_id: int, candidate: Candid
     )
 
 
-def _rerank_text(template: PromptTemplate, request: RerankRequest, tokenizer: Tokenizer,
+def _rerank_text(template: PromptTemplate, request: RerankRequest, tokenizer: Tokenizer, encoder: PromptEncoder,
                  cuts: Sequence[tuple[str | None, str | None]] | None = None) -> str:
-    """The chat-templated prompt; `cuts` holds each candidate's shortened (title, content), None = whole."""
+    """The chat-templated prompt, request text marked; `cuts` holds each candidate's shortened (title,
+    content), None = whole."""
     cuts = cuts or [(None, None)] * len(request.candidates)
-    blocks = [format_candidate(template, i + 1, c, title=title, content=content)
+    blocks = [format_candidate(template, i + 1, c, title=title, content=content, mark=encoder.mark)
               for i, (c, (title, content)) in enumerate(zip(request.candidates, cuts))]
-    user = template.user.format(query=request.query, candidates=template.parts["candidate_separator"].join(blocks))
+    user = template.user.format(query=encoder.mark(request.query),
+                                candidates=template.parts["candidate_separator"].join(blocks))
     return render_chat(tokenizer, template.system, user)
 
 
@@ -68,27 +72,28 @@ def build_rerank_prompt(template: PromptTemplate, request: RerankRequest, tokeni
     """Prompt ids 1..n in request order; contents (then titles) trimmed fairly to fit `max_input_len`.
 
     Fair: every text keeps min(its length, c) tokens for the largest cap c that fits, so short texts
-    stay whole and long ones are cut to the same length. Instructions and ids are never cut.
+    stay whole and long ones are cut to the same length. Instructions and ids are never cut. Request text is
+    encoded as plain text: only the template writes special tokens.
     """
     candidates = request.candidates
     contents: list[list[int]] = []
     titles: list[list[int]] = []
     mark = template.parts["truncation_mark"]
-    encode = encoder or (lambda text: encode_text(tokenizer, text))
+    encoder = encoder or PromptEncoder(tokenizer, fast_bpe=False)
 
     def render(title_cap: int | None, content_cap: int | None) -> tuple[str, list[int], tuple[int, ...]]:
         cuts = [(_cut(tokenizer, titles[i], title_cap, mark) if titles else None,
                  _cut(tokenizer, contents[i], content_cap, mark) if contents else None)
                 for i in range(len(candidates))]
-        text = _rerank_text(template, request, tokenizer, cuts)
-        return text, encode(text), tuple(i for i, cut in enumerate(cuts) if cut != (None, None))
+        text = _rerank_text(template, request, tokenizer, encoder, cuts)
+        return encoder.unmarked(text), encoder(text), tuple(i for i, cut in enumerate(cuts) if cut != (None, None))
 
     text, ids, cut = render(None, None)
     if len(ids) <= max_input_len:
         return RenderedPrompt(text, ids)
     # Only a prompt that does not fit pays for tokenizing every field on its own.
-    contents.extend(encode(c.content) for c in candidates)
-    titles.extend(encode(c.title) for c in candidates)
+    contents.extend(encoder.plain(c.content) for c in candidates)
+    titles.extend(encoder.plain(c.title) for c in candidates)
     for stage in ("content", "title"):
         lengths = [len(t) for t in (contents if stage == "content" else titles)]
         overflow = len(ids) - max_input_len

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ensemble.candidate import Candidate
@@ -13,7 +15,8 @@ from ensemble.schema import STRICT, check_len, from_validation, not_blank, utf8
 class RerankOptions(BaseModel):
     model_config = STRICT
 
-    max_new_tokens: int | None = Field(default=None, gt=0, le=32768)
+    max_new_tokens: int | None = Field(default=None, gt=0)
+    """At most limits.max_new_tokens (checked with the limits)."""
     evaluate_covers: bool = True
     """Grade the covers that arrive without grades (needs cover images)."""
 
@@ -28,9 +31,21 @@ class RerankRequest(BaseModel):
     _not_blank = field_validator("query")(not_blank)
 
 
-def parse_rerank_request(raw: bytes | str) -> RerankRequest:
-    """Parse the JSON body of a re-rank call: ``{"query": ..., "candidates": [...], "options": {...}}``."""
+COUNT_FIRST_FROM_BYTES = 65536
+"""Bodies this large have their candidates counted before the schema validates each one."""
+
+
+def parse_rerank_request(raw: bytes | str, limits: Limits | None = None) -> RerankRequest:
+    """Parse the JSON body of a re-rank call: ``{"query": ..., "candidates": [...], "options": {...}}``.
+
+    With `limits`, a body over `max_request_bytes`, or a large one with more than `max_candidates` candidates,
+    is refused before the schema validates it: a hostile body costs at most one `json.loads`."""
+    if limits is not None and len(raw) > limits.max_request_bytes:
+        raise RequestError("request", f"must be at most {limits.max_request_bytes} bytes "
+                           "(limits.max_request_bytes)", value=len(raw))
     text = utf8(raw, "request")
+    if limits is not None and len(raw) > COUNT_FIRST_FROM_BYTES:
+        _count_candidates(text, limits)
     try:
         request = RerankRequest.model_validate_json(text)
     except ValidationError as exc:
@@ -45,11 +60,25 @@ def parse_rerank_request(raw: bytes | str) -> RerankRequest:
     return request
 
 
+def _count_candidates(text: str, limits: Limits) -> None:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return  # the schema says what is wrong with it
+    candidates = data.get("candidates") if isinstance(data, dict) else None
+    if isinstance(candidates, list) and len(candidates) > limits.max_candidates:
+        raise RequestError("candidates", f"must hold at most {limits.max_candidates} items", value=len(candidates))
+
+
 def check_rerank_limits(request: RerankRequest, limits: Limits) -> None:
     check_len("query", request.query, limits.max_query_chars)
     if len(request.candidates) > limits.max_candidates:
         raise RequestError("candidates", f"must hold at most {limits.max_candidates} items",
                            value=len(request.candidates))
+    asked = request.options.max_new_tokens
+    if asked is not None and asked > limits.max_new_tokens:
+        raise RequestError("options.max_new_tokens", f"must be <= {limits.max_new_tokens} (limits.max_new_tokens)",
+                           value=asked)
     for index, candidate in enumerate(request.candidates):
         check_len(f"candidates[{index}].id", candidate.id, limits.max_id_chars)
         check_len(f"candidates[{index}].title", candidate.title, limits.max_title_chars)

@@ -13,7 +13,6 @@ from ensemble import tensors as T
 from ensemble.arrays import Arrays, as_bytes, bytes_list, scalar_bytes
 from ensemble.config import PipelineConfig
 from ensemble.constraint import AnswerConstraint
-from ensemble.encoding import PromptEncoder
 from ensemble.fallback import fallback_order
 from ensemble.rerank.answer import parse_permutation
 from ensemble.rerank.outcome import RerankOutcome
@@ -33,11 +32,9 @@ class RerankPre(PreStep):
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         super().__init__(config, tokenizer)
         self.template = rerank_template(config.prompts)
-        # The one long prompt (~4k tokens): encoding it is most of this step's time.
-        self.encoder = PromptEncoder(tokenizer, fast_bpe=config.tokenization.fast_bpe)
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        request = parse_rerank_request(scalar_bytes(inputs, "request"))
+        request = parse_rerank_request(scalar_bytes(inputs, "request"), self.config.limits)
         check_rerank_limits(request, self.config.limits)
         return self.for_request(request)
 
@@ -62,7 +59,8 @@ class RerankPost(PostStep):
         self.budget = BudgetReport(tokenizer, config.generation_for(RerankPre.task))
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        ids = bytes_list(inputs, "candidate_ids")
+        # Rows of one request's batch are padded to the longest with b"" (ensemble/arrays.py); ids are never empty.
+        ids = [i for i in bytes_list(inputs, "candidate_ids") if i]
         outcome = self.outcome(inputs, len(ids), lambda: parse_rerank_request(scalar_bytes(inputs, "request")))
         return {"ranked_ids": np.array(ranked(ids, outcome), dtype=np.object_),
                 "result": as_bytes(json.dumps(outcome.to_json_dict(), ensure_ascii=False))}

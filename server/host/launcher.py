@@ -123,6 +123,25 @@ def server_command(options: ServerOptions, backend_dir: Path) -> list[str]:
     return command + list(options.extra_args)
 
 
+def process_tree_rss_mb(pid: int) -> dict[str, float]:
+    """Resident memory (MB) of a tritonserver process and its model stubs, by model folder name."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+        if int(entry.name) == pid or ppid == pid:
+            rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+            name = "tritonserver" if int(entry.name) == pid else Path(cmdline[1].decode()).parent.parent.name
+            out[name] = out.get(name, 0.0) + rss / 1024
+    return out
+
+
 class TritonServer:
     """A tritonserver process: `start()`, `wait_ready()`, `stop()`; also a context manager."""
 

@@ -1,6 +1,8 @@
 """What every engine-slot model.py does: tensorrt_llm's tensors in, one batched `generate`, tensors out.
 
 Any engine with `vocab_size` and `generate(requests, images)` fits: PyTorch, TensorRT-LLM's LLM API, simulated.
+A slot is not an entry point, yet a client can reach it: it enforces the pipeline's limits itself (output
+length, image headers), as the entry points do.
 """
 
 from __future__ import annotations
@@ -9,22 +11,30 @@ from typing import Any
 
 from engines.generation import arrays_from_generation, request_from_arrays
 from ensemble.arrays import scalar_bytes
-from ensemble.names import Param
+from ensemble.config import Limits
+from ensemble.cover.grade_cache import image_key
+from ensemble.cover.image import CheckedImages
 from ensemble.tensors import TORCH_LLM_SLOT, VLM_SLOT
 from server.stub.adapter import ModelContext, run_batched
 
 
 class EngineSlot:
-    def __init__(self, engine: Any, context: ModelContext, *, vision: bool) -> None:
+    def __init__(self, engine: Any, context: ModelContext, limits: Limits, *, vision: bool) -> None:
         self.engine = engine
         self.context = context
         self.vision = vision
         self.interface = VLM_SLOT if vision else TORCH_LLM_SLOT
-        self.cap = int(context.param(Param.MAX_NEW_TOKENS_CAP))
+        self.limits = limits
+        self.checked = CheckedImages(limits)
 
     def _parse(self, arrays):
-        request = request_from_arrays(arrays, vocab_size=self.engine.vocab_size, max_new_tokens_cap=self.cap)
-        return request, scalar_bytes(arrays, "image") if self.vision else None
+        request = request_from_arrays(arrays, vocab_size=self.engine.vocab_size,
+                                      max_new_tokens=self.limits.max_new_tokens)
+        if not self.vision:
+            return request, None
+        image = scalar_bytes(arrays, "image")
+        self.checked.check(image, image_key(image))
+        return request, image
 
     def _generate(self, parsed):
         requests = [request for request, _ in parsed]

@@ -19,9 +19,15 @@ CACHE = Path(os.environ.get("RMR_CACHE", ROOT / ".cache"))
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    ckpts = resolve_checkpoints("", "", "", str(CACHE))
-    repository = render("cpu", tmp_path_factory.mktemp("repo") / "model_repository", ckpts)
-    triton = TritonServer.on_free_ports(repository, tmp_path_factory.mktemp("server"))
+    checkout = os.environ.get("RMR_E2E_CHECKOUT")
+    if checkout:  # another revision's server under these tests: does a new test fail on the old code?
+        from bench.runner import start_checkout_server
+
+        triton = start_checkout_server(Path(checkout), CACHE, "", tmp_path_factory.mktemp("checkout"))
+    else:
+        ckpts = resolve_checkpoints("", "", "", str(CACHE))
+        repository = render("cpu", tmp_path_factory.mktemp("repo") / "model_repository", ckpts)
+        triton = TritonServer.on_free_ports(repository, tmp_path_factory.mktemp("server"))
     with triton:
         yield triton
     assert triton.process.returncode == 0, triton.log_tail()

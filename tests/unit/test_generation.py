@@ -36,7 +36,7 @@ def slot_arrays(**changes):
 
 
 def test_request_from_arrays_reads_tensorrt_llm_tensors():
-    request = request_from_arrays(slot_arrays(), vocab_size=100, max_new_tokens_cap=16)
+    request = request_from_arrays(slot_arrays(), vocab_size=100, max_new_tokens=16)
     assert request == GenerationRequest((5, 6, 7), 4, 99, 0, ((7, 8),))
 
 
@@ -48,7 +48,7 @@ def test_request_from_arrays_reads_tensorrt_llm_tensors():
 ])
 def test_request_from_arrays_rejects_bad_tensors(changes, field):
     with pytest.raises(RequestError) as info:
-        request_from_arrays(slot_arrays(**changes), vocab_size=100, max_new_tokens_cap=16)
+        request_from_arrays(slot_arrays(**changes), vocab_size=100, max_new_tokens=16)
     assert info.value.field == field
 
 
@@ -61,6 +61,6 @@ def test_arrays_from_generation_shapes():
 
 def test_only_greedy_decoding_is_accepted():
     assert request_from_arrays(slot_arrays(runtime_top_k=np.array([1], np.int32)), vocab_size=100,
-                               max_new_tokens_cap=16).max_new_tokens == 4
+                               max_new_tokens=16).max_new_tokens == 4
     with pytest.raises(RequestError, match="^runtime_top_k must be 1"):
-        request_from_arrays(slot_arrays(runtime_top_k=np.array([40], np.int32)), vocab_size=100, max_new_tokens_cap=16)
+        request_from_arrays(slot_arrays(runtime_top_k=np.array([40], np.int32)), vocab_size=100, max_new_tokens=16)

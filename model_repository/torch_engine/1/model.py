@@ -11,6 +11,7 @@ from server.stub.engine_slot import EngineSlot
 class TritonPythonModel:
     def initialize(self, args):
         context = ModelContext(args)
+        limits = context.pipeline_config().limits
         vision = context.flag(Param.VISION, False)
         simulate = context.param(Param.SIMULATE, "")
         if simulate:
@@ -23,8 +24,9 @@ class TritonPythonModel:
             from engines.torch_engine import TorchEngine
 
             engine = TorchEngine(context.path(Param.CHECKPOINT_DIR), vision=vision,
-                                 device=context.param(Param.DEVICE, "auto"), dtype=context.param(Param.DTYPE, "auto"))
-        self.slot = EngineSlot(engine, context, vision=vision)
+                                 device=context.param(Param.DEVICE, "auto"), dtype=context.param(Param.DTYPE, "auto"),
+                                 max_decoded_pixels=limits.max_decoded_pixels)
+        self.slot = EngineSlot(engine, context, limits, vision=vision)
 
     def execute(self, requests):
         return self.slot.execute(requests)

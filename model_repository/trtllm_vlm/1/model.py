@@ -9,10 +9,12 @@ from server.stub.engine_slot import EngineSlot
 class TritonPythonModel:
     def initialize(self, args):
         context = ModelContext(args)
+        limits = context.pipeline_config().limits
         engine = TensorRTLLMVisionEngine(context.path(Param.CHECKPOINT_DIR),
                                          kv_cache_gib=float(context.param(Param.KV_CACHE_GIB)),
-                                         device_id=int(context.param(Param.GPU_DEVICE_ID, "0")))
-        self.slot = EngineSlot(engine, context, vision=True)
+                                         device_id=int(context.param(Param.GPU_DEVICE_ID, "0")),
+                                         max_decoded_pixels=limits.max_decoded_pixels)
+        self.slot = EngineSlot(engine, context, limits, vision=True)
 
     def execute(self, requests):
         return self.slot.execute(requests)
