@@ -92,8 +92,8 @@ def faithful_text_prompt(text: str, ids: Sequence[int], added: dict[str, int]) -
     return len(pattern.findall(text)) == sum(1 for i in ids if i in set(added.values()))
 
 
-def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_new_tokens: int
-                        ) -> GenerationRequest:
+def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_new_tokens: int,
+                        max_answer_ids: int) -> GenerationRequest:
     """Check a slot request as tensorrt_llm receives it (hand-written clients send these directly)."""
     ids = arrays["input_ids"].reshape(-1)
     length = int(arrays["input_lengths"].reshape(-1)[0]) if "input_lengths" in arrays else len(ids)
@@ -109,6 +109,11 @@ def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_n
                            value=out_len)
     end_id = int(arrays["end_id"].reshape(-1)[0]) if arrays.get("end_id") is not None else -1
     pad_id = int(arrays["pad_id"].reshape(-1)[0]) if arrays.get("pad_id") is not None else max(end_id, 0)
+    # Rows of different requests share a batch: an id the model cannot embed would fail all of them.
+    if not -1 <= end_id < vocab_size:
+        raise RequestError("end_id", f"must be a token id in [0, {vocab_size}) or -1 (none)", value=end_id)
+    if not 0 <= pad_id < vocab_size:
+        raise RequestError("pad_id", f"must be a token id in [0, {vocab_size})", value=pad_id)
     top_k = arrays.get("runtime_top_k")
     if top_k is not None and int(top_k.reshape(-1)[0]) != 1:
         raise RequestError("runtime_top_k", "must be 1: this engine slot decodes greedily",
@@ -121,7 +126,15 @@ def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_n
     constraint = arrays.get("answer_constraint")
     constraint_text = bytes(constraint.reshape(-1)[0]).decode("utf-8", "replace") if constraint is not None else ""
     return GenerationRequest(tuple(int(i) for i in ids), out_len, end_id, pad_id,
-                             tuple(tuple(w) for w in words if w), budget, AnswerConstraint.parse(constraint_text))
+                             tuple(tuple(w) for w in words if w), budget, _constraint(constraint_text, max_answer_ids))
+
+
+def _constraint(text: str, max_answer_ids: int) -> AnswerConstraint:
+    constraint = AnswerConstraint.parse(text)
+    if constraint.n > max_answer_ids:
+        raise RequestError("answer_constraint", f"must permute at most {max_answer_ids} ids (limits.max_candidates)",
+                           value=text)
+    return constraint
 
 
 def arrays_from_generation(generation: Generation, pad_id: int) -> dict[str, np.ndarray]:

@@ -42,11 +42,17 @@ def as_bytes(text: str) -> np.ndarray:
     return np.array([text.encode("utf-8")], dtype=np.object_)
 
 
-def generated_ids(inputs: Arrays) -> list[int]:
-    """Generated token ids of beam 0 (``output_ids`` read to ``sequence_length``)."""
+def generated_ids(inputs: Arrays, vocab_size: int) -> list[int]:
+    """Generated token ids of beam 0 (``output_ids`` read to ``sequence_length``), each checked to be a token:
+    a post step can be called directly, with anything in these tensors."""
     output_ids, lengths = inputs["output_ids"], inputs["sequence_length"]
-    length = int(lengths.reshape(-1)[0])
-    return output_ids.reshape(-1, output_ids.shape[-1])[0][:length].tolist()
+    if output_ids.size == 0 or lengths.size == 0:
+        return []
+    ids = output_ids.reshape(-1, output_ids.shape[-1])[0][: max(0, int(lengths.reshape(-1)[0]))]
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise RequestError("output_ids", f"must be token ids in [0, {vocab_size})",
+                           value=int(ids.min() if ids.min() < 0 else ids.max()))
+    return ids.tolist()
 
 
 def stack_rows(rows: Sequence[Arrays], specs: Iterable[TensorSpec]) -> Arrays:

@@ -76,10 +76,11 @@ class PostStep:
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.detokenize = Detokenizer(tokenizer)
+        self.vocab_size = len(tokenizer)
 
     def generated_text(self, inputs: Arrays) -> tuple[str, list[int]]:
         """Decoded output of beam 0 and its token ids."""
-        ids = generated_ids(inputs)
+        ids = generated_ids(inputs, self.vocab_size)
         return self.detokenize(ids), ids
 
 

@@ -13,6 +13,7 @@ from ensemble import tensors as T
 from ensemble.arrays import Arrays, as_bytes, bytes_list, scalar_bytes
 from ensemble.config import PipelineConfig
 from ensemble.constraint import AnswerConstraint
+from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
 from ensemble.rerank.answer import parse_permutation
 from ensemble.rerank.outcome import RerankOutcome
@@ -61,6 +62,8 @@ class RerankPost(PostStep):
     def __call__(self, inputs: Arrays) -> Arrays:
         # Rows of one request's batch are padded to the longest with b"" (ensemble/arrays.py); ids are never empty.
         ids = [i for i in bytes_list(inputs, "candidate_ids") if i]
+        if not ids:
+            raise RequestError("candidate_ids", "must hold at least one id")
         outcome = self.outcome(inputs, len(ids), lambda: parse_rerank_request(scalar_bytes(inputs, "request")))
         return {"ranked_ids": np.array(ranked(ids, outcome), dtype=np.object_),
                 "result": as_bytes(json.dumps(outcome.to_json_dict(), ensure_ascii=False))}

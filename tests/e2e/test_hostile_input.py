@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
+from build.render import step_models
 from clients.rerank_client import entry_interface
 from ensemble import names
+from ensemble import tensors as T
 from ensemble.config import PipelineConfig
 from ensemble.tensors import TensorSpec
 from server.host.launcher import process_tree_rss_mb
@@ -155,26 +157,35 @@ _bytes = st.one_of(st.binary(max_size=64), _request_json, st.just(jpeg()), st.sa
                    st.text(max_size=40).map(str.encode))
 
 
+MODELS = {**{name: entry_interface(name) for name in names.ENTRY_POINTS},
+          **{name: interface for name, (_, interface) in step_models().items()},
+          names.LLM_ENGINE: T.TORCH_LLM_SLOT, names.VLM_ENGINE: T.VLM_SLOT}
+"""Every model a client can reach: the entry points, and the step models and engine slots behind them."""
+
+
 @st.composite
 def _call(draw):
-    model = draw(st.sampled_from(names.ENTRY_POINTS))
+    model = draw(st.sampled_from(sorted(MODELS)))
     inputs = []
     batch = draw(st.sampled_from([1, 1, 1, 2]))
-    for spec in entry_interface(model).inputs:
+    for spec in MODELS[model].inputs:
         if draw(st.integers(0, 9)) == 0 and spec.optional is False or (spec.optional and draw(st.booleans())):
             continue  # a required input left out now and then
         inputs.append(draw(_tensor(spec, batch)))
     return model, inputs
 
 
+_ints = st.one_of(st.integers(0, 64), st.integers(151640, 151660), st.integers(-2 ** 31, 2 ** 31 - 1))
+
+
 @st.composite
 def _tensor(draw, spec: TensorSpec, batch: int):
-    width = 1 if spec.dims == (1,) and draw(st.integers(0, 5)) else draw(st.integers(0, 3))
-    shape = (batch, width)
+    shape = (batch, *(1 if d == 1 and draw(st.integers(0, 5)) else draw(st.integers(0, 3)) for d in spec.dims))
+    size = int(np.prod(shape))
     if spec.wire_dtype == "BYTES" and draw(st.integers(0, 9)):
-        values = draw(st.lists(_bytes, min_size=batch * width, max_size=batch * width))
+        values = draw(st.lists(_bytes, min_size=size, max_size=size))
         return tensor(spec.name, np.array(values, dtype=np.object_).reshape(shape), "BYTES")
-    values = draw(st.lists(st.integers(-2 ** 31, 2 ** 31 - 1), min_size=batch * width, max_size=batch * width))
+    values = draw(st.lists(_ints, min_size=size, max_size=size))
     return tensor(spec.name, np.array(values, dtype=np.int32).reshape(shape), "INT32")
 
 
@@ -194,7 +205,7 @@ def memory_before_fuzz(server) -> float:
     return memory_mb(server)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_call())
 def test_fuzzed_calls_are_results_or_clean_refusals_naming_a_field(server, memory_before_fuzz, call_args):
     model, inputs = call_args
@@ -205,7 +216,7 @@ def test_fuzzed_calls_are_results_or_clean_refusals_naming_a_field(server, memor
         assert "INVALID_ARGUMENT" in str(error.status()), (model, error)
         message = error.message()
         assert len(message.encode()) < 1024, message[:200]
-        assert any(word in message for word in FIELD_WORDS), message
+        assert any(word in message for word in FIELD_WORDS + tuple(s.name for s in MODELS[model].inputs)), message
     client = grpcclient.InferenceServerClient(url)
     assert client.is_server_ready()
 

@@ -36,7 +36,7 @@ def slot_arrays(**changes):
 
 
 def test_request_from_arrays_reads_tensorrt_llm_tensors():
-    request = request_from_arrays(slot_arrays(), vocab_size=100, max_new_tokens=16)
+    request = request_from_arrays(slot_arrays(), vocab_size=100, max_new_tokens=16, max_answer_ids=50)
     assert request == GenerationRequest((5, 6, 7), 4, 99, 0, ((7, 8),))
 
 
@@ -45,10 +45,13 @@ def test_request_from_arrays_reads_tensorrt_llm_tensors():
     ({"input_lengths": np.array([9], dtype=np.int32)}, "input_lengths"),
     ({"request_output_len": np.array([0], dtype=np.int32)}, "request_output_len"),
     ({"request_output_len": np.array([17], dtype=np.int32)}, "request_output_len"),
+    ({"end_id": np.array([100], dtype=np.int32)}, "end_id"),
+    ({"pad_id": np.array([-4], dtype=np.int32)}, "pad_id"),
+    ({"answer_constraint": np.array([b"permutation:51"], dtype=np.object_)}, "answer_constraint"),
 ])
 def test_request_from_arrays_rejects_bad_tensors(changes, field):
     with pytest.raises(RequestError) as info:
-        request_from_arrays(slot_arrays(**changes), vocab_size=100, max_new_tokens=16)
+        request_from_arrays(slot_arrays(**changes), vocab_size=100, max_new_tokens=16, max_answer_ids=50)
     assert info.value.field == field
 
 
@@ -61,6 +64,7 @@ def test_arrays_from_generation_shapes():
 
 def test_only_greedy_decoding_is_accepted():
     assert request_from_arrays(slot_arrays(runtime_top_k=np.array([1], np.int32)), vocab_size=100,
-                               max_new_tokens=16).max_new_tokens == 4
+                               max_new_tokens=16, max_answer_ids=50).max_new_tokens == 4
     with pytest.raises(RequestError, match="^runtime_top_k must be 1"):
-        request_from_arrays(slot_arrays(runtime_top_k=np.array([40], np.int32)), vocab_size=100, max_new_tokens=16)
+        request_from_arrays(slot_arrays(runtime_top_k=np.array([40], np.int32)), vocab_size=100, max_new_tokens=16,
+                            max_answer_ids=50)

@@ -174,3 +174,22 @@ def test_max_new_tokens_has_one_limit_named_in_the_refusal():
         check_rerank_limits(request, LIMITS)
     with pytest.raises(ConfigError, match="exceeds limits.max_new_tokens"):
         PipelineConfig.load(overrides={"limits": {"max_new_tokens": 100}})
+
+
+def test_the_benchmarks_worst_requests_are_what_they_claim():
+    """bench.resilience's worst valid request passes every limit at its maximum; its worst refused body is
+    under the byte limit and refused for its count."""
+    from bench.resilience import worst_refused_body, worst_valid_request
+    from ensemble.cover.image import check_image
+
+    query, candidates, covers = worst_valid_request(LIMITS)
+    request = parse_rerank_request(json.dumps({"query": query, "candidates": candidates}), LIMITS)
+    check_rerank_limits(request, LIMITS)
+    pixels = {c: check_image(c, LIMITS).width * check_image(c, LIMITS).height for c in covers}
+    assert len(pixels) == len(covers)  # distinct covers: none counted once for two
+    assert LIMITS.max_request_pixels * 0.99 < sum(pixels.values()) <= LIMITS.max_request_pixels
+    assert len(candidates) == LIMITS.max_candidates
+    body = worst_refused_body(LIMITS)
+    assert LIMITS.max_request_bytes - 100 < len(body) <= LIMITS.max_request_bytes
+    with pytest.raises(RequestError, match="^candidates must hold at most"):
+        parse_rerank_request(body, LIMITS)

@@ -54,7 +54,7 @@ class FakeSlots:
             return SubCallError(model, "UNAVAILABLE", "queue full")
         batch = len(inputs["input_ids"])
         rows = [{name: array[i] for name, array in inputs.items()} for i in range(batch)]
-        requests = [request_from_arrays(r, vocab_size=151936, max_new_tokens=4096) for r in rows]
+        requests = [request_from_arrays(r, vocab_size=151936, max_new_tokens=4096, max_answer_ids=50) for r in rows]
         answers = self.engine.generate(requests)
         return stack_rows([arrays_from_generation(a, q.pad_id) for a, q in zip(answers, requests)],
                           TORCH_LLM_SLOT.outputs)
