@@ -107,8 +107,10 @@ def task_inputs(model: str, values: Mapping[str, Any]) -> list[grpcclient.InferI
         value = values[spec.name]
         items = [value] if isinstance(value, (str, bytes)) or np.isscalar(value) else list(value)
         if spec.dtype == "TYPE_STRING":
-            items = [np.array(v.encode("utf-8") if isinstance(v, str) else v, dtype=np.object_) for v in items]
-        inputs.append(_input(spec, np.array(items, dtype=spec.numpy_dtype)))
+            items = [v.encode("utf-8") if isinstance(v, str) else v for v in items]
+        array = np.empty(len(items), dtype=spec.numpy_dtype)
+        array[:] = items
+        inputs.append(_input(spec, array))
     return inputs
 
 

@@ -11,7 +11,8 @@ from ensemble.tasks import TASKS, step_class, task_named
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [p for folder in ("ensemble", "engines", "server", "build", "clients", "bench", "model_repository")
-           for p in (ROOT / folder).rglob("*.py")]
+           for p in (ROOT / folder).rglob("*.py") if "out" not in p.relative_to(ROOT).parts]
+"""The project's own modules (not what benchmarks write under bench/out/)."""
 MODEL_NAMES = {*names.ENTRY_POINTS, *names.ENGINE_SLOTS,
                *(m for t in (names.PLANNER, names.COVER, names.RERANK) for m in (t.pre, t.post))}
 

@@ -26,6 +26,10 @@ def test_task_inputs_follow_the_entry_points_tensors():
     assert [(i.name(), i.shape(), i.datatype()) for i in inputs] == [
         ("query", [1, 1], "BYTES"), ("image", [1, 1], "BYTES"), ("task", [1, 1], "BYTES")]
     assert task_inputs(names.PLANNER.entry, {"query": "q", "session": ["a", "b"]})[1].shape() == [1, 2]
+    sent = task_inputs(names.COVER.entry, {"query": "q", "image": b"x", "task": "quality"})[2]
+    from tritonclient.utils import deserialize_bytes_tensor
+
+    assert deserialize_bytes_tensor(sent._raw_content).tolist() == [b"quality"]
     with pytest.raises(ValueError, match="needs input 'image'"):
         task_inputs(names.COVER.entry, {"query": "q", "task": "quality"})
     with pytest.raises(ValueError, match=r"has no input\(s\) \['imgae'\]"):
