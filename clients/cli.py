@@ -5,6 +5,7 @@
     rmr rerank request.json [--image doc-3=cover.jpg ...]
     rmr plan "北京旅游攻略" --session "Cheap hotels in Beijing"
     rmr cover cover.jpg --task relevance --query "北京旅游攻略"
+    rmr covers images/             # grade every cover's quality once, into the server's grade store
 
 A request file holds ``{"query": ..., "candidates": [...], "options": {...}}``. A candidate may name its cover
 as ``"cover_path"`` (relative to the file) or, in the bundled samples, a ``"cover"`` drawing spec.
@@ -65,10 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="client-side deadline, seconds")
     sub = parser.add_subparsers(dest="command", required=True)
     from build import render
+    from clients import covers
     from server.host import cli as serve
 
     serve.add_arguments(sub.add_parser("serve", help="serve the CPU target with tritonserver in the foreground"))
     render.add_arguments(sub.add_parser("render", help="render a model repository for a target (cpu, a10, a800)"))
+    covers.add_arguments(sub.add_parser("covers", help="grade the quality of a folder or manifest of covers once, "
+                                        "into the server's grade store (resumable)"))
     rerank = sub.add_parser("rerank", help="re-rank the candidates of a JSON request file")
     rerank.add_argument("request")
     rerank.add_argument("--image", action="append", default=[], metavar="ID=PATH", help="cover image of candidate ID")
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve.run(args)
     if args.command == "render":
         return render.run(args)
+    if args.command == "covers":
+        return covers.run(args)
     try:
         with RerankClient(args.url, timeout_s=args.timeout) as client:
             if args.command == "rerank":

@@ -68,6 +68,22 @@ class CoverCache(BaseModel):
     """Grades kept per BLS instance (LRU); an entry is ~100 bytes."""
 
 
+class CoverStore(BaseModel):
+    model_config = _STRICT
+
+    url: str = ""
+    """Where grades are shared: ``redis://host:6379/0`` or ``sqlite:///file`` (relative to the pipeline config's
+    folder); "" = none. The environment variable RMR_STORE_URL, where set, replaces it at model load."""
+    timeout_ms: float = Field(default=50.0, gt=0)
+    """Longest a store call may take; past it the request computes what it lacks."""
+    retry_after_s: float = Field(default=1.0, ge=0)
+    """After a failed call the store is bypassed this long, then tried again."""
+    relevance_ttl_s: float = Field(default=172800.0, ge=0)
+    """Relevance grades (query and image) expire; 0 = never."""
+    quality_ttl_s: float = Field(default=0.0, ge=0)
+    """Quality grades (the image alone) never expire unless set."""
+
+
 class Tokenization(BaseModel):
     model_config = _STRICT
 
@@ -84,6 +100,7 @@ class PipelineConfig(BaseModel):
     generation: dict[str, Generation]
     """Task name (its folder under ensemble/) -> its generation settings."""
     cover_cache: CoverCache = CoverCache()
+    cover_store: CoverStore = CoverStore()
     tokenization: Tokenization = Tokenization()
 
     @model_validator(mode="after")

@@ -36,6 +36,9 @@ ENGINE_SLOTS = (LLM_ENGINE, VLM_ENGINE)
 
 PIPELINE_FILE = "pipeline.toml"
 """The pipeline overrides a rendered repository carries beside its models."""
+STORE_URL_ENV = "RMR_STORE_URL"
+"""Environment variable that, where set, replaces `[cover_store] url` when the BLS loads (one URL per replica
+set, without re-rendering)."""
 
 
 class EngineKind(str, Enum):
@@ -91,6 +94,12 @@ class Metric:
     """Runs of each pre/post step inside the BLS, label ``step``."""
     COVER_CACHE = "rmr_cover_cache_total"
     """Cover-grade cache lookups, labels ``result`` (hits | misses) and ``task``."""
+    COVER_STORE = "rmr_cover_store_total"
+    """Grade-store lookups, labels ``result`` (hits | misses | invalid | unavailable) and ``task``."""
+    STORE_CALLS = "rmr_store_calls_total"
+    """Calls to the shared store, labels ``op`` (get | set) and ``result`` (ok | error | bypassed)."""
+    STORE_US = "rmr_store_us_total"
+    """Microseconds in calls that reached the store, label ``op``."""
 
 
 def engine_call_step(engine: str) -> str:

@@ -29,3 +29,11 @@ def char_tokenizer() -> CharTokenizer:
 @pytest.fixture(scope="session")
 def pipeline_config() -> PipelineConfig:
     return PipelineConfig.load()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    from tests.redis_fixture import RedisServer
+
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server

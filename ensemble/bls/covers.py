@@ -3,7 +3,9 @@
 Degradation rules:
 - a cover call that fails, or whose answer holds no grade, leaves that grade unknown (never invented);
 - a cover repeated within a request, or graded before (cover-grade cache), is not evaluated again;
-- a request error found by a cover call (say, an image the VLM cannot decode) is the caller's error.
+- a request error found by a cover call (say, an image the VLM cannot decode) is the caller's error;
+- a grade is looked up in this instance's LRU, then in the shared store (one round trip for all), computed only
+  when neither has it, and written back to both; a store that cannot answer is bypassed, never waited on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from ensemble.bls.caller import CoverItem, ModelCaller, SubCallError
 from ensemble.cover.grade_cache import CoverGradeCache, grade_key
+from ensemble.cover.grade_store import GradeRef, GradeStore
 from ensemble.cover.request import CoverTask
 from ensemble.errors import RequestError
 from ensemble.rerank.request import RerankRequest
@@ -25,13 +28,16 @@ class GradeSource(str, Enum):
     REQUEST = "request"
     MODEL = "model"
     CACHE = "cache"
+    """This BLS instance's LRU."""
+    STORE = "store"
+    """The shared grade store (every instance and replica)."""
     MODEL_UNUSABLE = "model_unusable"
     """The model answered with no usable grade: unknown."""
     FAILED = "failed"
     """The call failed: unknown."""
     NO_COVER = "no_cover"
     NOT_REQUESTED = "not_requested"
-    """options.evaluate_covers was false: unknown."""
+    """options.evaluate_covers was false, or the task is not in options.cover_tasks: unknown."""
 
 
 @dataclass
@@ -55,12 +61,15 @@ class CoverReport:
     """One per candidate, in request order."""
     errors: list[str]
     cache: dict[str, Any]
+    store: dict[str, Any]
 
 
 class CoverGrading:
-    def __init__(self, caller: ModelCaller, cache: CoverGradeCache | None, batch_size: int) -> None:
+    def __init__(self, caller: ModelCaller, cache: CoverGradeCache | None, batch_size: int,
+                 store: GradeStore | None = None) -> None:
         self.caller = caller
         self.cache = cache
+        self.store = store
         self.batch_size = batch_size
         """Cover evaluations per sub-call: at most the cover model's max_batch_size."""
 
@@ -75,7 +84,7 @@ class CoverGrading:
                     entry.sources[task] = GradeSource.REQUEST
                 elif not image:
                     entry.sources[task] = GradeSource.NO_COVER
-                elif not request.options.evaluate_covers:
+                elif not request.options.evaluate_covers or task not in request.options.cover_tasks:
                     entry.sources[task] = GradeSource.NOT_REQUESTED
                 else:
                     calls.append((index, task))
@@ -91,19 +100,27 @@ class CoverGrading:
                 grade = self.cache.get(key)
                 if grade is not None:
                     known[key] = grade
-        todo = [key for key in first if key not in known]
+        missing = [key for key in first if key not in known]
+        stored = self._from_store(request.query, missing, first, digests)
+        todo = [key for key in missing if key not in stored]
         answers = await self._evaluate(request.query, [(images[first[k][0]], first[k][1]) for k in todo])
         fresh = dict(zip(todo, answers))
+        graded = {key: answer for key, answer in fresh.items() if isinstance(answer, int)}
         if self.cache is not None:
-            for key, answer in fresh.items():
-                if isinstance(answer, int):
-                    self.cache.put(key, answer)
+            for key, grade in (stored | graded).items():
+                self.cache.put(key, grade)
+        written = self.store is not None and bool(graded) and self.store.save(
+            [(GradeRef(first[k][1], request.query, digests[first[k][0]]), g) for k, g in graded.items()])
         cache_info = {"enabled": self.cache is not None, "hits": len(known), "evaluated": len(todo),
                       "deduplicated": len(keys) - len(set(keys))}
+        store_info = {"enabled": self.store is not None, "hits": len(stored), "written": len(graded) if written else 0}
         errors: list[str] = []
         for (index, task), key in zip(calls, keys):
             if key in known:
                 grades[index].set(task, known[key], GradeSource.CACHE)
+                continue
+            if key in stored:
+                grades[index].set(task, stored[key], GradeSource.STORE)
                 continue
             result = fresh[key]
             if isinstance(result, SubCallError):
@@ -113,7 +130,14 @@ class CoverGrading:
                 grades[index].set(task, None, GradeSource.FAILED)
                 continue
             grades[index].set(task, result, GradeSource.MODEL if result is not None else GradeSource.MODEL_UNUSABLE)
-        return CoverReport(grades, errors, cache_info)
+        return CoverReport(grades, errors, cache_info, store_info)
+
+    def _from_store(self, query: str, keys: list[tuple], first: dict[tuple, tuple[int, CoverTask]],
+                    digests: list[bytes | None]) -> dict[tuple, int]:
+        if self.store is None or not keys:
+            return {}
+        refs = [GradeRef(first[key][1], query, digests[first[key][0]]) for key in keys]
+        return {keys[index]: grade for index, grade in self.store.lookup(refs).items()}
 
     async def _evaluate(self, query: str, items: list[CoverItem]) -> list[int | None | SubCallError]:
         """Batched sub-calls; a batch that fails is retried item by item, so a bad item costs only itself."""

@@ -18,6 +18,7 @@ from ensemble.bls.caller import ModelCaller, RerankAnswer, SubCallError
 from ensemble.bls.covers import CoverGrading
 from ensemble.config import PipelineConfig
 from ensemble.cover.grade_cache import CoverGradeCache, image_key
+from ensemble.cover.grade_store import GradeStore
 from ensemble.cover.image import CheckedImages
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
@@ -26,12 +27,14 @@ from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_re
 
 
 class Orchestrator:
-    def __init__(self, config: PipelineConfig, caller: ModelCaller, *, cover_batch_size: int = 64) -> None:
+    def __init__(self, config: PipelineConfig, caller: ModelCaller, *, cover_batch_size: int = 64,
+                 grade_store: GradeStore | None = None) -> None:
         self.config = config
         self.caller = caller
         settings = config.cover_cache
         self.cache = CoverGradeCache(settings.max_entries) if settings.enabled else None
-        self.covers = CoverGrading(caller, self.cache, cover_batch_size)
+        self.grade_store = grade_store
+        self.covers = CoverGrading(caller, self.cache, cover_batch_size, grade_store)
         self.checked_images = CheckedImages(config.limits)
 
     async def __call__(self, raw_request: bytes, cover_images: Sequence[bytes] | None
@@ -48,14 +51,16 @@ class Orchestrator:
                       for c, g in zip(request.candidates, covers.grades)]
         enriched = request.model_copy(update={"candidates": tuple(candidates)})
 
-        answer = await self._rerank(enriched)
+        answer = await self._rerank(enriched) if request.options.rerank else _not_reranked(request)
         done = time.perf_counter()
         response = {
             "ranked_ids": answer.ranked_ids,
             **answer.outcome.to_json_dict(),
+            "reranked": request.options.rerank,
             "cover_grades": [g.to_json_dict(c.id) for c, g in zip(request.candidates, covers.grades)],
             "cover_errors": covers.errors,
             "cover_cache": covers.cache,
+            "cover_store": covers.store,
             "timings_ms": {"covers": _ms(graded - started), "rerank": _ms(done - graded),
                            "total": _ms(done - started)},
         }
@@ -95,6 +100,13 @@ class Orchestrator:
             order = tuple(fallback_order(request.query, request.candidates))
             outcome = RerankOutcome.fallen_back(order, f"reranker failed: {error.code}: {error.message}")
             return RerankAnswer([request.candidates[i - 1].id for i in order], outcome)
+
+
+def _not_reranked(request: RerankRequest) -> RerankAnswer:
+    """options.rerank false: the request's own order, said to be no model's."""
+    order = tuple(range(1, len(request.candidates) + 1))
+    return RerankAnswer([c.id for c in request.candidates],
+                        RerankOutcome(order, False, 0.0))
 
 
 def _ms(seconds: float) -> float:

@@ -7,6 +7,7 @@ import json
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ensemble.candidate import Candidate
+from ensemble.cover.request import CoverTask
 from ensemble.config import Limits
 from ensemble.errors import RequestError
 from ensemble.schema import STRICT, check_len, from_validation, not_blank, utf8
@@ -19,6 +20,10 @@ class RerankOptions(BaseModel):
     """At most limits.max_new_tokens (checked with the limits)."""
     evaluate_covers: bool = True
     """Grade the covers that arrive without grades (needs cover images)."""
+    cover_tasks: tuple[CoverTask, ...] = (CoverTask.RELEVANCE, CoverTask.QUALITY)
+    """Which missing cover grades to compute; the others stay unknown (``not_requested``)."""
+    rerank: bool = True
+    """False: grade the covers only (index-time grading); ``ranked_ids`` keep the request's order."""
 
 
 class RerankRequest(BaseModel):

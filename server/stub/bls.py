@@ -24,7 +24,11 @@ from ensemble.arrays import Arrays
 from ensemble.bls.caller import CoverItem, ModelCaller, RerankAnswer, SubCallError
 from ensemble.bls.inprocess import InProcessCaller, Slot
 from ensemble.config import ConfigError, PipelineConfig
-from ensemble.names import EngineKind, Metric, Param, SubCalls
+from ensemble.cover.grade_store import GradeStore
+from ensemble.cover.prompt import cover_template
+from ensemble.cover.request import CoverTask
+from ensemble.cover.version import checkpoint_identity, grade_version
+from ensemble.names import STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
 from ensemble.rerank.outcome import RerankOutcome
 from ensemble.rerank.request import RerankRequest
 from ensemble.tensors import VLM_SLOT, llm_slot
@@ -123,6 +127,48 @@ class StepMetrics:
         if self.times is not None:
             self.us.publish({(step,): us for step, us in self.times.us.items()})
             self.calls.publish({(step,): n for step, n in self.times.calls.items()})
+
+
+def grade_store_for(context: ModelContext, config: PipelineConfig) -> GradeStore | None:
+    """The shared grade store the config (or RMR_STORE_URL) names, keyed by the VLM checkpoint and the cover
+    templates; None when there is none."""
+    import os
+
+    from store import open_store
+    from store.guarded import GuardedStore
+
+    settings = config.cover_store
+    url = os.environ.get(STORE_URL_ENV) or settings.url
+    if not url:
+        return None
+    base = context.directory.parent  # the rendered repository: a relative sqlite path lives beside the models
+    store = GuardedStore(open_store(url, timeout_s=settings.timeout_ms / 1000, base=base),
+                         retry_after_s=settings.retry_after_s)
+    identity = checkpoint_identity(context.path(Param.COVER_TOKENIZER_DIR))
+    versions = {task: grade_version(identity, cover_template(task, config.prompts)) for task in CoverTask}
+    context.logger.log_info(f"{context.name}: cover grades shared through {url.split('@')[-1]} "
+                            f"(versions {', '.join(f'{t.value} {v}' for t, v in versions.items())})")
+    return GradeStore(store, versions, relevance_ttl_s=settings.relevance_ttl_s or None,
+                      quality_ttl_s=settings.quality_ttl_s or None)
+
+
+class StoreMetrics:
+    """The grade store's lookups and the store's calls and time as Triton counters."""
+
+    def __init__(self, grades: GradeStore | None) -> None:
+        self.grades = grades
+        if grades is not None:
+            self.lookups = CounterExport(Metric.COVER_STORE, "Grade-store lookups by result and task",
+                                         ("result", "task"))
+            self.calls = CounterExport(Metric.STORE_CALLS, "Calls to the shared store by operation and result",
+                                       ("op", "result"))
+            self.us = CounterExport(Metric.STORE_US, "Microseconds in calls that reached the store", ("op",))
+
+    def publish(self) -> None:
+        if self.grades is not None:
+            self.lookups.publish(dict(self.grades.counts))
+            self.calls.publish(dict(self.grades.store.calls))
+            self.us.publish({(op,): us for op, us in self.grades.store.us.items()})
 
 
 def caller_for(context: ModelContext, config: PipelineConfig) -> ModelCaller:

@@ -8,7 +8,7 @@ from ensemble.errors import RequestError
 from ensemble.names import Metric, Param
 from ensemble.tensors import RICH_MEDIA_RERANKER
 from server.stub.adapter import CounterExport, ModelContext, error_response, read_rows, response_from
-from server.stub.bls import StepMetrics, caller_for, waits_in_place
+from server.stub.bls import StepMetrics, StoreMetrics, caller_for, grade_store_for, waits_in_place
 from server.stub.metrics import DeferredPublish
 
 
@@ -17,11 +17,13 @@ class TritonPythonModel:
         self.context = ModelContext(args)
         config = self.context.pipeline_config()
         self.caller = caller_for(self.context, config)
-        self.orchestrator = Orchestrator(config, self.caller,
+        grade_store = grade_store_for(self.context, config)
+        self.orchestrator = Orchestrator(config, self.caller, grade_store=grade_store,
                                          cover_batch_size=int(self.context.param(Param.COVER_BATCH_SIZE)))
         self.cache_metric = CounterExport(Metric.COVER_CACHE, "Cover-grade cache lookups by result and task",
                                           ("result", "task"))
         self.step_metrics = StepMetrics(self.caller)
+        self.store_metrics = StoreMetrics(grade_store)
         self.metrics = DeferredPublish(self._publish_metrics)
         self.waits_in_place = self.context.flag(Param.WAITS_IN_PLACE, True)
 
@@ -42,6 +44,7 @@ class TritonPythonModel:
         if self.orchestrator.cache is not None:
             self.cache_metric.publish(dict(self.orchestrator.cache.counts))
         self.step_metrics.publish()
+        self.store_metrics.publish()
 
     async def execute(self, requests):
         with waits_in_place(self.waits_in_place and len(requests) == 1):

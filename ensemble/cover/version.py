@@ -1,0 +1,38 @@
+"""Which model and prompt wrote a grade: stored grades are keyed by it, so a new checkpoint or a changed
+template never reads grades the old one wrote."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ensemble.template import PromptTemplate
+
+_SAMPLE_BYTES = 1 << 20
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
+
+
+def checkpoint_identity(path: str | Path) -> str:
+    """A digest of a Hugging Face checkpoint folder: its config and, per weight file, name, size and its first
+    and last MiB. A fine-tuned checkpoint has the same shapes (so the same sizes) but other bytes."""
+    folder = Path(path)
+    digest = hashlib.blake2b(digest_size=16)
+    for name in ("config.json", "generation_config.json"):
+        if (folder / name).is_file():
+            digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    for weights in sorted(p for pattern in _WEIGHTS for p in folder.glob(pattern)):
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}\0{size}\0".encode())
+        with weights.open("rb") as fh:
+            digest.update(fh.read(_SAMPLE_BYTES))
+            fh.seek(max(0, size - _SAMPLE_BYTES))
+            digest.update(fh.read(_SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def grade_version(checkpoint: str, template: PromptTemplate) -> str:
+    """The version of one cover task's grades: the checkpoint's identity and the exact template text."""
+    digest = hashlib.blake2b(digest_size=8)
+    for text in (checkpoint, template.system, template.user, *(f"{k}={v}" for k, v in sorted(template.parts.items()))):
+        digest.update(text.encode("utf-8") + b"\0")
+    return digest.hexdigest()

@@ -1,0 +1,13 @@
+"""Shared, durable data behind one small interface, chosen by URL: cover grades (and, next, rankings).
+
+    redis://host:6379/0          production: every instance and replica reads and writes the same store
+    sqlite:///grades.sqlite      embedded, file-backed (relative to a base folder), for one machine
+    sqlite:////abs/grades.sqlite
+
+`open_store(url)` gives a `Store`; `store.guarded.GuardedStore` bounds its time and bypasses it while it
+fails, so a store is an optimisation, never a dependency of correctness.
+"""
+
+from store.base import Store, StoreError, open_store
+
+__all__ = ["Store", "StoreError", "open_store"]

@@ -1,0 +1,53 @@
+"""A store whose failures cost a request little: every call is bounded by the store's own timeout, and after a
+failure the store is bypassed for `retry_after_s` (then tried again, so it comes back without a restart).
+Calls, failures, bypasses and time are counted for the metrics endpoint."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from store.base import Store, StoreError
+
+T = TypeVar("T")
+
+
+class GuardedStore:
+    def __init__(self, store: Store, *, retry_after_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.retry_after_s = retry_after_s
+        self.clock = clock
+        self._closed_until = 0.0
+        self.last_error = ""
+        self.calls: Counter[tuple[str, str]] = Counter()
+        """(get | set, ok | error | bypassed) -> calls."""
+        self.us: Counter[str] = Counter()
+        """get | set -> microseconds spent in calls that reached the store."""
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None] | None:
+        """The values, or None when the store failed or is bypassed: the caller computes instead."""
+        return self._call("get", lambda: self.store.get_many(keys)) if keys else []
+
+    def set_many(self, items: Sequence[tuple[str, bytes, float | None]]) -> bool:
+        """Whether the write reached the store."""
+        return bool(items) and self._call("set", lambda: self.store.set_many(items) or True) is not None
+
+    def _call(self, op: str, call: Callable[[], T]) -> T | None:
+        now = self.clock()
+        if now < self._closed_until:
+            self.calls[op, "bypassed"] += 1
+            return None
+        started = time.perf_counter_ns()
+        try:
+            result = call()
+        except StoreError as error:
+            self.last_error = str(error)[:200]
+            self._closed_until = self.clock() + self.retry_after_s
+            self.calls[op, "error"] += 1
+            return None
+        finally:
+            self.us[op] += (time.perf_counter_ns() - started) // 1000
+        self.calls[op, "ok"] += 1
+        return result
