@@ -85,9 +85,13 @@ def measure_tokens(workload_path: str) -> dict[str, float]:
             "relevance_hit_rate": 1 - len(pairs) / max(images, 1)}
 
 
-def pipeline_calls(t: dict[str, float], thinking: int, cache: bool, cover_output: int = 48) -> list[Call]:
+def pipeline_calls(t: dict[str, float], thinking: int, cache: bool, cover_output: int = 48, *,
+                   quality_hit_rate: float | None = None) -> list[Call]:
+    """`quality_hit_rate`: the share of quality grades the grade store answers (after index-time grading);
+    None: as the cache gives it (`cache`)."""
     covers = t["covers_per_request"]
-    quality_calls = covers * (1 - t["quality_hit_rate"] if cache else 1)
+    quality_hits = quality_hit_rate if quality_hit_rate is not None else t["quality_hit_rate"] if cache else 0.0
+    quality_calls = covers * (1 - quality_hits)
     relevance_calls = covers * (1 - t["relevance_hit_rate"] if cache else 1)
     vision = 2 * VISION_7B_PARAMETERS * PATCHES_PER_COVER
     cover_input = t["cover_prompt_text"] + VISUAL_TOKENS_PER_COVER
@@ -97,6 +101,11 @@ def pipeline_calls(t: dict[str, float], thinking: int, cache: bool, cover_output
              quality_calls + relevance_calls, vision),
         Call("re-rank (Qwen3-4B)", QWEN3_4B, t["rerank_prompt"], thinking + t["answer"], 1),
     ]
+
+
+def pipeline_compute_rps(calls: list[Call], gpu: Gpu) -> float:
+    """Requests/s when all three models share one GPU's compute."""
+    return 1 / sum(call.flops() / (gpu.bf16_tflops * 1e12) for call in calls)
 
 
 def bounds(calls: list[Call], gpu: Gpu, batch: int) -> list[tuple[str, float, float, float, float]]:

@@ -4,6 +4,7 @@ Calls, failures, bypasses and time are counted for the metrics endpoint."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ class GuardedStore:
         self.retry_after_s = retry_after_s
         self.clock = clock
         self._closed_until = 0.0
+        self._lock = threading.Lock()  # writes may go out from a thread of their own
         self.last_error = ""
         self.calls: Counter[tuple[str, str]] = Counter()
         """(get | set, ok | error | bypassed) -> calls."""
@@ -35,19 +37,23 @@ class GuardedStore:
         return bool(items) and self._call("set", lambda: self.store.set_many(items) or True) is not None
 
     def _call(self, op: str, call: Callable[[], T]) -> T | None:
-        now = self.clock()
-        if now < self._closed_until:
-            self.calls[op, "bypassed"] += 1
+        if self.clock() < self._closed_until:
+            self._count(op, "bypassed", 0)
             return None
         started = time.perf_counter_ns()
         try:
             result = call()
         except StoreError as error:
-            self.last_error = str(error)[:200]
-            self._closed_until = self.clock() + self.retry_after_s
-            self.calls[op, "error"] += 1
+            with self._lock:
+                self.last_error = str(error)[:200]
+                self._closed_until = self.clock() + self.retry_after_s
+            self._count(op, "error", started)
             return None
-        finally:
-            self.us[op] += (time.perf_counter_ns() - started) // 1000
-        self.calls[op, "ok"] += 1
+        self._count(op, "ok", started)
         return result
+
+    def _count(self, op: str, result: str, started_ns: int) -> None:
+        with self._lock:
+            self.calls[op, result] += 1
+            if started_ns:
+                self.us[op] += (time.perf_counter_ns() - started_ns) // 1000

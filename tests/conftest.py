@@ -33,7 +33,7 @@ def pipeline_config() -> PipelineConfig:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    from tests.redis_fixture import RedisServer
+    from store.local_redis import RedisServer
 
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server

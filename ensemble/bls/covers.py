@@ -10,7 +10,9 @@ Degradation rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from enum import Enum
 from typing import Any
 
@@ -62,6 +64,8 @@ class CoverReport:
     errors: list[str]
     cache: dict[str, Any]
     store: dict[str, Any]
+    pending: Callable[[], object] | None = None
+    """The write-back still to run, when it was not written at once."""
 
 
 class CoverGrading:
@@ -73,8 +77,10 @@ class CoverGrading:
         self.batch_size = batch_size
         """Cover evaluations per sub-call: at most the cover model's max_batch_size."""
 
-    async def __call__(self, request: RerankRequest, images: list[bytes], digests: list[bytes | None]
-                       ) -> CoverReport:
+    async def __call__(self, request: RerankRequest, images: list[bytes], digests: list[bytes | None], *,
+                       write_now: bool = True) -> CoverReport:
+        """`write_now`: write new grades back before returning; otherwise the report's `pending` does it, for
+        the caller to run once the request is answered."""
         grades: list[Grades] = []
         calls: list[tuple[int, CoverTask]] = []
         for index, (candidate, image) in enumerate(zip(request.candidates, images)):
@@ -109,11 +115,18 @@ class CoverGrading:
         if self.cache is not None:
             for key, grade in (stored | graded).items():
                 self.cache.put(key, grade)
-        written = self.store is not None and bool(graded) and self.store.save(
-            [(GradeRef(first[k][1], request.query, digests[first[k][0]]), g) for k, g in graded.items()])
+        written = queued = 0
+        pending = None
+        if self.store is not None and graded:
+            items = [(GradeRef(first[k][1], request.query, digests[first[k][0]]), g) for k, g in graded.items()]
+            if write_now:
+                written = len(items) if self.store.save(items) else 0
+            else:
+                pending = partial(self.store.save, items)
+                queued = len(items)
         cache_info = {"enabled": self.cache is not None, "hits": len(known), "evaluated": len(todo),
                       "deduplicated": len(keys) - len(set(keys))}
-        store_info = {"enabled": self.store is not None, "hits": len(stored), "written": len(graded) if written else 0}
+        store_info = {"enabled": self.store is not None, "hits": len(stored), "written": written, "queued": queued}
         errors: list[str] = []
         for (index, task), key in zip(calls, keys):
             if key in known:
@@ -130,7 +143,7 @@ class CoverGrading:
                 grades[index].set(task, None, GradeSource.FAILED)
                 continue
             grades[index].set(task, result, GradeSource.MODEL if result is not None else GradeSource.MODEL_UNUSABLE)
-        return CoverReport(grades, errors, cache_info, store_info)
+        return CoverReport(grades, errors, cache_info, store_info, pending)
 
     def _from_store(self, query: str, keys: list[tuple], first: dict[tuple, tuple[int, CoverTask]],
                     digests: list[bytes | None]) -> dict[tuple, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ensemble.bls.caller import ModelCaller, RerankAnswer, SubCallError
@@ -28,12 +28,16 @@ from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_re
 
 class Orchestrator:
     def __init__(self, config: PipelineConfig, caller: ModelCaller, *, cover_batch_size: int = 64,
-                 grade_store: GradeStore | None = None) -> None:
+                 grade_store: GradeStore | None = None, later: Callable[[Callable[[], object]], object] | None = None
+                 ) -> None:
+        """`later(work)`: runs a grade write-back once the request is answered (the BLS: on its event loop, after
+        the execution), so that it costs the request nothing; None writes before answering."""
         self.config = config
         self.caller = caller
         settings = config.cover_cache
         self.cache = CoverGradeCache(settings.max_entries) if settings.enabled else None
         self.grade_store = grade_store
+        self.later = later
         self.covers = CoverGrading(caller, self.cache, cover_batch_size, grade_store)
         self.checked_images = CheckedImages(config.limits)
 
@@ -45,7 +49,9 @@ class Orchestrator:
         check_rerank_limits(request, self.config.limits)
         images, digests = self._checked_images(request, cover_images)
 
-        covers = await self.covers(request, images, digests)
+        # A covers-only request (index-time grading) waits for its write-back: its caller counts what was kept.
+        covers = await self.covers(request, images, digests,
+                                   write_now=self.later is None or not request.options.rerank)
         graded = time.perf_counter()
         candidates = [c.model_copy(update={"cover_relevance": g.relevance, "cover_quality": g.quality})
                       for c, g in zip(request.candidates, covers.grades)]
@@ -64,6 +70,8 @@ class Orchestrator:
             "timings_ms": {"covers": _ms(graded - started), "rerank": _ms(done - graded),
                            "total": _ms(done - started)},
         }
+        if covers.pending is not None:
+            self.later(covers.pending)
         return answer.ranked_ids, response
 
     def _checked_images(self, request: RerankRequest, cover_images: Sequence[bytes] | None

@@ -23,7 +23,7 @@ from clients.rerank_client import RerankClient
 from ensemble.names import STORE_URL_ENV, Metric
 from server.host.launcher import TritonServer
 from tests.e2e.conftest import CACHE, ROOT
-from tests.redis_fixture import RedisServer
+from store.local_redis import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -79,10 +79,21 @@ def quality_keys(redis_store) -> int:
     return sum(1 for _ in redis.Redis.from_url(redis_store.url).scan_iter("rmr:grade:*:quality:*"))
 
 
+def grade_keys_reach(redis_store, count: int) -> list[str]:
+    """The grade keys once `count` are there: online write-backs land just after their request."""
+    client = redis.Redis.from_url(redis_store.url)
+    deadline = time.monotonic() + 10
+    while True:
+        keys = sorted(k.decode() for k in client.scan_iter("rmr:grade:*"))
+        if len(keys) >= count or time.monotonic() > deadline:
+            return keys
+        time.sleep(0.02)
+
+
 def test_grades_go_to_redis_under_versioned_keys_and_come_back(store_server, redis_store):
     covers = [jpeg(i) for i in range(3)]
     assert sources(rerank(store_server, covers)) == [("model", "model")] * 3
-    keys = sorted(k.decode() for k in redis.Redis.from_url(redis_store.url).scan_iter("rmr:grade:*"))
+    keys = grade_keys_reach(redis_store, 6)
     assert len(keys) == 6 and all(len(k.split(":")) in (5, 6) for k in keys)
     again = rerank(store_server, covers)
     assert sources(again) == [("store", "store")] * 3 and again["cover_store"]["hits"] == 6
@@ -104,6 +115,7 @@ def test_without_redis_no_request_fails_and_hits_resume_when_it_is_back(store_se
     time.sleep(1.2)  # past [cover_store] retry_after_s
     cover = [jpeg(20)]
     rerank(store_server, cover)
+    grade_keys_reach(redis_store, 2)
     assert sources(rerank(store_server, cover)) == [("store", "store")]
 
 

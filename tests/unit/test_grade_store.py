@@ -33,7 +33,7 @@ def test_a_grade_computed_by_one_instance_is_read_by_another(tmp_path):
     covers = [jpeg_of((i * 60, 0, 0)) for i in range(3)]
     first, second = FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2}), FakeCaller({})
     _, response = run(Orchestrator(PipelineConfig.load(), first, grade_store=grade_store(shared)), covers)
-    assert response["cover_store"] == {"enabled": True, "hits": 0, "written": 6}
+    assert response["cover_store"] == {"enabled": True, "hits": 0, "written": 6, "queued": 0}
     other = Orchestrator(PipelineConfig.load(), second, grade_store=grade_store(open_store("sqlite:///g.sqlite",
                                                                                             base=tmp_path)))
     _, response = run(other, covers)
@@ -63,7 +63,7 @@ def test_a_store_that_is_down_is_bypassed_and_the_request_served():
     caller = FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2})
     ranked, response = run(Orchestrator(PipelineConfig.load(), caller, grade_store=grades), [jpeg_of((5, 5, 5))])
     assert ranked == ["0"] and response["cover_grades"][0]["source"] == {"relevance": "model", "quality": "model"}
-    assert response["cover_store"] == {"enabled": True, "hits": 0, "written": 0}
+    assert response["cover_store"] == {"enabled": True, "hits": 0, "written": 0, "queued": 0}
     assert grades.counts["unavailable", "relevance"] == 1 and flaky.calls == 1  # the write was bypassed
 
 
@@ -99,3 +99,22 @@ def test_covers_only_quality_grading_skips_relevance_and_the_rerank(tmp_path):
     assert ranked == ["0", "1"] and response["reranked"] is False and caller.rerank_bodies == []
     assert {task for _, task in caller.cover_calls} == {CoverTask.QUALITY}
     assert [g["source"] for g in response["cover_grades"]] == [{"relevance": "not_requested", "quality": "model"}] * 2
+
+
+def test_write_backs_run_after_the_request_unless_the_caller_counts_them(tmp_path):
+    """Online requests hand their write-back to `later` (the BLS: a thread of its own); a covers-only request
+    (index-time grading) writes before it answers."""
+    deferred = []
+    store = open_store("sqlite:///g.sqlite", base=tmp_path)
+    orchestrator = Orchestrator(PipelineConfig.load(), FakeCaller({CoverTask.RELEVANCE: 3, CoverTask.QUALITY: 2}),
+                                grade_store=grade_store(store), later=deferred.append)
+    _, response = run(orchestrator, [jpeg_of((3, 3, 3))])
+    assert response["cover_store"] == {"enabled": True, "hits": 0, "written": 0, "queued": 2} and len(deferred) == 1
+    deferred.pop()()  # what `later` runs
+    assert len([v for v in store.get_many([k for k in _all_keys(store)]) if v]) == 2
+    _, response = run(orchestrator, [jpeg_of((4, 4, 4))], cover_tasks=["quality"], rerank=False)
+    assert response["cover_store"]["written"] == 1 and deferred == []
+
+
+def _all_keys(store):
+    return [row[0] for row in store._db.execute("SELECT key FROM entries")]

@@ -12,13 +12,18 @@ from server.stub.bls import StepMetrics, StoreMetrics, caller_for, grade_store_f
 from server.stub.metrics import DeferredPublish
 
 
+def _after_execution(work):
+    asyncio.get_running_loop().call_soon(work)
+
+
 class TritonPythonModel:
     def initialize(self, args):
         self.context = ModelContext(args)
         config = self.context.pipeline_config()
         self.caller = caller_for(self.context, config)
         grade_store = grade_store_for(self.context, config)
-        self.orchestrator = Orchestrator(config, self.caller, grade_store=grade_store,
+        # Grades are written back on the event loop once the execution has answered: a write costs no request.
+        self.orchestrator = Orchestrator(config, self.caller, grade_store=grade_store, later=_after_execution,
                                          cover_batch_size=int(self.context.param(Param.COVER_BATCH_SIZE)))
         self.cache_metric = CounterExport(Metric.COVER_CACHE, "Cover-grade cache lookups by result and task",
                                           ("result", "task"))

@@ -1,4 +1,5 @@
-"""A real redis-server on a free loopback port, started and stopped by the tests (installed by `make`)."""
+"""A real redis-server on a free loopback port, for tests and benchmarks (installed by `make`); loopback only,
+no persistence."""
 
 from __future__ import annotations
 
