@@ -80,6 +80,12 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
             instances=serving("step_instances"), delay_us=serving("step_queue_delay_us"))
     configs.update(_slot_configs(profile, ckpts))
     for task in TASKS:
+        if task.entry_source:
+            entry = {Param.COVER_TOKENIZER_DIR: tokenizer[task.engine], Param.COVER_ENGINE: task.engine}
+            configs[task.models.entry] = pbtxt.python_model(
+                task.models.entry, task.entry, profile, common | entry, instances=serving("step_instances"),
+                delay_us=serving("step_queue_delay_us"))
+            continue
         steps = pbtxt.engine_steps((task.models.pre, task.pre.interface), (task.engine, slot_io[task.engine]),
                                    (task.models.post, task.post.interface), {s.name for s in task.entry.inputs})
         configs[task.models.entry] = pbtxt.ensemble(task.models.entry, task.entry, profile, steps)
@@ -107,7 +113,7 @@ def _source_folder(name: str, profile: Profile) -> str | None:
         return "torch_engine" if torch else "trtllm_vlm"
     if name == names.RICH_MEDIA_RERANKER:
         return names.RICH_MEDIA_RERANKER  # its folder bears its name
-    return None
+    return next((t.entry_source for t in TASKS if t.models.entry == name and t.entry_source), None)
 
 
 def pipeline_overrides(profile: Profile) -> dict[str, Any]:

@@ -21,6 +21,9 @@ class Task:
     post: type[PostStep]
     engine: str
     """The engine slot it runs on (`names.LLM_ENGINE` or `names.VLM_ENGINE`)."""
+    entry_source: str | None = None
+    """The model_repository/ folder of a Python entry model that calls the engine slot itself (and so may skip
+    it); None: the entry is an ensemble of the two step models around the slot."""
 
     @property
     def vision(self) -> bool:

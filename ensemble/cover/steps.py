@@ -35,13 +35,13 @@ class CoverPre(PreStep):
         # A query's covers all share one prompt per task: build its engine tensors once.
         self._inputs: dict[tuple[CoverTask, str], Arrays] = {}
         # Each cover usually comes twice (relevance, quality): check its header once.
-        self._checked = CheckedImages(config.limits)
+        self.checked = CheckedImages(config.limits)
 
     def __call__(self, inputs: Arrays) -> Arrays:
         request = parse_cover_request(scalar_bytes(inputs, "query"), scalar_bytes(inputs, "task"), self.config.limits)
         check_cover_limits(request, self.config.limits)
         image = scalar_bytes(inputs, "image")
-        self._checked.check(image, image_key(image))
+        self.checked.check(image, image_key(image))
         return self.prompt_inputs(request.task, request.query)
 
     def prompt_inputs(self, task: CoverTask, query: str) -> Arrays:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,32 +117,56 @@ def run_batched(requests: Sequence[Any], parse: Callable[[Arrays], Any],
 
     A request fails alone: with its first row's error if any row of it failed.
     """
+    responses, owners, items = _parsed(requests, parse, interface, context)
+    if items:
+        try:
+            results = batch(items)
+        except Exception as error:  # noqa: BLE001 - the batch failed as a whole: each request says so
+            results = [error] * len(items)
+        _answer(responses, owners, results, interface, context)
+    return responses
+
+
+async def run_batched_async(requests: Sequence[Any], parse: Callable[[Arrays], Any],
+                            batch: Callable[[list[Any]], Awaitable[list[Arrays | BaseException]]],
+                            interface: Interface, context: ModelContext) -> list[Any]:
+    """`run_batched` for a batch that is a coroutine (one that makes BLS calls)."""
+    responses, owners, items = _parsed(requests, parse, interface, context)
+    if items:
+        try:
+            results = await batch(items)
+        except Exception as error:  # noqa: BLE001 - the batch failed as a whole: each request says so
+            results = [error] * len(items)
+        _answer(responses, owners, results, interface, context)
+    return responses
+
+
+def _parsed(requests: Sequence[Any], parse: Callable[[Arrays], Any], interface: Interface, context: ModelContext
+            ) -> tuple[list[Any], list[int], list[Any]]:
+    """(responses with the refused requests' errors, the owning request of each parsed row, the rows)."""
     responses: list[Any] = [None] * len(requests)
     owners: list[int] = []
     items: list[Any] = []
-    rows_of: dict[int, int] = {}
     for index, request in enumerate(requests):
         try:
             parsed = [parse(row) for row in read_rows(request, interface)]
         except Exception as error:  # noqa: BLE001
             responses[index] = error_response(error, context)
             continue
-        rows_of[index] = len(parsed)
         owners.extend([index] * len(parsed))
         items.extend(parsed)
-    if items:
-        try:
-            results = batch(items)
-        except Exception as error:  # noqa: BLE001 - the batch failed as a whole: each request says so
-            results = [error] * len(items)
-        grouped: dict[int, list[Arrays | BaseException]] = {}
-        for owner, result in zip(owners, results):
-            grouped.setdefault(owner, []).append(result)
-        for index, outputs in grouped.items():
-            failure = next((r for r in outputs if isinstance(r, BaseException)), None)
-            responses[index] = (error_response(failure, context) if failure is not None
-                                else response_from(stack_rows(outputs, interface.outputs), interface))
-    return responses
+    return responses, owners, items
+
+
+def _answer(responses: list[Any], owners: list[int], results: list[Arrays | BaseException], interface: Interface,
+            context: ModelContext) -> None:
+    grouped: dict[int, list[Arrays | BaseException]] = {}
+    for owner, result in zip(owners, results):
+        grouped.setdefault(owner, []).append(result)
+    for index, outputs in grouped.items():
+        failure = next((r for r in outputs if isinstance(r, BaseException)), None)
+        responses[index] = (error_response(failure, context) if failure is not None
+                            else response_from(stack_rows(outputs, interface.outputs), interface))
 
 
 def error_code_name(error: Any) -> str:

@@ -155,3 +155,27 @@ def test_index_command_killed_halfway_leaves_each_image_once_and_a_rerun_complet
     assert "1 duplicates of another" in out and "1 unreadable" in out and "broken.png" in out
     code, out = run_covers(store_server, folder)
     assert code == 0 and "0 graded, 18 already stored" in out, out
+
+
+def test_direct_cover_evaluator_calls_read_and_fill_the_same_store(store_server, redis_store):
+    """A grade a direct call computed is served from the store to the next caller, with no VLM call."""
+    import tritonclient.grpc as grpcclient
+
+    from ensemble import names
+
+    raw = grpcclient.InferenceServerClient(store_server.options.grpc_url)
+
+    def vlm_calls() -> int:
+        stats = raw.get_inference_statistics(names.VLM_ENGINE).model_stats[0]
+        return stats.inference_stats.success.count
+
+    image = jpeg(300)
+    with RerankClient(store_server.options.grpc_url, timeout_s=120) as client:
+        first = client.infer(names.COVER.entry, {"query": "北京", "image": image, "task": "quality"})
+        before = vlm_calls()
+        again = client.infer(names.COVER.entry, {"query": "上海", "image": image, "task": "quality"})
+        response = rerank(store_server, [image])
+    assert int(first["grade"][0]) in (1, 2, 3, 4)
+    assert int(again["grade"][0]) == int(first["grade"][0]) and again["reasoning"][0] == b""
+    assert vlm_calls() == before + 1  # the re-rank graded relevance; quality came from the store
+    assert response["cover_grades"][0]["source"]["quality"] == "store"

@@ -73,11 +73,11 @@ def test_wiring_check_catches_a_broken_edge(repository, tmp_path):
     shutil.copytree(repository, broken)
     path = broken / "reranker" / "config.pbtxt"
     path.write_text(path.read_text().replace('value: "_candidate_ids"', 'value: "_candidate_idz"', 1))
-    pbtxt = broken / "cover_postprocess" / "config.pbtxt"
+    pbtxt = broken / "planner_postprocess" / "config.pbtxt"
     pbtxt.write_text(pbtxt.read_text().replace("TYPE_INT32", "TYPE_INT64", 1))
     problems = check_repository(broken)
     assert any("_candidate_ids" in p and "nothing produces" in p for p in problems), problems
-    assert any("cover_postprocess" in p and "TYPE_INT64" in p for p in problems), problems
+    assert any("planner_postprocess" in p and "TYPE_INT64" in p for p in problems), problems
 
 
 def test_wiring_check_catches_an_unused_tensor(repository, tmp_path):

@@ -1,0 +1,27 @@
+"""A cover grade for a direct caller: from the shared grade store, or the VLM slot (ensemble/cover/evaluator.py)."""
+
+from ensemble.bls.inprocess import Slot
+from ensemble.cover.evaluator import CoverEvaluator
+from ensemble.cover.steps import ENTRY
+from ensemble.names import Param
+from ensemble.tensors import VLM_SLOT
+from ensemble.tokenizer import load_tokenizer
+from server.stub.adapter import ModelContext, run_batched_async
+from server.stub.bls import StoreMetrics, TritonEngines, grade_store_for
+from server.stub.metrics import DeferredPublish
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.context = ModelContext(args)
+        config = self.context.pipeline_config()
+        store = grade_store_for(self.context, config)
+        self.evaluator = CoverEvaluator(config, load_tokenizer(self.context.path(Param.COVER_TOKENIZER_DIR)),
+                                        TritonEngines(), Slot(self.context.param(Param.COVER_ENGINE), VLM_SLOT),
+                                        store)
+        self.metrics = DeferredPublish(StoreMetrics(store).publish)
+
+    async def execute(self, requests):
+        responses = await run_batched_async(requests, self.evaluator.parse, self.evaluator, ENTRY, self.context)
+        self.metrics.changed()
+        return responses
