@@ -6,6 +6,8 @@
     rmr plan "北京旅游攻略" --session "Cheap hotels in Beijing"
     rmr cover cover.jpg --task relevance --query "北京旅游攻略"
     rmr covers images/             # grade every cover's quality once, into the server's grade store
+    rmr batch --queries day.jsonl --corpus corpus.jsonl --store redis://... --server h1:8001,h2:8001
+    rmr lookup "北京旅游攻略" --store redis://...
 
 A request file holds ``{"query": ..., "candidates": [...], "options": {...}}``. A candidate may name its cover
 as ``"cover_path"`` (relative to the file) or, in the bundled samples, a ``"cover"`` drawing spec.
@@ -60,6 +62,18 @@ def _rerank(client: RerankClient, args) -> None:
     print(f"-- {state}; repairs: {repairs or 'none'}; timings ms: {r['timings_ms']}")
 
 
+def _lookup(args) -> int:
+    from clients.batch.results import cached_ranking
+    from store import open_store
+
+    result = cached_ranking(open_store(args.store, timeout_s=5.0), args.query, version=args.version)
+    if result is None:
+        print(f"no stored result for {args.query!r}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rmr", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="localhost:8001", help="Triton gRPC address (client commands)")
@@ -67,12 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     from build import render
     from clients import covers
+    from clients.batch import job
     from server.host import cli as serve
 
     serve.add_arguments(sub.add_parser("serve", help="serve the CPU target with tritonserver in the foreground"))
     render.add_arguments(sub.add_parser("render", help="render a model repository for a target (cpu, a10, a800)"))
     covers.add_arguments(sub.add_parser("covers", help="grade the quality of a folder or manifest of covers once, "
                                         "into the server's grade store (resumable)"))
+    job.add_arguments(sub.add_parser("batch", help="T+1: a day's queries through the whole chain on Ray, "
+                                     "into the result store (resumable)"))
+    lookup = sub.add_parser("lookup", help="the stored T+1 result of a query")
+    lookup.add_argument("query")
+    lookup.add_argument("--store", required=True, help="result store: redis://... or sqlite:///file")
+    lookup.add_argument("--version", help="a deployment version (default: the latest completed job's)")
     rerank = sub.add_parser("rerank", help="re-rank the candidates of a JSON request file")
     rerank.add_argument("request")
     rerank.add_argument("--image", action="append", default=[], metavar="ID=PATH", help="cover image of candidate ID")
@@ -91,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         return render.run(args)
     if args.command == "covers":
         return covers.run(args)
+    if args.command == "batch":
+        return job.run(args)
+    if args.command == "lookup":
+        return _lookup(args)
     try:
         with RerankClient(args.url, timeout_s=args.timeout) as client:
             if args.command == "rerank":

@@ -1,4 +1,5 @@
-"""The CPU demo: tiny checkpoints -> real tritonserver -> one rich-media query through every step over gRPC.
+"""The CPU demo: tiny checkpoints -> real tritonserver -> one rich-media query through every step over gRPC,
+then a small T+1 job (a day's queries on a local Ray, the embedded index and store) and one result looked up.
 
     make demo                                   # tiny random-weight models
     RERANKER_CKPT=/ckpt/qwen3-4b VLM_CKPT=/ckpt/qwen2.5-vl make demo   # real checkpoints (slow on CPU)
@@ -104,6 +105,36 @@ def run_demo(client: RerankClient, tiny: bool) -> bool:
     return ok
 
 
+def run_tplus1(grpc_url: str, folder: Path) -> bool:
+    """`rmr batch` on a sample day, then `rmr lookup` of its first query: what a backend does the next day."""
+    import json
+    import subprocess
+
+    from clients.batch.sample import make_sample_day
+
+    _section("5. T+1: a day's queries re-ranked offline on Ray, into the result store (rmr batch)")
+    log, corpus = make_sample_day(folder, queries=4)
+    store = f"sqlite:///{folder.resolve()}/results.sqlite"
+    command = [sys.executable, "-m", "clients.cli", "batch", "--queries", str(log), "--corpus", str(corpus),
+               "--store", store, "--server", grpc_url, "--num-cpus", "2", "--quiet",
+               "--dead-letters", str(folder / "dead_letters.jsonl")]
+    print("$ rmr batch --queries", log, "--corpus", corpus, "--store", store, "--server", grpc_url, flush=True)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    print(done.stdout.strip())
+    query = json.loads(log.read_text(encoding="utf-8").splitlines()[0])["query"]
+    with RerankClient(grpc_url) as client:
+        result = client.cached_ranking(query, store_url=store)
+    print(f"\n$ rmr lookup {query!r} --store {store}")
+    if result is None:
+        print("no stored result", done.stderr[-1500:])
+        return False
+    print(f"  ranked ids: {result['ranked_ids']}")
+    sub_queries = [s["sub_query"] for s in result["plan"]["sub_queries"]]
+    print(f"  plan: {result['plan']['query_type']}, sub-queries {sub_queries}")
+    print(f"  valid {result['valid']}, fallback {result['fallback']}, version {result['version']}")
+    return done.returncode == 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", default=".cache")
@@ -123,6 +154,7 @@ def main() -> int:
         with server:
             with RerankClient(f"127.0.0.1:{grpc_port}", timeout_s=300) as client:
                 ok = run_demo(client, tiny=not (reranker and vlm))
+            ok = run_tplus1(f"127.0.0.1:{grpc_port}", Path(args.cache) / "demo-day") and ok
     except (LaunchError, RerankError) as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1

@@ -223,6 +223,15 @@ class RerankClient:
         inputs = rerank_inputs(query, candidates, options=options)
         return _ranking(self._infer(self.rerank_step_model, inputs, ["ranked_ids", "result"], timeout_s), "result")
 
+    def cached_ranking(self, query: str, *, store_url: str, version: str | None = None) -> dict[str, Any] | None:
+        """The T+1 job's stored result of `query` (clients/batch/results.py), or None: no model call."""
+        from clients.batch.results import cached_ranking
+        from store import open_store
+
+        if getattr(self, "_results", None) is None or self._results.url != store_url:
+            self._results = open_store(store_url, timeout_s=1.0)
+        return cached_ranking(self._results, query, version=version)
+
     def close(self) -> None:
         close_once(self._client)
 

@@ -28,8 +28,8 @@ from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_re
 
 class Orchestrator:
     def __init__(self, config: PipelineConfig, caller: ModelCaller, *, cover_batch_size: int = 64,
-                 grade_store: GradeStore | None = None, later: Callable[[Callable[[], object]], object] | None = None
-                 ) -> None:
+                 grade_store: GradeStore | None = None, later: Callable[[Callable[[], object]], object] | None = None,
+                 model_version: str = "") -> None:
         """`later(work)`: runs a grade write-back once the request is answered (the BLS: on its event loop, after
         the execution), so that it costs the request nothing; None writes before answering."""
         self.config = config
@@ -38,6 +38,8 @@ class Orchestrator:
         self.cache = CoverGradeCache(settings.max_entries) if settings.enabled else None
         self.grade_store = grade_store
         self.later = later
+        self.model_version = model_version
+        """What produced the answers (checkpoints, templates): every response says it."""
         self.covers = CoverGrading(caller, self.cache, cover_batch_size, grade_store)
         self.checked_images = CheckedImages(config.limits)
 
@@ -63,6 +65,7 @@ class Orchestrator:
             "ranked_ids": answer.ranked_ids,
             **answer.outcome.to_json_dict(),
             "reranked": request.options.rerank,
+            "model_version": self.model_version,
             "cover_grades": [g.to_json_dict(c.id) for c, g in zip(request.candidates, covers.grades)],
             "cover_errors": covers.errors,
             "cover_cache": covers.cache,

@@ -27,7 +27,7 @@ from ensemble.config import ConfigError, PipelineConfig
 from ensemble.cover.grade_store import GradeStore
 from ensemble.cover.prompt import cover_template
 from ensemble.cover.request import CoverTask
-from ensemble.cover.version import checkpoint_identity, grade_version
+from ensemble.version import checkpoint_identity, grade_version, model_version
 from ensemble.names import STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
 from ensemble.rerank.outcome import RerankOutcome
 from ensemble.rerank.request import RerankRequest
@@ -150,6 +150,19 @@ def grade_store_for(context: ModelContext, config: PipelineConfig) -> GradeStore
                             f"(versions {', '.join(f'{t.value} {v}' for t, v in versions.items())})")
     return GradeStore(store, versions, relevance_ttl_s=settings.relevance_ttl_s or None,
                       quality_ttl_s=settings.quality_ttl_s or None)
+
+
+def deployment_version(context: ModelContext, config: PipelineConfig) -> str:
+    """What produced this deployment's answers: both checkpoints and every template (rankings are stored under
+    it, and every response carries it)."""
+    from ensemble.planner.prompt import planner_template
+    from ensemble.rerank.prompt import rerank_template
+
+    checkpoints = [checkpoint_identity(context.path(key))
+                   for key in (Param.RERANK_TOKENIZER_DIR, Param.COVER_TOKENIZER_DIR)]
+    templates = [rerank_template(config.prompts), planner_template(config.prompts),
+                 *(cover_template(task, config.prompts) for task in CoverTask)]
+    return model_version(checkpoints, templates)
 
 
 class StoreMetrics:

@@ -8,7 +8,7 @@ from ensemble.config import PipelineConfig
 from ensemble.cover.grade_store import GradeRef, GradeStore
 from ensemble.cover.prompt import cover_template
 from ensemble.cover.request import CoverTask
-from ensemble.cover.version import checkpoint_identity, grade_version
+from ensemble.version import checkpoint_identity, grade_version
 from store import open_store
 from store.guarded import GuardedStore
 from tests.unit.test_orchestrator import FakeCaller, jpeg_of

@@ -8,7 +8,8 @@ from ensemble.errors import RequestError
 from ensemble.names import Metric, Param
 from ensemble.tensors import RICH_MEDIA_RERANKER
 from server.stub.adapter import CounterExport, ModelContext, error_response, read_rows, response_from
-from server.stub.bls import StepMetrics, StoreMetrics, caller_for, grade_store_for, waits_in_place
+from server.stub.bls import (StepMetrics, StoreMetrics, caller_for, deployment_version, grade_store_for,
+                             waits_in_place)
 from server.stub.metrics import DeferredPublish
 
 
@@ -24,7 +25,8 @@ class TritonPythonModel:
         grade_store = grade_store_for(self.context, config)
         # Grades are written back on the event loop once the execution has answered: a write costs no request.
         self.orchestrator = Orchestrator(config, self.caller, grade_store=grade_store, later=_after_execution,
-                                         cover_batch_size=int(self.context.param(Param.COVER_BATCH_SIZE)))
+                                         cover_batch_size=int(self.context.param(Param.COVER_BATCH_SIZE)),
+                                         model_version=deployment_version(self.context, config))
         self.cache_metric = CounterExport(Metric.COVER_CACHE, "Cover-grade cache lookups by result and task",
                                           ("result", "task"))
         self.step_metrics = StepMetrics(self.caller)

@@ -1,5 +1,5 @@
-"""Which model and prompt wrote a grade: stored grades are keyed by it, so a new checkpoint or a changed
-template never reads grades the old one wrote."""
+"""Which checkpoint and prompt wrote a result: stored grades and rankings are keyed by it, so a new checkpoint or
+a changed template never reads what the old one wrote."""
 
 from __future__ import annotations
 
@@ -32,7 +32,15 @@ def checkpoint_identity(path: str | Path) -> str:
 
 def grade_version(checkpoint: str, template: PromptTemplate) -> str:
     """The version of one cover task's grades: the checkpoint's identity and the exact template text."""
+    return model_version([checkpoint], [template])
+
+
+def model_version(checkpoints: list[str], templates: list[PromptTemplate]) -> str:
+    """A short digest of checkpoint identities and the exact text of templates."""
     digest = hashlib.blake2b(digest_size=8)
-    for text in (checkpoint, template.system, template.user, *(f"{k}={v}" for k, v in sorted(template.parts.items()))):
+    for text in checkpoints:
         digest.update(text.encode("utf-8") + b"\0")
+    for template in templates:
+        for text in (template.system, template.user, *(f"{k}={v}" for k, v in sorted(template.parts.items()))):
+            digest.update(text.encode("utf-8") + b"\0")
     return digest.hexdigest()

@@ -1,0 +1,242 @@
+"""`rmr batch`: the day's queries through the whole chain on Ray Data, spread over Triton endpoints, into the
+result store.
+
+    rmr batch --queries day.jsonl --corpus corpus.jsonl --store redis://... --server host1:8001,host2:8001
+
+read (JSONL lines or Parquet rows) -> map_batches over an actor pool of gRPC clients -> each result written to the
+store by the actor that made it. Locally with `--num-cpus`; unchanged on a cluster with `--ray-address`.
+Resumable: a query whose result of this deployment's version is stored is skipped, and writes are idempotent.
+A line that fails (bad JSON, no query, a candidate the server refuses, no endpoint left) goes to the
+dead-letter file with its reason; the job goes on. Each actor sends one query at a time, so an endpoint has at
+most (actors / endpoints) queries in flight; an endpoint that answers UNAVAILABLE, or cannot be reached, is
+left alone for `--backoff` seconds and the query tried on the next one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clients.batch.chain import Chain, LineError, parse_line
+from clients.batch.results import DEFAULT_TTL_S, ResultStore, result_value
+from clients.rerank_client import RerankClient, RerankError
+
+RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    queries: Path
+    store_url: str
+    endpoints: tuple[str, ...]
+    corpus: Path | None = None
+    retriever_url: str = ""
+    dead_letters: Path = Path("dead_letters.jsonl")
+    k: int = 10
+    actors: int = 2
+    num_cpus: int | None = None
+    ray_address: str = ""
+    batch_size: int = 4
+    timeout_s: float = 120.0
+    backoff_s: float = 5.0
+    ttl_s: float = DEFAULT_TTL_S
+    store_base: Path = Path(".")
+
+
+def open_results(options: JobOptions, version: str) -> ResultStore:
+    from store import open_store
+
+    store = open_store(options.store_url, timeout_s=5.0, base=options.store_base)
+    return ResultStore(store, version, ttl_s=options.ttl_s or None)
+
+
+class QueryWorker:
+    """One Ray actor: a gRPC client per endpoint, the retriever, the result store."""
+
+    def __init__(self, options: JobOptions, version: str) -> None:
+        from clients.batch.retrieval import HttpRetriever, LocalIndex
+
+        self.options = options
+        self.clients = {e: RerankClient(e, timeout_s=options.timeout_s) for e in options.endpoints}
+        self.down_until = dict.fromkeys(options.endpoints, 0.0)
+        self.turn = random.randrange(len(options.endpoints))  # actors start on different endpoints
+        retriever = (LocalIndex(options.corpus) if options.corpus else
+                     HttpRetriever(options.retriever_url) if options.retriever_url else None)
+        self.chain = Chain(retriever, k=options.k)
+        self.results = open_results(options, version)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        texts = [str(t) for t in batch["text"] if str(t).strip()]
+        if not texts:
+            return {key: [] for key in _row("skipped", "", "")}
+        parsed: list[Any] = []
+        for text in texts:
+            try:
+                parsed.append(parse_line(text))
+            except LineError as error:
+                parsed.append(error)
+        queries = [p.query for p in parsed if not isinstance(p, LineError)]
+        stored = iter(self.results.stored(queries)) if queries else iter(())
+        rows = []
+        for text, line in zip(texts, parsed):
+            if isinstance(line, LineError):
+                rows.append(_row("failed", text, "", reason=str(line)))
+            elif next(stored):
+                rows.append(_row("skipped", text, line.query))
+            else:
+                rows.append(self._run(text, line))
+        return {key: [row[key] for row in rows] for key in rows[0]}
+
+    def _run(self, text: str, line) -> dict[str, Any]:
+        tried = 0
+        while tried < len(self.options.endpoints):
+            endpoint = self.options.endpoints[self.turn % len(self.options.endpoints)]
+            self.turn += 1
+            if time.monotonic() < self.down_until[endpoint]:
+                tried += 1
+                continue
+            try:
+                plan, response = self.chain(self.clients[endpoint], line)
+            except LineError as error:
+                return _row("failed", text, line.query, reason=str(error))
+            except RerankError as error:
+                code = error.status.split(".")[-1]
+                if code in RETRYABLE or not code:
+                    self.down_until[endpoint] = time.monotonic() + self.options.backoff_s
+                    tried += 1
+                    continue
+                return _row("failed", text, line.query, reason=f"{code}: {error.message[:300]}")
+            self.results.put(line.query, result_value(line.query, response, plan, self.results.version))
+            sources = Counter(s for g in response.get("cover_grades", []) for s in g["source"].values())
+            outcome = "fallback" if response.get("fallback") else "valid" if response.get("valid") else "repaired"
+            return _row("done", text, line.query, endpoint=endpoint, outcome=outcome,
+                        from_store=sources["store"] + sources["cache"], from_model=sources["model"])
+        return _row("failed", text, line.query, reason="no endpoint answered (all UNAVAILABLE or unreachable)")
+
+
+def _row(status: str, text: str, query: str, *, reason: str = "", endpoint: str = "", outcome: str = "",
+         from_store: int = 0, from_model: int = 0) -> dict[str, Any]:
+    return {"status": status, "text": text if status == "failed" else "", "query": query, "reason": reason,
+            "endpoint": endpoint, "outcome": outcome, "from_store": from_store, "from_model": from_model}
+
+
+@dataclass
+class Summary:
+    statuses: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
+    endpoints: Counter = field(default_factory=Counter)
+    grades: Counter = field(default_factory=Counter)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.statuses[row["status"]] += 1
+        if row["status"] == "failed":
+            self.reasons[row["reason"].split(" (")[0][:80]] += 1
+        if row["status"] == "done":
+            self.outcomes[row["outcome"]] += 1
+            self.endpoints[row["endpoint"]] += 1
+            self.grades["store"] += int(row["from_store"])
+            self.grades["model"] += int(row["from_model"])
+
+    def lines(self, seconds: float) -> list[str]:
+        total = sum(self.statuses.values())
+        out = [f"batch: {total} lines in {seconds:.0f} s: {self.statuses['done']} done, {self.statuses['skipped']} "
+               f"already stored, {self.statuses['failed']} failed",
+               f"  answers: {dict(self.outcomes) or 'none'}; cover grades from the store {self.grades['store']}, "
+               f"from the model {self.grades['model']}",
+               f"  per endpoint: {dict(self.endpoints) or 'none'}"]
+        out += [f"  failed ({reason}): {count}" for reason, count in self.reasons.most_common()]
+        return out
+
+
+def probe_version(endpoints: tuple[str, ...], timeout_s: float) -> str:
+    """The deployment's model_version, from the first endpoint that answers a tiny covers-only call."""
+    errors = []
+    for endpoint in endpoints:
+        try:
+            with RerankClient(endpoint, timeout_s=timeout_s) as client:
+                response = client.rerank("version probe", [{"id": "probe", "title": "probe"}],
+                                         options={"rerank": False, "evaluate_covers": False}).response
+            return response["model_version"]
+        except RerankError as error:
+            errors.append(f"{endpoint}: {error.status}")
+    raise SystemExit(f"no endpoint answered: {'; '.join(errors)}")
+
+
+def count_lines(path: Path) -> int | None:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def run_job(options: JobOptions, *, progress: bool = True) -> Summary:
+    import ray
+    from tqdm import tqdm
+
+    if not ray.is_initialized():
+        ray.init(address=options.ray_address or None, num_cpus=None if options.ray_address else options.num_cpus,
+                 include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = False  # one bar, ours
+    version = probe_version(options.endpoints, options.timeout_s)
+    path = str(options.queries.resolve())
+    if options.queries.suffix == ".parquet":
+        ds = ray.data.read_parquet(path).map(lambda row: {"text": json.dumps(row, ensure_ascii=False, default=str)})
+    else:
+        ds = ray.data.read_text(path)
+    results = ds.map_batches(QueryWorker, fn_constructor_kwargs={"options": options, "version": version},
+                             compute=ray.data.ActorPoolStrategy(size=options.actors), batch_size=options.batch_size,
+                             num_cpus=0.25)
+    summary = Summary()
+    started = time.monotonic()
+    options.dead_letters.parent.mkdir(parents=True, exist_ok=True)
+    with options.dead_letters.open("a", encoding="utf-8") as dead, \
+            tqdm(total=count_lines(options.queries), unit="query", disable=not progress, file=sys.stderr) as bar:
+        for row in results.iter_rows():
+            summary.add(row)
+            if row["status"] == "failed":
+                dead.write(json.dumps({"line": row["text"], "query": row["query"], "reason": row["reason"],
+                                       "version": version, "at": time.time()}, ensure_ascii=False) + "\n")
+            bar.update(1)
+    open_results(options, version).publish()
+    for line in summary.lines(time.monotonic() - started):
+        print(line)
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--queries", type=Path, required=True, help="the day's queries: JSONL or Parquet")
+    parser.add_argument("--store", required=True, help="result store: redis://... or sqlite:///file")
+    parser.add_argument("--server", required=True, help="Triton gRPC endpoints, host:port[,host:port...]")
+    retrieval = parser.add_mutually_exclusive_group()
+    retrieval.add_argument("--corpus", type=Path, help="JSONL or Parquet of documents: the embedded BM25 index")
+    retrieval.add_argument("--retriever-url", default="", help="an HTTP retriever (POST {query, k})")
+    parser.add_argument("--k", type=int, default=10, help="documents retrieved per sub-query")
+    parser.add_argument("--dead-letters", type=Path, default=Path("dead_letters.jsonl"))
+    parser.add_argument("--actors", type=int, default=2, help="concurrent queries (gRPC clients) in all")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    parser.add_argument("--ray-address", default="", help="an existing Ray cluster (e.g. ray://head:10001)")
+    parser.add_argument("--ttl-hours", type=float, default=DEFAULT_TTL_S / 3600, help="0 = results never expire")
+    parser.add_argument("--backoff", type=float, default=5.0, help="seconds an UNAVAILABLE endpoint is left alone")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    options = JobOptions(args.queries, args.store, tuple(e.strip() for e in args.server.split(",") if e.strip()),
+                         corpus=args.corpus.resolve() if args.corpus else None, retriever_url=args.retriever_url,
+                         dead_letters=args.dead_letters, k=args.k, actors=args.actors, num_cpus=args.num_cpus,
+                         ray_address=args.ray_address, ttl_s=args.ttl_hours * 3600, backoff_s=args.backoff,
+                         store_base=Path.cwd())
+    summary = run_job(options, progress=not args.quiet)
+    return 1 if summary.statuses["failed"] else 0
