@@ -28,7 +28,11 @@ from clients.batch.chain import Chain, LineError, parse_line
 from clients.batch.results import DEFAULT_TTL_S, ResultStore, result_value
 from clients.rerank_client import RerankClient, RerankError
 
-RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED")
+RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "NOT_FOUND")
+"""Answers that say the endpoint, not the query, is the problem (NOT_FOUND: a server unloading its models as it
+shuts down): the query goes to the next endpoint."""
+ENGINE_FAILED = "reranker failed"
+"""A fallback ranking because the re-ranker did not answer: not the day's result; tried elsewhere, else failed."""
 
 
 @dataclass(frozen=True)
@@ -113,12 +117,17 @@ class QueryWorker:
                     tried += 1
                     continue
                 return _row("failed", text, line.query, reason=f"{code}: {error.message[:300]}")
+            if response.get("fallback") and str(response.get("fallback_reason") or "").startswith(ENGINE_FAILED):
+                self.down_until[endpoint] = time.monotonic() + self.options.backoff_s
+                tried += 1
+                continue
             self.results.put(line.query, result_value(line.query, response, plan, self.results.version))
             sources = Counter(s for g in response.get("cover_grades", []) for s in g["source"].values())
             outcome = "fallback" if response.get("fallback") else "valid" if response.get("valid") else "repaired"
             return _row("done", text, line.query, endpoint=endpoint, outcome=outcome,
                         from_store=sources["store"] + sources["cache"], from_model=sources["model"])
-        return _row("failed", text, line.query, reason="no endpoint answered (all UNAVAILABLE or unreachable)")
+        return _row("failed", text, line.query, reason="no endpoint answered (UNAVAILABLE, unreachable, "
+                    "or its re-ranker failed)")
 
 
 def _row(status: str, text: str, query: str, *, reason: str = "", endpoint: str = "", outcome: str = "",

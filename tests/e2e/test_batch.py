@@ -3,6 +3,7 @@ looked up with one GET; rerun, it skips what is stored; a dead endpoint first in
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -44,3 +45,79 @@ def test_a_day_goes_into_the_store_once_and_the_backend_reads_it(grpc_url, tmp_p
         assert client.cached_ranking(query, store_url=f"sqlite:///{tmp_path}/results.sqlite") == result
     code, out = batch(tmp_path, log, corpus, grpc_url)
     assert "0 done, 5 already stored, 2 failed" in out, out
+
+
+def result_keys(tmp_path) -> int:
+    import sqlite3
+
+    path = tmp_path / "results.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT count(*) FROM entries WHERE key LIKE 'rmr:rank:%' "
+                          "AND key != 'rmr:rank:latest'").fetchone()[0]
+
+
+def test_a_job_killed_halfway_and_rerun_stores_every_query_once(grpc_url, tmp_path):
+    """SIGKILL to the job's whole process group once a few results are in; the rerun completes the day."""
+    import json
+    import os
+    import signal
+    import time
+
+    log, corpus = make_sample_day(tmp_path, queries=12)
+    distinct = {json.loads(line)["query"].casefold() for line in log.read_text().splitlines()}
+    command = [sys.executable, "-m", "clients.cli", "batch", "--queries", str(log), "--corpus", str(corpus),
+               "--store", f"sqlite:///{tmp_path}/results.sqlite", "--server", grpc_url, "--num-cpus", "2",
+               "--actors", "1", "--dead-letters", str(tmp_path / "dead.jsonl"), "--quiet"]
+    job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.monotonic() + 300
+    while result_keys(tmp_path) < 2 and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=30)
+    assert 0 < result_keys(tmp_path) < len(distinct)
+    code, out = batch(tmp_path, log, corpus, grpc_url)
+    assert code == 0, out
+    assert result_keys(tmp_path) == len(distinct), out  # every query once: none lost, none twice
+
+
+def test_a_server_that_goes_away_mid_job_costs_no_query(grpc_url, tmp_path):
+    """Two endpoints; one stops after the first results: its queries retry on the other, the job finishes."""
+    import threading
+    import time
+    from pathlib import Path
+
+    from bench.runner import start_cpu_server
+    from tests.e2e.conftest import CACHE
+
+    log, corpus = make_sample_day(tmp_path, queries=12)
+    other = start_cpu_server(Path(CACHE), "", tmp_path / "other")
+    other.__enter__()
+
+    def stop_after_first_results() -> None:
+        """Once the other server has answered a re-rank: it goes away in the middle of the job."""
+        import tritonclient.grpc as grpcclient
+
+        from ensemble import names
+
+        client = grpcclient.InferenceServerClient(other.options.grpc_url)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            stats = client.get_inference_statistics(names.RICH_MEDIA_RERANKER).model_stats[0]
+            if stats.inference_stats.success.count >= 2:  # the version probe, then a query
+                break
+            time.sleep(0.05)
+        other.__exit__(None, None, None)
+
+    stopper = threading.Thread(target=stop_after_first_results)
+    stopper.start()
+    try:
+        code, out = batch(tmp_path, log, corpus, f"{other.options.grpc_url},{grpc_url}")
+    finally:
+        stopper.join()
+    done, stored, failed = map(int, re.search(r"(\d+) done, (\d+) already stored, (\d+) failed", out).groups())
+    assert code == 0 and failed == 0 and done + stored == 12, out  # a query repeated in the log is stored once
+    per_endpoint = out.split("per endpoint:")[1].splitlines()[0]
+    assert grpc_url in per_endpoint and other.options.grpc_url in per_endpoint, out  # it served, then went away
