@@ -64,15 +64,12 @@ def open_results(options: JobOptions, version: str) -> ResultStore:
 class QueryWorker:
     """One Ray actor: a gRPC client per endpoint, the retriever, the result store."""
 
-    def __init__(self, options: JobOptions, version: str) -> None:
-        from clients.batch.retrieval import HttpRetriever, LocalIndex
-
+    def __init__(self, options: JobOptions, version: str, retriever: Any) -> None:
+        """`retriever`: built once by the driver (an index is shipped to every actor, not rebuilt by each)."""
         self.options = options
         self.clients = {e: RerankClient(e, timeout_s=options.timeout_s) for e in options.endpoints}
         self.down_until = dict.fromkeys(options.endpoints, 0.0)
         self.turn = random.randrange(len(options.endpoints))  # actors start on different endpoints
-        retriever = (LocalIndex(options.corpus) if options.corpus else
-                     HttpRetriever(options.retriever_url) if options.retriever_url else None)
         self.chain = Chain(retriever, k=options.k)
         self.results = open_results(options, version)
 
@@ -133,7 +130,8 @@ class QueryWorker:
 def _row(status: str, text: str, query: str, *, reason: str = "", endpoint: str = "", outcome: str = "",
          from_store: int = 0, from_model: int = 0) -> dict[str, Any]:
     return {"status": status, "text": text if status == "failed" else "", "query": query, "reason": reason,
-            "endpoint": endpoint, "outcome": outcome, "from_store": from_store, "from_model": from_model}
+            "endpoint": endpoint, "outcome": outcome, "from_store": from_store, "from_model": from_model,
+            "finished_at": time.time()}
 
 
 @dataclass
@@ -143,9 +141,20 @@ class Summary:
     outcomes: Counter = field(default_factory=Counter)
     endpoints: Counter = field(default_factory=Counter)
     grades: Counter = field(default_factory=Counter)
+    first_done: float = 0.0
+    last_done: float = 0.0
+
+    @property
+    def steady_rate(self) -> float:
+        """Queries done per second from the first result to the last (start-up and planning left out)."""
+        span = self.last_done - self.first_done
+        return (self.statuses["done"] - 1) / span if span > 0 else 0.0
 
     def add(self, row: dict[str, Any]) -> None:
         self.statuses[row["status"]] += 1
+        if row["status"] == "done":
+            self.first_done = min(self.first_done or row["finished_at"], row["finished_at"])
+            self.last_done = max(self.last_done, row["finished_at"])
         if row["status"] == "failed":
             self.reasons[row["reason"].split(" (")[0][:80]] += 1
         if row["status"] == "done":
@@ -199,12 +208,17 @@ def run_job(options: JobOptions, *, progress: bool = True) -> Summary:
 
     DataContext.get_current().enable_progress_bars = False  # one bar, ours
     version = probe_version(options.endpoints, options.timeout_s)
+    from clients.batch.retrieval import HttpRetriever, LocalIndex
+
+    retriever = (LocalIndex(options.corpus) if options.corpus else
+                 HttpRetriever(options.retriever_url) if options.retriever_url else None)
     path = str(options.queries.resolve())
     if options.queries.suffix == ".parquet":
         ds = ray.data.read_parquet(path).map(lambda row: {"text": json.dumps(row, ensure_ascii=False, default=str)})
     else:
         ds = ray.data.read_text(path)
-    results = ds.map_batches(QueryWorker, fn_constructor_kwargs={"options": options, "version": version},
+    results = ds.map_batches(QueryWorker, fn_constructor_kwargs={"options": options, "version": version,
+                                                                 "retriever": retriever},
                              compute=ray.data.ActorPoolStrategy(size=options.actors), batch_size=options.batch_size,
                              num_cpus=0.25)
     summary = Summary()

@@ -12,18 +12,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_sample_day(folder: Path, *, workload: Path = ROOT / "bench/workloads/smoke.json", queries: int = 8,
-                    bad_lines: tuple[str, ...] = ()) -> tuple[Path, Path]:
+                    bad_lines: tuple[str, ...] = (), distinct: bool = False) -> tuple[Path, Path]:
     """(queries.jsonl, corpus.jsonl) under `folder`; covers in folder/covers/. `bad_lines` are appended to the
-    query log as they are (to show the dead-letter file)."""
+    query log as they are (to show the dead-letter file). `distinct`: every query its own (numbered), as in a
+    day's log of distinct queries; otherwise the workload's few queries repeat."""
     spec = Workload.load(workload).spec
     pool = Workload({**spec, "pool": max(queries, 1)}).requests()
     covers = folder / "covers"
     covers.mkdir(parents=True, exist_ok=True)
     documents = {}
-    for request in pool:
+    texts = [f"{r.query} {n}" if distinct else r.query for n, r in enumerate(pool)]
+    for text, request in zip(texts, pool):
         for candidate, cover in zip(request.candidates, request.covers):
             document = {k: v for k, v in candidate.items() if k not in ("cover_relevance", "cover_quality")}
-            document["title"] = f"{request.query} {document['title']}"  # retrieved for this query
+            document["title"] = f"{text} {document['title']}"  # retrieved for this query
             if cover:
                 (covers / f"{candidate['id']}.jpg").write_bytes(cover)
                 document["cover_path"] = f"covers/{candidate['id']}.jpg"
@@ -31,6 +33,7 @@ def make_sample_day(folder: Path, *, workload: Path = ROOT / "bench/workloads/sm
     corpus = folder / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in documents.values()), encoding="utf-8")
     log = folder / "queries.jsonl"
-    lines = [json.dumps({"query": r.query, "session": r.session}, ensure_ascii=False) for r in pool[:queries]]
+    lines = [json.dumps({"query": text, "session": r.session}, ensure_ascii=False)
+             for text, r in zip(texts[:queries], pool)]
     log.write_text("\n".join([*lines, *bad_lines]) + "\n", encoding="utf-8")
     return log, corpus

@@ -27,13 +27,15 @@ def batch(tmp_path, log, corpus, endpoints: str) -> tuple[int, str]:
 
 
 def test_a_day_goes_into_the_store_once_and_the_backend_reads_it(grpc_url, tmp_path):
-    log, corpus = make_sample_day(tmp_path, queries=5, bad_lines=("{not json", '{"session": ["x"]}'))
+    refused = '{"query": "q", "candidates": [{"id": "x", "title": "t", "click_through_rate": 5}]}'
+    log, corpus = make_sample_day(tmp_path, queries=5, bad_lines=("{not json", '{"session": ["x"]}', refused))
     code, out = batch(tmp_path, log, corpus, f"127.0.0.1:1,{grpc_url}")  # nothing listens on port 1
-    assert code == 1, out  # two lines failed
-    assert "7 lines" in out and "5 done, 0 already stored, 2 failed" in out, out
+    assert code == 1, out  # three lines failed
+    assert "8 lines" in out and "5 done, 0 already stored, 3 failed" in out, out
     assert f"per endpoint: {{'{grpc_url}': 5}}" in out, out
-    dead = (tmp_path / "dead.jsonl").read_text().splitlines()
-    assert len(dead) == 2 and "line is not JSON" in dead[0] + dead[1] and "query is required" in dead[0] + dead[1]
+    dead = "\n".join((tmp_path / "dead.jsonl").read_text().splitlines())
+    assert dead.count("\n") == 2 and "line is not JSON" in dead and "query is required" in dead
+    assert "INVALID_ARGUMENT: candidates[0].click_through_rate must be <= 1" in dead
     store = open_store(f"sqlite:///{tmp_path}/results.sqlite")
     import json
 
@@ -44,7 +46,7 @@ def test_a_day_goes_into_the_store_once_and_the_backend_reads_it(grpc_url, tmp_p
     with RerankClient(grpc_url) as client:
         assert client.cached_ranking(query, store_url=f"sqlite:///{tmp_path}/results.sqlite") == result
     code, out = batch(tmp_path, log, corpus, grpc_url)
-    assert "0 done, 5 already stored, 2 failed" in out, out
+    assert "0 done, 5 already stored, 3 failed" in out, out
 
 
 def result_keys(tmp_path) -> int:
