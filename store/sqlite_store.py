@@ -25,6 +25,9 @@ class SqliteStore:
             self._db = sqlite3.connect(self.path, timeout=max(timeout_s, 0.001), check_same_thread=False,
                                        isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # No fsync per write: a store of grades and rankings may lose its last writes to a power cut (they
+            # are computed again), never its consistency (WAL).
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
         except sqlite3.Error as error:
             raise StoreError(f"sqlite store {self.path}: {error}") from None
