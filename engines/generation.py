@@ -89,7 +89,8 @@ def faithful_text_prompt(text: str, ids: Sequence[int], added: dict[str, int]) -
     if not added:
         return True
     pattern = re.compile("|".join(re.escape(t) for t in sorted(added, key=len, reverse=True)))
-    return len(pattern.findall(text)) == sum(1 for i in ids if i in set(added.values()))
+    added_ids = set(added.values())
+    return len(pattern.findall(text)) == sum(1 for i in ids if i in added_ids)
 
 
 def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_new_tokens: int,

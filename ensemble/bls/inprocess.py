@@ -16,8 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from ensemble import names
 from ensemble.arrays import Arrays, stack_rows
 from ensemble.bls.caller import CoverItem, RerankAnswer, SubCallError
@@ -76,23 +74,14 @@ class InProcessCaller:
         """The orchestrator has checked the query and every image: only the prompts are built here."""
         with self.times(names.COVER.pre):
             try:
-                inputs = [self._cover_batch(query, items) for items in batches]
+                inputs = [self.cover_pre.engine_batch([(task, query, image) for image, task in items],
+                                                      self.cover_slot.interface.inputs) for items in batches]
             except RequestError as error:  # as the ensemble answers: the whole call, INVALID_ARG
                 return [SubCallError(self.cover_slot.model, "INVALID_ARG", str(error))] * len(batches)
         with self.times(names.engine_call_step(self.cover_slot.model)):
             outputs = await self.engines.generate(self.cover_slot.model, inputs)
         with self.times(names.COVER.post):
             return [out if isinstance(out, SubCallError) else self.cover_post.grades(out) for out in outputs]
-
-    def _cover_batch(self, query: str, items: list[CoverItem]) -> Arrays:
-        tasks = list(dict.fromkeys(task for _, task in items))
-        prompts = stack_rows([self.cover_pre.prompt_inputs(task, query) for task in tasks],
-                             self.cover_slot.interface.inputs)
-        # Every row's prompt is one of the (at most two) task prompts: pick rows by index, not row by row.
-        which = np.array([tasks.index(task) for _, task in items])
-        batch = {name: array[which] for name, array in prompts.items()}
-        batch["image"] = np.array([image for image, _ in items], dtype=np.object_).reshape(-1, 1)
-        return batch
 
     async def rerank(self, request: RerankRequest) -> RerankAnswer:
         with self.times(names.RERANK.pre):

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ensemble.arrays import Arrays, as_bytes, scalar_bytes, stack_rows
+from ensemble.arrays import Arrays, as_bytes, scalar_bytes
 from ensemble.bls.caller import SubCallError
 from ensemble.bls.inprocess import EngineCaller, Slot
 from ensemble.config import PipelineConfig
@@ -50,13 +50,12 @@ class CoverEvaluator:
             for i in range(len(rows))]  # type: ignore[misc]
         if todo:
             try:
-                batch = stack_rows([self.pre.prompt_inputs(rows[i][0].task, rows[i][0].query) for i in todo],
-                                   self.slot.interface.inputs)
+                batch = self.pre.engine_batch([(rows[i][0].task, rows[i][0].query, rows[i][1]) for i in todo],
+                                              self.slot.interface.inputs)
             except RequestError as error:
                 for i in todo:
                     results[i] = error
                 return results
-            batch["image"] = np.array([rows[i][1] for i in todo], dtype=np.object_).reshape(-1, 1)
             [out] = await self.engines.generate(self.slot.model, [batch])
             if isinstance(out, SubCallError):
                 failure: Exception = RequestError("image", out.message) if out.is_request_error else out

@@ -3,12 +3,13 @@ cover_postprocess). The BLS runs the same objects in its own process (ensemble/b
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ensemble import tensors as T
-from ensemble.arrays import Arrays, as_bytes, scalar_bytes
+from ensemble.arrays import Arrays, as_bytes, scalar_bytes, stack_rows
 from ensemble.config import PipelineConfig
 from ensemble.constraint import AnswerConstraint, AnswerKind
 from ensemble.cover.answer import parse_grade
@@ -17,7 +18,7 @@ from ensemble.cover.image import CheckedImages
 from ensemble.cover.prompt import build_cover_prompt, cover_template
 from ensemble.cover.request import CoverRequest, CoverTask, check_cover_limits, parse_cover_request
 from ensemble.step import PostStep, PreStep
-from ensemble.tensors import Interface
+from ensemble.tensors import Interface, TensorSpec
 
 ENTRY = Interface((T.QUERY, T.IMAGE, T.TASK), (T.GRADE, T.REASONING))
 """The `cover_evaluator` ensemble's own tensors; ``grade`` 0 means no usable grade."""
@@ -43,6 +44,16 @@ class CoverPre(PreStep):
         image = scalar_bytes(inputs, "image")
         self.checked.check(image, image_key(image))
         return self.prompt_inputs(request.task, request.query)
+
+    def engine_batch(self, items: Sequence[tuple[CoverTask, str, bytes]], specs: Iterable[TensorSpec]) -> Arrays:
+        """The slot tensors of several (task, query, image) rows, images already checked: each distinct prompt is
+        built once and rows pick theirs by index, not row by row."""
+        prompts = list(dict.fromkeys((task, query) for task, query, _ in items))
+        stacked = stack_rows([self.prompt_inputs(task, query) for task, query in prompts], specs)
+        which = np.array([prompts.index((task, query)) for task, query, _ in items])
+        batch = {name: array[which] for name, array in stacked.items()}
+        batch["image"] = np.array([image for _, _, image in items], dtype=np.object_).reshape(-1, 1)
+        return batch
 
     def prompt_inputs(self, task: CoverTask, query: str) -> Arrays:
         """The engine tensors of a (task, query) prompt, for an image already checked; shared, never to be
