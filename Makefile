@@ -39,9 +39,9 @@ checkpoints: $(STAMP)
 repo: $(STAMP)
 	$(PY) -m build.render --target $(TARGET) --out $(CACHE)/model_repository-$(TARGET)
 
-## bench: CPU ladder (locust over gRPC; cover cache off, since the workload pool repeats), overhead, capacity
+## bench: CPU ladder (locust over gRPC; cover cache and store off, since the workload pool repeats), overhead, capacity
 bench: $(STAMP)
-	$(PY) -m bench.runner --ladder 1,2,4 --step-seconds 20 --set cover_cache.enabled=false --out bench/out/ladder
+	$(PY) -m bench.runner --ladder 1,2,4 --step-seconds 20 --set cover_cache.enabled=false --set 'cover_store.url=""' --out bench/out/ladder
 	$(PY) -m bench.overhead --out bench/out/overhead
 	$(PY) -m bench.capacity
 

@@ -18,13 +18,15 @@ from bench.runner import ROOT, start_cpu_server
 from clients.rerank_client import RerankClient
 from clients.workload import Workload
 
+NO_REUSE = {"cover_cache": {"enabled": False}, "cover_store": {"url": ""}}
+"""No grade kept between requests: neither the LRU nor the CPU profile's grade store."""
 SETTINGS = [
-    ("budget 0 (answer only)", "paper", {"generation": {"rerank": {"thinking_budget": 0}}, "cover_cache": {"enabled": False}}),
-    ("budget 256", "paper", {"generation": {"rerank": {"thinking_budget": 256}}, "cover_cache": {"enabled": False}}),
+    ("budget 0 (answer only)", "paper", {"generation": {"rerank": {"thinking_budget": 0}}, **NO_REUSE}),
+    ("budget 256", "paper", {"generation": {"rerank": {"thinking_budget": 256}}, **NO_REUSE}),
     ("budget unbounded (max 512)", "paper", {"generation": {"rerank": {"thinking_budget": -1, "max_new_tokens": 512}},
-                                            "cover_cache": {"enabled": False}}),
-    ("cache off", "repeated_covers", {"cover_cache": {"enabled": False}}),
-    ("cache on", "repeated_covers", {"cover_cache": {"enabled": True}}),
+                                            **NO_REUSE}),
+    ("cache off", "repeated_covers", NO_REUSE),
+    ("cache on", "repeated_covers", {"cover_cache": {"enabled": True}, "cover_store": {"url": ""}}),
 ]
 
 
