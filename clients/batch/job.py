@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -31,6 +32,10 @@ from clients.rerank_client import RerankClient, RerankError
 RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "NOT_FOUND")
 """Answers that say the endpoint, not the query, is the problem (NOT_FOUND: a server unloading its models as it
 shuts down): the query goes to the next endpoint."""
+ACTOR_CPUS = 0.0
+"""An actor mostly waits on its server: it reserves no CPU, so any number of them leaves the read tasks room
+(at 0.25 each, 8 actors would hold both CPUs of `--num-cpus 2`, no read task could run, and the job would hang)."""
+BLOCKS_PER_ACTOR = 8
 ENGINE_FAILED = "reranker failed"
 """A fallback ranking because the re-ranker did not answer: not the day's result; tried elsewhere, else failed."""
 
@@ -47,7 +52,9 @@ class JobOptions:
     actors: int = 2
     num_cpus: int | None = None
     ray_address: str = ""
-    batch_size: int = 4
+    batch_size: int = 8
+    """Queries an actor takes at a time: each hand-over between Ray Data and an actor costs some 10-20 ms, so
+    small batches leave actors idle (bench.batch_throughput); results are still written one query at a time."""
     timeout_s: float = 120.0
     backoff_s: float = 5.0
     ttl_s: float = DEFAULT_TTL_S
@@ -72,6 +79,7 @@ class QueryWorker:
         self.turn = random.randrange(len(options.endpoints))  # actors start on different endpoints
         self.chain = Chain(retriever, k=options.k)
         self.results = open_results(options, version)
+        self.cpu_at_start = time.process_time()  # imports and set-up are the job's start, not a query's cost
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         texts = [str(t) for t in batch["text"] if str(t).strip()]
@@ -103,6 +111,7 @@ class QueryWorker:
             if time.monotonic() < self.down_until[endpoint]:
                 tried += 1
                 continue
+            started = time.perf_counter()
             try:
                 plan, response = self.chain(self.clients[endpoint], line)
             except LineError as error:
@@ -118,20 +127,27 @@ class QueryWorker:
                 self.down_until[endpoint] = time.monotonic() + self.options.backoff_s
                 tried += 1
                 continue
+            chain_s = time.perf_counter() - started
             self.results.put(line.query, result_value(line.query, response, plan, self.results.version))
             sources = Counter(s for g in response.get("cover_grades", []) for s in g["source"].values())
             outcome = "fallback" if response.get("fallback") else "valid" if response.get("valid") else "repaired"
             return _row("done", text, line.query, endpoint=endpoint, outcome=outcome,
-                        from_store=sources["store"] + sources["cache"], from_model=sources["model"])
+                        from_store=sources["store"] + sources["cache"], from_model=sources["model"],
+                        chain_s=chain_s, store_s=time.perf_counter() - started - chain_s,
+                        worker_cpu_s=time.process_time() - self.cpu_at_start)
         return _row("failed", text, line.query, reason="no endpoint answered (UNAVAILABLE, unreachable, "
                     "or its re-ranker failed)")
 
 
 def _row(status: str, text: str, query: str, *, reason: str = "", endpoint: str = "", outcome: str = "",
-         from_store: int = 0, from_model: int = 0) -> dict[str, Any]:
+         from_store: int = 0, from_model: int = 0, chain_s: float = 0.0, store_s: float = 0.0,
+         worker_cpu_s: float = 0.0) -> dict[str, Any]:
+    """`chain_s`: the seconds of the successful chain call (plan, retrieval, re-rank); `store_s`: writing its
+    result. The rest of an actor's time is the job's own (Ray Data, the lookup of stored results, retries)."""
     return {"status": status, "text": text if status == "failed" else "", "query": query, "reason": reason,
             "endpoint": endpoint, "outcome": outcome, "from_store": from_store, "from_model": from_model,
-            "finished_at": time.time()}
+            "chain_s": chain_s, "store_s": store_s, "finished_at": time.time(), "worker": os.getpid(),
+            "worker_cpu_s": worker_cpu_s}
 
 
 @dataclass
@@ -143,6 +159,12 @@ class Summary:
     grades: Counter = field(default_factory=Counter)
     first_done: float = 0.0
     last_done: float = 0.0
+    chain_s: float = 0.0
+    """Seconds spent in the chain by all actors, over the queries done."""
+    store_s: float = 0.0
+    """Seconds spent writing those queries' results."""
+    worker_cpu_s: dict[int, float] = field(default_factory=dict)
+    """Each actor process's CPU seconds from its set-up to its last query done (its per-query client cost)."""
 
     @property
     def steady_rate(self) -> float:
@@ -152,6 +174,8 @@ class Summary:
 
     def add(self, row: dict[str, Any]) -> None:
         self.statuses[row["status"]] += 1
+        pid = int(row["worker"])
+        self.worker_cpu_s[pid] = max(self.worker_cpu_s.get(pid, 0.0), float(row["worker_cpu_s"]))
         if row["status"] == "done":
             self.first_done = min(self.first_done or row["finished_at"], row["finished_at"])
             self.last_done = max(self.last_done, row["finished_at"])
@@ -162,6 +186,8 @@ class Summary:
             self.endpoints[row["endpoint"]] += 1
             self.grades["store"] += int(row["from_store"])
             self.grades["model"] += int(row["from_model"])
+            self.chain_s += float(row["chain_s"])
+            self.store_s += float(row["store_s"])
 
     def lines(self, seconds: float) -> list[str]:
         total = sum(self.statuses.values())
@@ -213,19 +239,24 @@ def run_job(options: JobOptions, *, progress: bool = True) -> Summary:
     retriever = (LocalIndex(options.corpus) if options.corpus else
                  HttpRetriever(options.retriever_url) if options.retriever_url else None)
     path = str(options.queries.resolve())
+    lines = count_lines(options.queries)
+    # A block is one actor's task: blocks must outnumber the actors (Ray reads a small file as a few blocks, which
+    # would leave most actors idle), and many blocks each keep the last ones short.
+    blocks = max(1, min(lines or 1, options.actors * BLOCKS_PER_ACTOR))
     if options.queries.suffix == ".parquet":
-        ds = ray.data.read_parquet(path).map(lambda row: {"text": json.dumps(row, ensure_ascii=False, default=str)})
+        ds = ray.data.read_parquet(path, override_num_blocks=blocks).map(
+            lambda row: {"text": json.dumps(row, ensure_ascii=False, default=str)})
     else:
-        ds = ray.data.read_text(path)
+        ds = ray.data.read_text(path, override_num_blocks=blocks)
     results = ds.map_batches(QueryWorker, fn_constructor_kwargs={"options": options, "version": version,
                                                                  "retriever": retriever},
                              compute=ray.data.ActorPoolStrategy(size=options.actors), batch_size=options.batch_size,
-                             num_cpus=0.25)
+                             num_cpus=ACTOR_CPUS)
     summary = Summary()
     started = time.monotonic()
     options.dead_letters.parent.mkdir(parents=True, exist_ok=True)
     with options.dead_letters.open("a", encoding="utf-8") as dead, \
-            tqdm(total=count_lines(options.queries), unit="query", disable=not progress, file=sys.stderr) as bar:
+            tqdm(total=lines, unit="query", disable=not progress, file=sys.stderr) as bar:
         for row in results.iter_rows():
             summary.add(row)
             if row["status"] == "failed":
@@ -248,6 +279,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=10, help="documents retrieved per sub-query")
     parser.add_argument("--dead-letters", type=Path, default=Path("dead_letters.jsonl"))
     parser.add_argument("--actors", type=int, default=2, help="concurrent queries (gRPC clients) in all")
+    parser.add_argument("--batch-size", type=int, default=JobOptions.batch_size, help="queries an actor takes at a time")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--ray-address", default="", help="an existing Ray cluster (e.g. ray://head:10001)")
     parser.add_argument("--ttl-hours", type=float, default=DEFAULT_TTL_S / 3600, help="0 = results never expire")
@@ -259,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
     options = JobOptions(args.queries, args.store, tuple(e.strip() for e in args.server.split(",") if e.strip()),
                          corpus=args.corpus.resolve() if args.corpus else None, retriever_url=args.retriever_url,
                          dead_letters=args.dead_letters, k=args.k, actors=args.actors, num_cpus=args.num_cpus,
+                         batch_size=args.batch_size,
                          ray_address=args.ray_address, ttl_s=args.ttl_hours * 3600, backoff_s=args.backoff,
                          store_base=Path.cwd())
     summary = run_job(options, progress=not args.quiet)

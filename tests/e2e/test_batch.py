@@ -18,10 +18,10 @@ from tests.e2e.conftest import ROOT
 pytestmark = pytest.mark.e2e
 
 
-def batch(tmp_path, log, corpus, endpoints: str) -> tuple[int, str]:
+def batch(tmp_path, log, corpus, endpoints: str, actors: int = 2) -> tuple[int, str]:
     command = [sys.executable, "-m", "clients.cli", "batch", "--queries", str(log), "--corpus", str(corpus),
                "--store", f"sqlite:///{tmp_path}/results.sqlite", "--server", endpoints, "--num-cpus", "2",
-               "--dead-letters", str(tmp_path / "dead.jsonl"), "--backoff", "60", "--quiet"]
+               "--actors", str(actors), "--dead-letters", str(tmp_path / "dead.jsonl"), "--backoff", "60", "--quiet"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     return done.returncode, done.stdout + done.stderr[-2000:]
 
@@ -29,7 +29,8 @@ def batch(tmp_path, log, corpus, endpoints: str) -> tuple[int, str]:
 def test_a_day_goes_into_the_store_once_and_the_backend_reads_it(grpc_url, tmp_path):
     refused = '{"query": "q", "candidates": [{"id": "x", "title": "t", "click_through_rate": 5}]}'
     log, corpus = make_sample_day(tmp_path, queries=5, bad_lines=("{not json", '{"session": ["x"]}', refused))
-    code, out = batch(tmp_path, log, corpus, f"127.0.0.1:1,{grpc_url}")  # nothing listens on port 1
+    # More actors than `--num-cpus` holds at a quarter CPU each: they must not starve the read tasks.
+    code, out = batch(tmp_path, log, corpus, f"127.0.0.1:1,{grpc_url}", actors=8)  # nothing listens on port 1
     assert code == 1, out  # three lines failed
     assert "8 lines" in out and "5 done, 0 already stored, 3 failed" in out, out
     assert f"per endpoint: {{'{grpc_url}': 5}}" in out, out
