@@ -1,121 +1,215 @@
-"""Is the T+1 driver ever the bottleneck? The job's throughput against the same server driven directly, in one run.
+"""Is the T+1 driver ever the bottleneck? The job's throughput against the same server saturated under locust,
+in one run.
 
 Engines are simulated (`valid`: instant, well-formed answers) and the server keeps no grades (LRU and store off),
 so every query costs the server the same in both passes and the driver's own overhead shows:
-- direct: `--actors` processes (not threads: one process's GIL would be the bottleneck), each with its own gRPC
-  client and index, run the same chain (plan, retrieval, C(Q), re-rank) over the day's queries as fast as the
-  server answers them, all starting at one instant: the server's saturated rate for this work;
-- job: `rmr batch` on a local Ray (`--num-cpus`) with `--actors` actors over the same queries (a fresh result store).
-Ray's start-up is reported apart, and so is the job's own start (version probe, index, Ray Data planning,
-actors): its rate is taken from its first result to its last. With `--servers 2` the job also runs over two
-servers and prints how it spread its queries.
+- locust: `clients/locustfile.py --day`, whose users run the job's own chain (plan, BM25 retrieval, C(Q),
+  re-rank with covers) over the day's queries, at `--actors` users and at twice that; the higher rate is the
+  server's saturated rate on this work;
+- job: `rmr batch` on a local Ray (`--num-cpus`) with `--actors` actors over the same queries (a fresh result
+  store each round), its rate taken from its first result to its last (Ray's start-up, the version probe, the
+  index and Ray Data's planning are reported apart).
+Both drivers share this machine's cores with the server, so their CPU per query is the other half of the answer:
+locust's process, against Ray's (actors, driver, raylet, GCS). Ray's overhead per query is stated three ways:
+wall time an actor spends outside the chain, the job's rate deficit, and client CPU over locust's.
+With `--servers 2` the job also runs over two servers and prints how it spread its queries.
 
-    python -m bench.batch_throughput [--queries 120] [--actors 4] [--servers 2]
+    python -m bench.batch_throughput [--queries 120] [--actors 4] [--servers 2] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
+import threading
 import time
-import multiprocessing
-import statistics
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.runner import ROOT, start_cpu_server
-from clients.batch.chain import Chain, parse_line
-from clients.batch.job import JobOptions, run_job
-from clients.batch.retrieval import LocalIndex
+from bench.runner import ROOT, run_locust, start_cpu_server
+from clients.batch.job import JobOptions, Summary, run_job
 from clients.batch.sample import make_sample_day
-from clients.rerank_client import RerankClient
 
 TARGET = 0.9
 NO_GRADES_KEPT = {"pipeline": {"cover_cache": {"enabled": False}, "cover_store": {"url": ""}}}
 
 
-def _direct_worker(endpoint: str, lines: list[str], corpus: str, barrier) -> tuple[float, float]:
-    chain = Chain(LocalIndex(Path(corpus)), k=10)
-    parsed = [parse_line(line) for line in lines]
-    with RerankClient(endpoint, timeout_s=120) as client:
-        barrier.wait()  # every process has imported and indexed
-        started = time.time()
-        for line in parsed:
-            chain(client, line)
-        return started, time.time()
+@dataclass(frozen=True)
+class Pass:
+    rate: float
+    """queries/s"""
+    client_cpu_ms: float
+    """the driver's CPU per query in its steady state (all its processes; start-up left out)"""
+    outside_chain_ms: float = float("nan")
+    """job only: an actor's wall time per query outside the chain"""
+    store_ms: float = float("nan")
+    """job only: of which writing the result"""
 
 
-def direct(endpoint: str, lines: list[str], corpus: Path, actors: int) -> float:
-    """Queries/s of `actors` processes running the chain directly against one endpoint, from a common start."""
-    context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(actors, mp_context=context) as pool:
-        barrier = manager.Barrier(actors)
-        spans = list(pool.map(_direct_worker, [endpoint] * actors, [lines[i::actors] for i in range(actors)],
-                              [str(corpus)] * actors, [barrier] * actors))
-    return len(lines) / (max(end for _, end in spans) - min(start for start, _ in spans))
+class CpuSampler:
+    """Samples the CPU seconds of a set of processes four times a second, so a steady window can be cut out of a
+    run afterwards: start-up (imports, the index, Ray Data's planning) costs once a job, not per query."""
+
+    def __init__(self, processes) -> None:
+        self.processes = processes
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0.0
+            for process in self.processes():
+                try:
+                    times = process.cpu_times()
+                    total += times.user + times.system + times.children_user + times.children_system
+                except psutil.Error:
+                    pass
+            self.samples.append((time.time(), total))
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> float:
+        """CPU seconds spent from `start` to `end` (Unix times), from the nearest samples inside them."""
+        inside = [(t, cpu) for t, cpu in self.samples if start <= t <= end]
+        return inside[-1][1] - inside[0][1] if len(inside) > 1 else float("nan")
 
 
-def job(endpoints: tuple[str, ...], log: Path, corpus: Path, folder: Path, actors: int, num_cpus: int,
-        batch_size: int, round_: int = 0):
-    options = JobOptions(log, f"sqlite:///{folder}/results-{len(endpoints)}-{round_}.sqlite", endpoints, corpus=corpus,
+def _tree(root, servers):
+    """`root` and its descendants, less the Triton servers this benchmark started (and their stubs)."""
+    def processes():
+        import psutil
+
+        try:
+            excluded = {p.pid for s in servers for p in [s, *s.children(recursive=True)]}
+            return [p for p in [root, *root.children(recursive=True)] if p.pid not in excluded]
+        except psutil.Error:
+            return []
+    return processes
+
+
+def under_locust(endpoint: str, users: int, seconds: int, day: Path, corpus: Path, prefix: Path) -> Pass:
+    import psutil
+
+    def locusts():
+        return [p for p in psutil.process_iter(["cmdline"]) if "locust" in " ".join(p.info["cmdline"] or [])]
+
+    with CpuSampler(locusts) as cpu:
+        row = run_locust(endpoint, users, seconds, "bench/workloads/smoke.json", "rich_media_reranker=1", prefix,
+                         extra=("--day", str(day), "--corpus", str(corpus)))
+        ended = time.time()
+    if int(row["Failure Count"]):
+        print(f"  locust at {users} users: {row['Failure Count']} failed chains (see {prefix}_failures.csv)")
+    rate = float(row["Requests/s"])
+    window = (ended - seconds + LOCUST_WARM_S, ended - 1.0)  # the load phase, its first seconds left out
+    return Pass(rate, cpu.between(*window) / (rate * (window[1] - window[0])) * 1000)
+
+
+LOCUST_WARM_S = 3.0
+
+
+def as_job(endpoints: tuple[str, ...], log: Path, corpus: Path, folder: Path, actors: int, num_cpus: int,
+           batch_size: int, name: str, servers: list) -> tuple[Summary, Pass, float]:
+    import psutil
+
+    options = JobOptions(log, f"sqlite:///{folder}/results-{name}.sqlite", endpoints, corpus=corpus,
                          dead_letters=folder / "dead.jsonl", actors=actors, num_cpus=num_cpus, store_base=folder,
                          batch_size=batch_size)
-    started = time.perf_counter()
-    summary = run_job(options, progress=False)
-    return summary, time.perf_counter() - started
+    with CpuSampler(_tree(psutil.Process(), servers)) as cpu:  # this driver, raylet, GCS and the actors
+        started = time.perf_counter()
+        summary = run_job(options, progress=False)
+        seconds = time.perf_counter() - started
+    done = max(summary.statuses["done"], 1)
+    client_cpu_ms = cpu.between(summary.first_done, summary.last_done) / max(done - 1, 1) * 1000
+    outside_ms = (actors * (summary.last_done - summary.first_done) - summary.chain_s) / done * 1000
+    rate = summary.steady_rate
+    return (summary, Pass(rate, client_cpu_ms, outside_ms, summary.store_s / done * 1000),
+            seconds - done / rate if rate else float("nan"))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--queries", type=int, default=120)
-    parser.add_argument("--actors", type=int, default=4)
+    parser.add_argument("--queries", type=int, default=1200, help="enough for the job to run well past its ramp")
+    parser.add_argument("--actors", type=int, default=8)
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--servers", type=int, default=2, choices=(1, 2))
-    parser.add_argument("--batch-size", type=int, default=16, help="queries per Ray Data batch")
-    parser.add_argument("--rounds", type=int, default=3, help="direct and job alternate; medians are reported")
+    parser.add_argument("--batch-size", type=int, default=JobOptions.batch_size, help="queries per Ray Data batch")
+    parser.add_argument("--rounds", type=int, default=3, help="locust and the job alternate; medians are reported")
+    parser.add_argument("--locust-seconds", type=int, default=15)
     parser.add_argument("--cache", default=str(ROOT / ".cache"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/batch_throughput")
     args = parser.parse_args(argv)
+    import psutil
     import ray
 
+    args.out.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="rmr-day-"))
     log, corpus = make_sample_day(folder, workload=ROOT / "bench/workloads/overhead.json", queries=args.queries,
                                   distinct=True)
-    lines = [line for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    users = (args.actors, 2 * args.actors)
     with ExitStack() as stack:
         servers = [stack.enter_context(start_cpu_server(Path(args.cache), "valid", args.out / f"server{i}",
                                                         overrides=NO_GRADES_KEPT)) for i in range(args.servers)]
         endpoints = tuple(s.options.grpc_url for s in servers)
-        direct(endpoints[0], lines[: 2 * args.actors], corpus, args.actors)  # warm the server
+        server_processes = [psutil.Process(s.process.pid) for s in servers]
+        under_locust(endpoints[0], args.actors, 5, log, corpus, args.out / "warm")
         started = time.perf_counter()
         ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
         ray_start = time.perf_counter() - started
-        directs, rates, starts = [], [], []
+        locusts: dict[int, list[Pass]] = {u: [] for u in users}
+        jobs: list[Pass] = []
+        job_starts = []
         for round_ in range(args.rounds):  # interleaved: this VM's speed drifts within minutes
-            directs.append(direct(endpoints[0], lines, corpus, args.actors))
-            one, one_s = job(endpoints[:1], log, corpus, folder, args.actors, args.num_cpus, args.batch_size, round_)
-            rates.append(one.steady_rate)
-            starts.append(one_s - len(lines) / one.steady_rate)
-        saturated, rate = statistics.median(directs), statistics.median(rates)
-        print(f"rounds: direct {[round(d, 1) for d in directs]}, job {[round(r, 1) for r in rates]} queries/s")
-        two = (job(endpoints, log, corpus, folder, args.actors, args.num_cpus, args.batch_size)
+            for u in users:
+                locusts[u].append(under_locust(endpoints[0], u, args.locust_seconds, log, corpus,
+                                               args.out / f"locust_u{u}_r{round_}"))
+            _, one, start_s = as_job(endpoints[:1], log, corpus, folder, args.actors, args.num_cpus,
+                                     args.batch_size, f"one-{round_}", server_processes)
+            jobs.append(one)
+            job_starts.append(start_s)
+            print(f"round {round_ + 1}: locust " + ", ".join(f"{u} users {locusts[u][-1].rate:.1f}" for u in users)
+                  + f"; job {one.rate:.1f} queries/s", flush=True)
+        two = (as_job(endpoints, log, corpus, folder, args.actors, args.num_cpus, args.batch_size, "two",
+                      server_processes)
                if len(endpoints) > 1 else None)
     ray.shutdown()
-    overhead_ms = (args.actors / rate - args.actors / saturated) * 1000
-    print(f"\nT+1 driver against the server's own rate: {len(lines)} queries (plan, BM25 retrieval, C(Q), re-rank), "
-          f"engines simulated, {args.actors} concurrent clients, Ray on {args.num_cpus} CPUs")
-    print(f"  {'driver':34} {'queries/s':>9}")
-    print(f"  {'processes, the chain directly':34} {saturated:9.2f}")
-    print(f"  {'rmr batch on Ray (one server)':34} {rate:9.2f}   {rate / saturated:.0%} of direct "
-          f"(target >= {TARGET:.0%}: {'MET' if rate >= TARGET * saturated else 'NOT MET'}); "
-          f"Ray's cost per query and actor {overhead_ms:+.1f} ms; apart: Ray start-up {ray_start:.1f} s, "
-          f"the job's start {statistics.median(starts):.1f} s")
+
+    def median(passes: list[Pass], key: str) -> float:
+        return statistics.median(getattr(p, key) for p in passes)
+
+    saturated_users = max(users, key=lambda u: median(locusts[u], "rate"))
+    saturated = median(locusts[saturated_users], "rate")
+    rate = median(jobs, "rate")
+    print(f"\nT+1 driver against the server saturated under locust: {len(log.read_text().splitlines())} queries "
+          f"(plan, BM25 retrieval, C(Q), re-rank), engines simulated, Ray on {args.num_cpus} CPUs, "
+          f"medians of {args.rounds} interleaved rounds")
+    print(f"  {'driver':34} {'queries/s':>9} {'client CPU ms/query':>20}   (steady state: start-up left out)")
+    for u in users:
+        print(f"  {f'locust, {u} users':34} {median(locusts[u], 'rate'):9.2f} {median(locusts[u], 'client_cpu_ms'):20.1f}")
+    print(f"  {f'rmr batch, {args.actors} actors':34} {rate:9.2f} {median(jobs, 'client_cpu_ms'):20.1f}")
+    verdict = "MET" if rate >= TARGET * saturated else "NOT MET"
+    print(f"\n  job / saturated ({saturated_users} users): {rate / saturated:.0%} (target >= {TARGET:.0%}: {verdict})")
+    print(f"  Ray's overhead per query: {median(jobs, 'outside_chain_ms'):.1f} ms of an actor's wall time outside "
+          f"the chain (of which {median(jobs, 'store_ms'):.1f} ms writing the result, which locust does not); {(1 / rate - 1 / saturated) * 1000:+.1f} ms of the job's wall time per query against "
+          f"saturation; {median(jobs, 'client_cpu_ms') - median(locusts[saturated_users], 'client_cpu_ms'):+.1f} ms "
+          f"of client CPU over locust's")
+    print(f"  apart: Ray start-up {ray_start:.1f} s, the job's own start {statistics.median(job_starts):.1f} s")
     if two is not None:
-        summary, seconds = two
-        print(f"  {'rmr batch on Ray (two servers)':34} {summary.steady_rate:9.2f}   per endpoint: "
-              f"{dict(summary.endpoints)} (both servers share this machine's 2 cores)")
+        summary, both, _ = two
+        print(f"  two servers: {both.rate:.2f} queries/s, per endpoint {dict(summary.endpoints)} "
+              f"(both servers share this machine's cores)")
     return 0
 
 

@@ -43,11 +43,13 @@ class Step:
     """model -> (queue ms, compute ms) per top-level request."""
 
 
-def run_locust(url: str, users: int, seconds: int, workload: str, weights: str, prefix: Path) -> dict[str, str]:
+def run_locust(url: str, users: int, seconds: int, workload: str, weights: str, prefix: Path,
+               extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """locust's aggregated stats row; `extra`: more locustfile options (e.g. --day, --corpus)."""
     command = [sys.executable, "-m", "locust", "-f", str(ROOT / "clients" / "locustfile.py"), "--headless",
                "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", url, "--csv", str(prefix),
                "--only-summary", "--stop-timeout", "120", "--loglevel", "WARNING", "--workload", workload,
-               "--weights", weights, "--exit-code-on-error", "0"]
+               "--weights", weights, "--exit-code-on-error", "0", *extra]
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300)
     except subprocess.TimeoutExpired as exc:  # subprocess.run has killed it; say so instead of a traceback

@@ -3,6 +3,11 @@
     locust -f clients/locustfile.py --headless -u 8 -r 8 -t 60s --host 127.0.0.1:8001 \
         --workload bench/workloads/paper.json --weights rich_media_reranker=1,cover_evaluator=2
 
+    locust -f clients/locustfile.py ... --day day.jsonl --corpus corpus.jsonl   # the T+1 chain, as `rmr batch`
+
+With `--day`, every call is one query of the day through the T+1 job's own chain (plan, retrieval from the
+corpus, C(Q), re-rank with covers), reported as `t1_chain`: the server's saturated rate on the job's work.
+
 Every call is reported through locust's request events under the model's name; a Triton error is a failure
 (the gRPC status is in its message). Payloads cycle through the workload file's requests.
 """
@@ -10,6 +15,7 @@ Every call is reported through locust's request events under the model's name; a
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 from grpc.experimental import gevent as grpc_gevent
 
@@ -30,6 +36,8 @@ def _arguments(parser) -> None:
     parser.add_argument("--workload", default="bench/workloads/paper.json", help="workload description (JSON)")
     parser.add_argument("--weights", default=f"{names.RICH_MEDIA_RERANKER}=1",
                         help="task weights, e.g. rich_media_reranker=4,cover_evaluator=1 (models: %s)" % ", ".join(MODELS))
+    parser.add_argument("--day", default="", help="a day's queries (JSONL): run the T+1 chain instead")
+    parser.add_argument("--corpus", default="", help="with --day: the corpus the chain retrieves from")
     parser.add_argument("--call-timeout", type=float, default=120.0, help="client deadline per call, seconds")
 
 
@@ -37,6 +45,15 @@ def _arguments(parser) -> None:
 def _setup(environment, **_kwargs) -> None:
     options = environment.parsed_options
     if options is None:
+        return
+    if options.day:
+        from clients.batch.chain import Chain, parse_line
+        from clients.batch.retrieval import LocalIndex
+
+        lines = [line for line in open(options.day, encoding="utf-8").read().splitlines() if line.strip()]
+        _state["day"] = [parse_line(line) for line in lines]
+        _state["chain"] = Chain(LocalIndex(Path(options.corpus)) if options.corpus else None)
+        TritonUser.schedule = [T1_CHAIN]
         return
     _state["requests"] = Workload.load(options.workload).requests()
     TritonUser.schedule = call_schedule(parse_weights(options.weights))
@@ -69,8 +86,18 @@ def _planner(user: TritonUser) -> None:
         user.client.plan(r.query, r.session)
 
 
-TASKS = {names.RICH_MEDIA_RERANKER: _rich, names.RERANK.entry: _reranker, names.COVER.entry: _cover,
-         names.PLANNER.entry: _planner}
+T1_CHAIN = "t1_chain"
+
+
+def _t1_chain(user: TritonUser) -> None:
+    line = _state["day"][next(_day_position) % len(_state["day"])]
+    with user.environment.events.request.measure("grpc", T1_CHAIN):
+        _state["chain"](user.client, line)
+
+
+_day_position = itertools.count()
+TASKS = {T1_CHAIN: _t1_chain, names.RICH_MEDIA_RERANKER: _rich, names.RERANK.entry: _reranker,
+         names.COVER.entry: _cover, names.PLANNER.entry: _planner}
 
 
 class TritonUser(User):
