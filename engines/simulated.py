@@ -4,6 +4,8 @@
 - ``valid``: answers at once as a good model would: reasoning of the request's thinking budget, then a
   well-formed answer to its constraint (a permutation of N -> 1..N, a grade -> 2; none -> no tokens).
   What the pipeline costs outside the engines on its normal path;
+- ``prose``: as ``valid``, but the answer is said in words a person reads without doubt: ``The final ranking is
+  [n,...,1].`` (the reverse order) and ``Rating 3: Relevant`` (how real models answer; lenient reading);
 - ``error``: every batch fails (an engine crash);
 - ``garbage``: random token ids up to the length limit (a broken model);
 - ``delay:MS``: sleeps MS milliseconds, then answers with no tokens (a slow engine, for timeouts and overload).
@@ -21,7 +23,7 @@ from ensemble.constraint import AnswerKind
 from ensemble.errors import RequestError
 from ensemble.tags import CLOSE_ANSWER, FORCED_CLOSING
 
-MODES = ("empty", "valid", "error", "garbage", "delay")
+MODES = ("empty", "valid", "prose", "error", "garbage", "delay")
 _REASONING = "The candidates differ in relevance, freshness and cover quality; weigh them in turn. "
 
 
@@ -33,9 +35,9 @@ class SimulatedEngine:
     def __init__(self, mode: str, *, vocab_size: int = 151936, seed: int = 0, tokenizer: Any = None) -> None:
         kind, _, argument = mode.partition(":")
         if kind not in MODES or (kind == "delay") != bool(argument):
-            raise ValueError(f"simulate must be one of empty, valid, error, garbage, delay:MS; got {mode!r}")
-        if kind == "valid" and tokenizer is None:
-            raise ValueError("simulate=valid needs the checkpoint's tokenizer to write its answers")
+            raise ValueError(f"simulate must be one of empty, valid, prose, error, garbage, delay:MS; got {mode!r}")
+        if kind in ("valid", "prose") and tokenizer is None:
+            raise ValueError(f"simulate={kind} needs the checkpoint's tokenizer to write its answers")
         self.kind = kind
         self.tokenizer = tokenizer
         self._answers: dict[tuple, Generation] = {}
@@ -52,7 +54,7 @@ class SimulatedEngine:
         if self.kind == "garbage":
             return [Generation(tuple(self._random.randrange(self.vocab_size) for _ in range(r.max_new_tokens)),
                                "length") for r in requests]
-        if self.kind == "valid":
+        if self.kind in ("valid", "prose"):
             return [self._answer(r) for r in requests]
         return [Generation((), "end") for _ in requests]
 
@@ -67,10 +69,17 @@ class SimulatedEngine:
         constraint = request.answer_constraint
         if not constraint:
             return Generation((), "end")
-        answer = (f"[{','.join(str(i) for i in range(1, constraint.n + 1))}]"
-                  if constraint.kind is AnswerKind.PERMUTATION else "2")
+        if self.kind == "prose":
+            answer = (f"The final ranking is [{','.join(str(i) for i in range(constraint.n, 0, -1))}]."
+                      if constraint.kind is AnswerKind.PERMUTATION else "Rating 3: Relevant")
+        else:
+            answer = (f"[{','.join(str(i) for i in range(1, constraint.n + 1))}]"
+                      if constraint.kind is AnswerKind.PERMUTATION else "2")
         encode = lambda text: self.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
         budget = max(request.thinking_budget, 0)
+        closing = encode((FORCED_CLOSING if budget else "<answer>") + answer + CLOSE_ANSWER)
+        if self.kind == "prose":  # the words around the answer come out of the reasoning, so it ends whole
+            budget = max(0, min(budget, request.max_new_tokens - len(closing)))
         reasoning = encode("<thinking>" + _REASONING * (budget // 8 + 1))[:budget]
-        ids = (reasoning if budget else []) + encode((FORCED_CLOSING if budget else "<answer>") + answer + CLOSE_ANSWER)
+        ids = (reasoning if budget else []) + closing
         return Generation(tuple(ids[: request.max_new_tokens]), "stop_word")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from ensemble.tags import split_answer
@@ -18,6 +19,8 @@ class GradeReport:
     format_reward: float
     issue: str = ""
     thinking: str = ""
+    read: str = ""
+    """How a grade that was not a bare number was read (``grade read out of "Rating 4: ..."``); "" when bare."""
 
 
 _GRADE_PREFIXES = ("rating", "grade", "score")
@@ -31,6 +34,10 @@ def parse_grade(text: str) -> GradeReport:
         return GradeReport(None, GRADE_REWARD_NONE, "no answer", parts.thinking)
     number = _grade_number(parts.answer)
     if number is None:
+        lenient = read_grade_leniently(parts.answer) if parts.tagged or _labelled(parts.answer) else None
+        if lenient is not None:
+            return GradeReport(lenient, GRADE_REWARD_VALID, "", parts.thinking,
+                               f"grade read out of {parts.answer[:60]!r}")
         if not parts.tagged:
             return GradeReport(None, GRADE_REWARD_NONE, "no answer", parts.thinking)
         return GradeReport(None, GRADE_REWARD_NON_INTEGER, "answer is not an integer", parts.thinking)
@@ -53,3 +60,29 @@ def _grade_number(answer: str) -> str | None:
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1].strip()
     return text if _NUMBER.fullmatch(text) else None
+
+
+_LABELS = (*_GRADE_PREFIXES, "评分", "分数", "得分", "等级")
+
+
+def _labelled(answer: str) -> bool:
+    """Untagged text is read leniently only when it starts with a grade's label: prose is not an answer."""
+    return unicodedata.normalize("NFKC", answer).lstrip().lower().startswith(_LABELS)
+
+
+_INTEGER = re.compile(r"(?<![\d.])\d{1,3}(?![\d.]\d)")
+_OUT_OF = re.compile(r"(\d{1,3})\s*(?:/|out of)\s*4(?!\d)", re.IGNORECASE)
+
+
+def read_grade_leniently(answer: str) -> int | None:
+    """A grade said in words around it: ``评分：3``, ``Rating 4: Strongly Relevant``, ``3/4``, ``3 out of 4``.
+    NFKC first (full-width digits). Read only beside a grade's label or as ``N/4``, and only when exactly one
+    integer is there and it is 1-4: ``Rating: 3 or 4`` is no grade."""
+    text = unicodedata.normalize("NFKC", answer)
+    scaled = _OUT_OF.findall(text)
+    if len(scaled) != 1 and not any(label in text.lower() for label in _LABELS):
+        return None  # a lone number in unlabelled words is not a grade
+    numbers = [int(n) for n in scaled] if len(scaled) == 1 else [int(n) for n in _INTEGER.findall(text)]
+    if len(numbers) != 1 or not 1 <= numbers[0] <= 4:
+        return None
+    return numbers[0]

@@ -68,12 +68,27 @@ def _json_object(answer: str | None, issues: list[str]) -> dict | None:
     try:
         data = json.loads(_FENCE.sub("", answer.strip()))
     except json.JSONDecodeError:
-        issues.append("answer is not JSON")
-        return None
+        data = _object_after_lead_in(answer)
+        if data is None:
+            issues.append("answer is not JSON")
+            return None
+        issues.append("plan read out of text around its JSON object")
     if not isinstance(data, dict):
         issues.append("answer is not a JSON object")
         return None
     return data
+
+
+def _object_after_lead_in(answer: str) -> dict | None:
+    """The JSON object after a lead-in sentence (``Here is the plan: {...}``), text after it ignored."""
+    start = answer.find("{")
+    if start < 0:
+        return None
+    try:
+        data, _ = json.JSONDecoder().raw_decode(answer, start)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _sub_queries(items: object, issues: list[str]) -> list[SubQuery]:

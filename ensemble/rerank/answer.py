@@ -6,6 +6,7 @@ None of this raises on model output: it returns a full permutation and a record 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -29,6 +30,8 @@ class RepairKind(str, Enum):
     INVALID_ID = "invalid_id"
     DUPLICATE_ID = "duplicate_id"
     MISSING_IDS = "missing_ids"
+    READ_BRACKETED = "read_bracketed"
+    READ_FROM_PROSE = "read_from_prose"
 
 
 _MESSAGES = {
@@ -39,6 +42,8 @@ _MESSAGES = {
     RepairKind.INVALID_ID: "invalid id {id} dropped",
     RepairKind.DUPLICATE_ID: "duplicate id {id} dropped",
     RepairKind.MISSING_IDS: "missing ids {ids} appended",
+    RepairKind.READ_BRACKETED: "the bracketed id list was read out of surrounding text",
+    RepairKind.READ_FROM_PROSE: "the id list was read out of prose (no brackets)",
 }
 
 
@@ -95,13 +100,18 @@ def parse_permutation(text: str, n: int, *, fill_order: Sequence[int] | None = N
     fill = _checked_fill_order(fill_order, n)
     parts = split_answer(text)
     ids = _read_list(parts.answer)
+    repairs: list[Repair] = []
+    if ids is None and parts.answer is not None:
+        lenient = read_leniently(parts.answer, tagged=parts.tagged)
+        if lenient is not None:
+            ids, how = lenient
+            repairs.append(Repair(how))
     if not ids:
         kind = RepairKind.NO_ANSWER if parts.answer is None else (
             RepairKind.EMPTY_LIST if ids is not None else RepairKind.NOT_A_LIST)
         return PermutationReport(list(fill), False, PERMUTATION_REWARD_NONE,
                                  (Repair(kind), Repair(RepairKind.FALLBACK_ORDER)), parts.thinking, [])
     order: list[int] = []
-    repairs: list[Repair] = []
     seen: set[int] = set()
     for value in ids:
         if not 1 <= value <= n:
@@ -141,6 +151,46 @@ def _read_list(answer: str | None) -> list[int] | None:
             return None
         ids.append(int(match.group(1)))
     return ids
+
+
+# Lenient reading (answers a person reads without doubt): NFKC first, so full-width digits and brackets and
+# circled digits become plain ones. Bracket groups hold no brackets, so the pattern cannot backtrack.
+_BRACKETED = re.compile(r"\[([^\[\]]{0,4000})\]")
+_DIGITS = re.compile(r"\d{1,4}")
+_TOKEN = re.compile(r"\d{1,9}|[^\W\d_]+|\S")
+_LIST_WORDS = frozenset({"id", "ids", "no", "doc", "candidate"})
+_LIST_MARKS = frozenset(",;>、，；\"'#()|-→")
+
+
+def read_leniently(answer: str, *, tagged: bool) -> tuple[list[int], RepairKind] | None:
+    """The ids of an answer whose order is unambiguous though it is not a bare list, and how it was read.
+
+    - One bracketed list in surrounding text (``The final ranking is [2,1,3].``, ``Top 5: [3,1,2]``, a fenced
+      block): its ids. Several bracketed single ids (``Ranking: [3] > [1]``) in order. Several lists: None.
+    - No brackets (tagged answers only): the longest run of ids with list marks between them
+      (``Ranking (best first): 3 > 1 > 2``, ``ID 3, ID 1, ID 2``, ``3; 1; 2``, ``3 1 2``); a number in the
+      prose around it (``Top 5``) is not part of the run. Two runs equally long: None.
+    """
+    text = unicodedata.normalize("NFKC", answer).replace("```", " ")
+    groups = [g for g in _BRACKETED.findall(text) if _DIGITS.search(g)]
+    if groups:
+        if len(groups) == 1:
+            return [int(d) for d in _DIGITS.findall(groups[0])], RepairKind.READ_BRACKETED
+        if all(len(_DIGITS.findall(g)) == 1 for g in groups):
+            return [int(_DIGITS.search(g).group()) for g in groups], RepairKind.READ_BRACKETED
+        return None
+    if not tagged:
+        return None
+    runs: list[list[int]] = [[]]
+    for token in _TOKEN.findall(text):
+        if token.isdigit():
+            runs[-1].append(int(token) if len(token) <= 4 else 0)
+        elif token.lower() not in _LIST_WORDS and token not in _LIST_MARKS:
+            runs.append([])
+    runs.sort(key=len, reverse=True)
+    if not runs[0] or (len(runs) > 1 and len(runs[1]) == len(runs[0])):
+        return None
+    return runs[0], RepairKind.READ_FROM_PROSE
 
 
 def _checked_fill_order(fill_order: Sequence[int] | None, n: int) -> list[int]:

@@ -18,7 +18,7 @@ class TritonPythonModel:
             from engines.simulated import SimulatedEngine
             from ensemble.tokenizer import load_tokenizer
 
-            tokenizer = load_tokenizer(context.path(Param.CHECKPOINT_DIR)) if simulate == "valid" else None
+            tokenizer = load_tokenizer(context.path(Param.CHECKPOINT_DIR)) if simulate in ("valid", "prose") else None
             engine = SimulatedEngine(simulate, tokenizer=tokenizer)
         else:
             from engines.torch_engine import TorchEngine
