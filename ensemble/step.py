@@ -43,11 +43,12 @@ class PreStep:
         self._stop = to_word_list([tokenizer.encode(w, add_special_tokens=False) for w in STOP_WORDS])
 
     def engine_inputs(self, prompt: RenderedPrompt, *, constraint: AnswerConstraint = AnswerConstraint(),
-                      answer_tokens: int | None = None, max_new_tokens: int | None = None) -> Arrays:
+                      answer_tokens: int | None = None, max_new_tokens: int | None = None,
+                      thinking_budget: int | None = None) -> Arrays:
         """The slot tensors. With a thinking budget the output length is the budget plus room for the answer
         (`answer_tokens`, by default the constraint's); a request's own `max_new_tokens` overrides both."""
         generation = self.generation
-        budget = generation.thinking_budget
+        budget = generation.thinking_budget if thinking_budget is None else thinking_budget
         length = max_new_tokens or generation.max_new_tokens
         if budget >= 0 and max_new_tokens is None:
             answer = constraint.answer_tokens if answer_tokens is None else answer_tokens
@@ -91,8 +92,9 @@ class BudgetReport:
         self.generation = generation
         self.closing = tuple(tokenizer.encode(FORCED_CLOSING, add_special_tokens=False))
 
-    def __call__(self, ids: list[int]) -> dict[str, Any]:
-        budget = self.generation.thinking_budget
+    def __call__(self, ids: list[int], budget: int | None = None) -> dict[str, Any]:
+        """`budget`: the request's own, where it set one."""
+        budget = self.generation.thinking_budget if budget is None else budget
         at = budget if 0 < budget <= len(ids) else -1
         forced = at >= 0 and tuple(ids[at:at + len(self.closing)]) == self.closing
         return {"thinking_budget": budget, "budget_forced": forced, "constrained": self.generation.constrain_answer}

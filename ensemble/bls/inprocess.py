@@ -96,5 +96,6 @@ class InProcessCaller:
         with self.times(names.RERANK.post):
             outcome = self.rerank_post.outcome({"output_ids": out["output_ids"][0],
                                                 "sequence_length": out["sequence_length"][0]},
-                                               len(request.candidates), lambda: request)
+                                               len(request.candidates), lambda: request,
+                                               thinking_budget=request.options.thinking_budget)
             return RerankAnswer(ranked([c.id for c in request.candidates], outcome), outcome)

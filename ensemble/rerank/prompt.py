@@ -22,8 +22,16 @@ TEMPLATE = TemplateSpec(
     frozenset({"candidate_separator", "unknown", "time_format", "rate_format", "truncation_mark"}))
 
 
+RELEVANCE_ONLY = TemplateSpec("rerank_relevance_only", TEMPLATE.folder, TEMPLATE.placeholders, TEMPLATE.plain_keys)
+"""The ablation of Table 2's "w/o principles" row: title and content only."""
+
+
 def rerank_template(prompts: Mapping[str, str] | None = None) -> PromptTemplate:
     return load_template(TEMPLATE, prompts)
+
+
+def relevance_only_template() -> PromptTemplate:
+    return load_template(RELEVANCE_ONLY)
 
 
 def format_candidate(template: PromptTemplate, prompt_id: int, candidate: Candidate,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -11,6 +12,14 @@ from ensemble.cover.request import CoverTask
 from ensemble.config import Limits
 from ensemble.errors import RequestError
 from ensemble.schema import STRICT, check_len, from_validation, not_blank, utf8
+
+
+class PromptVariant(str, Enum):
+    """Which re-rank template a request uses: the deployment's, or an ablation of the paper's Table 2."""
+
+    FULL = "full"
+    RELEVANCE_ONLY = "relevance_only"
+    """Title and content only (ensemble/rerank/rerank_relevance_only.toml): no signals, no principles."""
 
 
 class RerankOptions(BaseModel):
@@ -24,6 +33,9 @@ class RerankOptions(BaseModel):
     """Which missing cover grades to compute; the others stay unknown (``not_requested``)."""
     rerank: bool = True
     """False: grade the covers only (index-time grading); ``ranked_ids`` keep the request's order."""
+    prompt: PromptVariant = PromptVariant.FULL
+    thinking_budget: int | None = Field(default=None, ge=0)
+    """Tokens of reasoning before the answer is forced (0: answer at once); default: the deployment's."""
 
 
 class RerankRequest(BaseModel):

@@ -17,8 +17,8 @@ from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
 from ensemble.rerank.answer import parse_permutation
 from ensemble.rerank.outcome import RerankOutcome
-from ensemble.rerank.prompt import build_rerank_prompt, rerank_template
-from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_rerank_request
+from ensemble.rerank.prompt import build_rerank_prompt, relevance_only_template, rerank_template
+from ensemble.rerank.request import PromptVariant, RerankRequest, check_rerank_limits, parse_rerank_request
 from ensemble.step import BudgetReport, PostStep, PreStep
 from ensemble.tensors import Interface
 
@@ -33,6 +33,8 @@ class RerankPre(PreStep):
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         super().__init__(config, tokenizer)
         self.template = rerank_template(config.prompts)
+        """The deployment's template; a request may ask for an ablation's instead (options.prompt)."""
+        self.templates = {PromptVariant.FULL: self.template, PromptVariant.RELEVANCE_ONLY: relevance_only_template()}
 
     def __call__(self, inputs: Arrays) -> Arrays:
         request = parse_rerank_request(scalar_bytes(inputs, "request"), self.config.limits)
@@ -42,10 +44,11 @@ class RerankPre(PreStep):
     def for_request(self, request: RerankRequest) -> Arrays:
         """The engine tensors (and candidate ids) of a request already parsed and checked against the limits;
         the BLS calls this directly (its orchestrator has done both)."""
-        prompt = build_rerank_prompt(self.template, request, self.tokenizer, self.generation.max_input_len,
-                                     encoder=self.encoder)
+        prompt = build_rerank_prompt(self.templates[request.options.prompt], request, self.tokenizer,
+                                     self.generation.max_input_len, encoder=self.encoder)
         out = self.engine_inputs(prompt, constraint=AnswerConstraint.permutation(len(request.candidates)),
-                                 max_new_tokens=request.options.max_new_tokens)
+                                 max_new_tokens=request.options.max_new_tokens,
+                                 thinking_budget=request.options.thinking_budget)
         out["candidate_ids"] = np.array([c.id.encode("utf-8") for c in request.candidates], dtype=np.object_)
         return out
 
@@ -64,11 +67,15 @@ class RerankPost(PostStep):
         ids = [i for i in bytes_list(inputs, "candidate_ids") if i]
         if not ids:
             raise RequestError("candidate_ids", "must hold at least one id")
-        outcome = self.outcome(inputs, len(ids), lambda: parse_rerank_request(scalar_bytes(inputs, "request")))
+        raw = scalar_bytes(inputs, "request")
+        # The request is parsed again only when its own budget must be reported, or a repair needs it.
+        budget = parse_rerank_request(raw).options.thinking_budget if b"thinking_budget" in raw else None
+        outcome = self.outcome(inputs, len(ids), lambda: parse_rerank_request(raw), thinking_budget=budget)
         return {"ranked_ids": np.array(ranked(ids, outcome), dtype=np.object_),
                 "result": as_bytes(json.dumps(outcome.to_json_dict(), ensure_ascii=False))}
 
-    def outcome(self, inputs: Arrays, n: int, request: Callable[[], RerankRequest]) -> RerankOutcome:
+    def outcome(self, inputs: Arrays, n: int, request: Callable[[], RerankRequest], *,
+                thinking_budget: int | None = None) -> RerankOutcome:
         """Read the engine's answer for `n` candidates; `request` is asked for only when a repair needs the
         fallback ranker's order. The BLS calls this directly, with the request it already holds."""
         text, output = self.generated_text(inputs)
@@ -77,7 +84,7 @@ class RerankPost(PostStep):
             # Missing ids are placed by the fallback ranker; only a repair pays for computing its order.
             held = request()
             report = parse_permutation(text, n, fill_order=fallback_order(held.query, held.candidates))
-        return RerankOutcome.from_report(report, output_tokens=len(output), **self.budget(output))
+        return RerankOutcome.from_report(report, output_tokens=len(output), **self.budget(output, thinking_budget))
 
 
 def ranked(ids: Sequence, outcome: RerankOutcome) -> list:

@@ -40,8 +40,8 @@ def jpeg(colour=(10, 120, 200)) -> bytes:
 class FakeSlots:
     """Engine slots as their model.py serves them: rows parsed and checked, a batched answer."""
 
-    def __init__(self, tokenizer, fail: str = ""):
-        self.engine = SimulatedEngine("valid", tokenizer=tokenizer)
+    def __init__(self, tokenizer, fail: str = "", mode: str = "valid"):
+        self.engine = SimulatedEngine(mode, tokenizer=tokenizer)
         self.fail = fail
         self.calls: list[tuple[str, dict]] = []
 
@@ -60,8 +60,8 @@ class FakeSlots:
                           TORCH_LLM_SLOT.outputs)
 
 
-def caller(tokenizer, config=None, fail=""):
-    slots = FakeSlots(tokenizer, fail)
+def caller(tokenizer, config=None, fail="", mode="valid"):
+    slots = FakeSlots(tokenizer, fail, mode)
     return InProcessCaller(config or PipelineConfig.load(), slots, cover_slot=Slot("cover_vlm", VLM_SLOT),
                            rerank_slot=Slot("reranker_llm", TORCH_LLM_SLOT), cover_tokenizer=tokenizer,
                            rerank_tokenizer=tokenizer), slots
@@ -147,3 +147,28 @@ def test_a_failing_llm_slot_gives_the_fallback_ranking(tokenizer):
     ranked, response = asyncio.run(Orchestrator(PipelineConfig.load(), c)(body, None))
     assert sorted(ranked) == ["doc-0", "doc-1", "doc-2"]
     assert response["fallback"] and "UNAVAILABLE" in response["fallback_reason"]
+
+
+def test_answers_said_in_prose_are_used_and_each_reading_is_in_the_response(tokenizer):
+    """The simulated model says "The final ranking is [4,3,2,1]." and "Rating 3: Relevant"."""
+    c, slots = caller(tokenizer, mode="prose")
+    body = json.dumps({"query": "北京", "candidates": candidates(4)}).encode()
+    ranked, response = asyncio.run(Orchestrator(PipelineConfig.load(), c)(body, [jpeg(), b"", b"", b""]))
+    assert ranked == [f"doc-{i}" for i in (3, 2, 1, 0)] and not response["fallback"] and not response["valid"]
+    assert [r["kind"] for r in response["repairs"]] == ["read_bracketed"]
+    assert response["cover_grades"][0]["relevance"] == 3
+
+
+def test_ablation_options_choose_the_prompt_and_the_thinking_budget_per_request(tokenizer):
+    c, slots = caller(tokenizer)
+    full = parse_rerank_request(json.dumps({"query": "北京", "candidates": candidates(3)}))
+    ablated = parse_rerank_request(json.dumps({"query": "北京", "candidates": candidates(3),
+                                               "options": {"prompt": "relevance_only", "thinking_budget": 0}}))
+    asyncio.run(c.rerank(full))
+    answer = asyncio.run(c.rerank(ablated))
+    prompts = [tokenizer.decode(inputs["input_ids"].reshape(-1).tolist()) for _, inputs in slots.calls]
+    assert "[Click-Through Rate]" in prompts[0] and "[Click-Through Rate]" not in prompts[1]
+    assert "[Title]" in prompts[1]
+    budgets = [int(inputs["thinking_budget"].reshape(-1)[0]) for _, inputs in slots.calls]
+    assert budgets[1] == 0 and budgets[0] == PipelineConfig.load().generation["rerank"].thinking_budget
+    assert answer.outcome.thinking_budget == 0 and answer.outcome.valid

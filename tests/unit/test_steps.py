@@ -151,3 +151,15 @@ def test_cover_post_reads_every_row_of_a_batch_to_its_own_length(tokenizer, conf
     ids = np.array([[(e + pad * width)[:width], [0] * width] for e in encoded], dtype=np.int32)
     lengths = np.array([[len(e), 0] for e in encoded], dtype=np.int32)
     assert CoverPost(config, tokenizer).grades({"output_ids": ids, "sequence_length": lengths}) == [3, None, None, 1]
+
+
+def test_the_reranker_ensemble_takes_the_ablation_options_and_reports_the_requests_budget(tokenizer, config):
+    request = {"query": "q", "candidates": [{"id": "a", "title": "t", "click_through_rate": 0.1}, {"id": "b", "title": "u"}],
+               "options": {"prompt": "relevance_only", "thinking_budget": 0}}
+    pre = RerankPre(config, tokenizer)({"request": b(json.dumps(request))})
+    assert pre["thinking_budget"].tolist() == [0]
+    assert "[Click-Through Rate]" not in tokenizer.decode(pre["input_ids"].tolist())
+    inputs = engine_output(tokenizer, "<thinking></thinking>\n<answer>[2,1]</answer>") | {
+        "candidate_ids": np.array([b"a", b"b"], dtype=np.object_), "request": b(json.dumps(request))}
+    result = json.loads(RerankPost(config, tokenizer)(inputs)["result"][0])
+    assert result["thinking_budget"] == 0 and result["valid"]
