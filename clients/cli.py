@@ -8,6 +8,7 @@
     rmr covers images/             # grade every cover's quality once, into the server's grade store
     rmr batch --queries day.jsonl --corpus corpus.jsonl --store redis://... --server h1:8001,h2:8001
     rmr lookup "北京旅游攻略" --store redis://...
+    rmr eval --set rerank.jsonl --server 127.0.0.1:8001 --ablations   # Tables 1-3 (see rmr eval --help)
 
 A request file holds ``{"query": ..., "candidates": [...], "options": {...}}``. A candidate may name its cover
 as ``"cover_path"`` (relative to the file) or, in the bundled samples, a ``"cover"`` drawing spec.
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     from build import render
     from clients import covers
+    from clients.eval import cli as evaluation
     from clients.batch import job
     from server.host import cli as serve
 
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                                         "into the server's grade store (resumable)"))
     job.add_arguments(sub.add_parser("batch", help="T+1: a day's queries through the whole chain on Ray, "
                                      "into the result store (resumable)"))
+    evaluation.add_arguments(sub.add_parser("eval", help="offline evaluation on a labelled set: Table 1 per "
+                                            "query type, ablations, cover accuracy, position bias, comparisons"))
     lookup = sub.add_parser("lookup", help="the stored T+1 result of a query")
     lookup.add_argument("query")
     lookup.add_argument("--store", required=True, help="result store: redis://... or sqlite:///file")
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return render.run(args)
     if args.command == "covers":
         return covers.run(args)
+    if args.command == "eval":
+        return evaluation.run(args)
     if args.command == "batch":
         return job.run(args)
     if args.command == "lookup":
