@@ -70,7 +70,7 @@ def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
 def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelConfig]:
     """Every model of the repository, by name."""
     serving = lambda key: profile.get("serving", key)  # noqa: E731
-    common = {Param.PIPELINE_CONFIG: f"../{names.PIPELINE_FILE}"}
+    common = {Param.PIPELINE_CONFIG: f"../{names.PIPELINE_FILE}", Param.PROFILE: profile.name}
     tokenizer = {names.LLM_ENGINE: ckpts.reranker, names.VLM_ENGINE: ckpts.vlm}
     slot_io = {names.LLM_ENGINE: T.llm_slot(profile.engine), names.VLM_ENGINE: T.VLM_SLOT}
     configs: dict[str, mc.ModelConfig] = {}

@@ -84,6 +84,18 @@ class CoverStore(BaseModel):
     """Quality grades (the image alone) never expire unless set."""
 
 
+class Deadlines(BaseModel):
+    """How a request's time budget (options.deadline_ms, or the Triton request's timeout) is spent: covers it
+    lacks, then the re-rank; short of time, cover grading is skipped or stopped, then the fallback ranker answers."""
+
+    model_config = _STRICT
+
+    rerank_reserve_ms: float = Field(default=1500.0, ge=0)
+    """Time kept for the re-rank: cover grading stops this long before the deadline (a re-rank's usual time)."""
+    margin_ms: float = Field(default=10.0, ge=0)
+    """The re-rank is abandoned this long before the deadline, time to answer with the fallback ranker."""
+
+
 class Tokenization(BaseModel):
     model_config = _STRICT
 
@@ -102,6 +114,7 @@ class PipelineConfig(BaseModel):
     cover_cache: CoverCache = CoverCache()
     cover_store: CoverStore = CoverStore()
     tokenization: Tokenization = Tokenization()
+    deadlines: Deadlines = Deadlines()
 
     @model_validator(mode="after")
     def _lengths_within_limits(self) -> PipelineConfig:

@@ -61,6 +61,8 @@ class Param:
     """Keys of the `parameters` of rendered configs, as the model.py files read them."""
 
     PIPELINE_CONFIG = "pipeline_config"
+    PROFILE = "profile"
+    """The target profile the repository was rendered for (cpu, a10, a800 or a user's file's name)."""
     # step models
     STEP = "step"
     TOKENIZER_DIR = "tokenizer_dir"
@@ -100,6 +102,18 @@ class Metric:
     """Calls to the shared store, labels ``op`` (get | set) and ``result`` (ok | error | bypassed)."""
     STORE_US = "rmr_store_us_total"
     """Microseconds in calls that reached the store, label ``op``."""
+    ANSWERS = "rmr_rerank_answers_total"
+    """Re-rank answers, labels ``model`` (the entry point) and ``kind`` (valid | repaired | fallback)."""
+    REPAIRS = "rmr_rerank_repairs_total"
+    """Repairs made to re-rank answers, labels ``model`` and ``kind`` (ensemble/rerank/answer.py: RepairKind)."""
+    FALLBACKS = "rmr_rerank_fallbacks_total"
+    """Answers replaced by the fallback ranker, labels ``model`` and ``reason`` (RerankOutcome.fallback_kind)."""
+    THINKING_CUT = "rmr_thinking_cut_total"
+    """Answers whose reasoning was cut at the thinking budget, labels ``model`` and ``task``."""
+    COVER_GRADES = "rmr_cover_grades_total"
+    """Cover grades in responses, labels ``model``, ``task`` and ``source`` (ensemble/bls/covers.py: GradeSource)."""
+    ENGINE_CALL_SECONDS = "rmr_engine_call_seconds"
+    """Histogram of engine calls as the BLS waits for them (queue, compute, hand-off), labels ``model``, ``engine``."""
 
 
 def engine_call_step(engine: str) -> str:

@@ -4,6 +4,7 @@ a changed template never reads what the old one wrote."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from ensemble.template import PromptTemplate
@@ -44,3 +45,31 @@ def model_version(checkpoints: list[str], templates: list[PromptTemplate]) -> st
         for text in (template.system, template.user, *(f"{k}={v}" for k, v in sorted(template.parts.items()))):
             digest.update(text.encode("utf-8") + b"\0")
     return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    """What produced a deployment's answers, as every response and every log line of a request says it."""
+
+    reranker_checkpoint: str
+    vlm_checkpoint: str
+    prompts: str
+    """A digest of every template's exact text."""
+    profile: str
+    model_version: str
+    """Both checkpoints and every template: the key of stored rankings (rmr:rank:<model_version>:...)."""
+
+    @classmethod
+    def of(cls, reranker: str, vlm: str, templates: list[PromptTemplate], profile: str) -> Versions:
+        return cls(reranker, vlm, model_version([], templates), profile, model_version([reranker, vlm], templates))
+
+    def to_json_dict(self) -> dict[str, str]:
+        return {"model_version": self.model_version, "reranker_checkpoint": self.reranker_checkpoint[:16],
+                "vlm_checkpoint": self.vlm_checkpoint[:16], "prompts": self.prompts, "profile": self.profile}
+
+    @property
+    def tag(self) -> str:
+        """``[model_version=… reranker=… vlm=… prompts=… profile=…]``: the start of a request's log lines."""
+        v = self.to_json_dict()
+        return (f"[model_version={v['model_version']} reranker={v['reranker_checkpoint']} vlm={v['vlm_checkpoint']} "
+                f"prompts={v['prompts']} profile={v['profile']}]")

@@ -23,11 +23,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from clients.batch.chain import Chain, LineError, parse_line
 from clients.batch.results import DEFAULT_TTL_S, ResultStore, result_value
 from clients.rerank_client import RerankClient, RerankError
+from ensemble.rerank.outcome import RERANKER_FAILED
 
 RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "NOT_FOUND")
 """Answers that say the endpoint, not the query, is the problem (NOT_FOUND: a server unloading its models as it
@@ -36,7 +38,7 @@ ACTOR_CPUS = 0.0
 """An actor mostly waits on its server: it reserves no CPU, so any number of them leaves the read tasks room
 (at 0.25 each, 8 actors would hold both CPUs of `--num-cpus 2`, no read task could run, and the job would hang)."""
 BLOCKS_PER_ACTOR = 8
-ENGINE_FAILED = "reranker failed"
+ENGINE_FAILED = RERANKER_FAILED
 """A fallback ranking because the re-ranker did not answer: not the day's result; tried elsewhere, else failed."""
 
 
@@ -223,7 +225,9 @@ def count_lines(path: Path) -> int | None:
         return sum(1 for line in fh if line.strip())
 
 
-def run_job(options: JobOptions, *, progress: bool = True) -> Summary:
+def run_job(options: JobOptions, *, progress: bool = True,
+            on_row: Callable[[dict[str, Any]], None] | None = None) -> Summary:
+    """Runs the job to its end; `on_row` sees every row as it comes (benchmarks time them)."""
     import ray
     from tqdm import tqdm
 
@@ -259,6 +263,8 @@ def run_job(options: JobOptions, *, progress: bool = True) -> Summary:
             tqdm(total=lines, unit="query", disable=not progress, file=sys.stderr) as bar:
         for row in results.iter_rows():
             summary.add(row)
+            if on_row is not None:
+                on_row(row)
             if row["status"] == "failed":
                 dead.write(json.dumps({"line": row["text"], "query": row["query"], "reason": row["reason"],
                                        "version": version, "at": time.time()}, ensure_ascii=False) + "\n")

@@ -7,12 +7,17 @@ Tests supply fakes. How the sub-calls of one request are scheduled is the implem
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
 from ensemble.cover.request import CoverTask
 from ensemble.rerank.outcome import RerankOutcome
 from ensemble.rerank.request import RerankRequest
+
+DEADLINE: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+"""The current request's deadline (a time.perf_counter() value), set by the orchestrator around its sub-calls: a
+caller must then make them cancellable (never wait for one in place)."""
 
 CoverItem = tuple[bytes, CoverTask]
 """One cover evaluation: the encoded image and the grade asked for."""

@@ -10,6 +10,7 @@ Degradation rules:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,6 +23,10 @@ from ensemble.cover.grade_store import GradeRef, GradeStore
 from ensemble.cover.request import CoverTask
 from ensemble.errors import RequestError
 from ensemble.rerank.request import RerankRequest
+
+
+OUT_OF_TIME = object()
+"""An evaluation the request's deadline left no time for."""
 
 
 class GradeSource(str, Enum):
@@ -38,6 +43,8 @@ class GradeSource(str, Enum):
     FAILED = "failed"
     """The call failed: unknown."""
     NO_COVER = "no_cover"
+    DEADLINE = "deadline"
+    """The request's time budget left no time to grade it (or ran out while grading): unknown."""
     NOT_REQUESTED = "not_requested"
     """options.evaluate_covers was false, or the task is not in options.cover_tasks: unknown."""
 
@@ -78,9 +85,10 @@ class CoverGrading:
         """Cover evaluations per sub-call: at most the cover model's max_batch_size."""
 
     async def __call__(self, request: RerankRequest, images: list[bytes], digests: list[bytes | None], *,
-                       write_now: bool = True) -> CoverReport:
+                       write_now: bool = True, time_left: float | None = None) -> CoverReport:
         """`write_now`: write new grades back before returning; otherwise the report's `pending` does it, for
-        the caller to run once the request is answered."""
+        the caller to run once the request is answered. `time_left`: seconds the model may spend grading (the
+        cache and store are read anyway); past them the grades it lacks stay unknown (`GradeSource.DEADLINE`)."""
         grades: list[Grades] = []
         calls: list[tuple[int, CoverTask]] = []
         for index, (candidate, image) in enumerate(zip(request.candidates, images)):
@@ -109,7 +117,16 @@ class CoverGrading:
         missing = [key for key in first if key not in known]
         stored = self._from_store(request.query, missing, first, digests)
         todo = [key for key in missing if key not in stored]
-        answers = await self._evaluate(request.query, [(images[first[k][0]], first[k][1]) for k in todo])
+        items = [(images[first[k][0]], first[k][1]) for k in todo]
+        if time_left is None:
+            answers = await self._evaluate(request.query, items)
+        elif time_left <= 0 or not items:
+            answers = [OUT_OF_TIME] * len(items)
+        else:
+            try:
+                answers = await asyncio.wait_for(self._evaluate(request.query, items), time_left)
+            except TimeoutError:
+                answers = [OUT_OF_TIME] * len(items)
         fresh = dict(zip(todo, answers))
         graded = {key: answer for key, answer in fresh.items() if isinstance(answer, int)}
         if self.cache is not None:
@@ -136,6 +153,9 @@ class CoverGrading:
                 grades[index].set(task, stored[key], GradeSource.STORE)
                 continue
             result = fresh[key]
+            if result is OUT_OF_TIME:
+                grades[index].set(task, None, GradeSource.DEADLINE)
+                continue
             if isinstance(result, SubCallError):
                 if result.is_request_error:
                     raise RequestError(f"cover_images[{index}]", result.message)

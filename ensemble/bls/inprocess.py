@@ -45,9 +45,27 @@ class StepTimes:
     (`names.engine_call_step`: the slot's queue and compute plus the hand-off). The BLS exports them as
     Triton metrics (`names.Metric.STEP_US`, `names.Metric.STEP_CALLS`)."""
 
+    MAX_PENDING = 10_000
+    """Engine-call durations kept for the latency histogram until published (older ones dropped past this)."""
+
     def __init__(self) -> None:
         self.us: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
+        self.engine_seconds: list[tuple[str, float]] = []
+        """(engine, seconds) of each engine call since the last `take_engine_seconds`."""
+
+    def take_engine_seconds(self) -> list[tuple[str, float]]:
+        taken, self.engine_seconds = self.engine_seconds, []
+        return taken
+
+    @contextmanager
+    def engine_call(self, engine: str) -> Iterator[None]:
+        """An engine call as the BLS waits for it: a step total, and one observation of its latency."""
+        started = time.perf_counter()
+        with self(names.engine_call_step(engine)):
+            yield
+        if len(self.engine_seconds) < self.MAX_PENDING:
+            self.engine_seconds.append((engine, time.perf_counter() - started))
 
     @contextmanager
     def __call__(self, step: str) -> Iterator[None]:
@@ -78,7 +96,7 @@ class InProcessCaller:
                                                       self.cover_slot.interface.inputs) for items in batches]
             except RequestError as error:  # as the ensemble answers: the whole call, INVALID_ARG
                 return [SubCallError(self.cover_slot.model, "INVALID_ARG", str(error))] * len(batches)
-        with self.times(names.engine_call_step(self.cover_slot.model)):
+        with self.times.engine_call(self.cover_slot.model):
             outputs = await self.engines.generate(self.cover_slot.model, inputs)
         with self.times(names.COVER.post):
             return [out if isinstance(out, SubCallError) else self.cover_post.grades(out) for out in outputs]
@@ -89,7 +107,7 @@ class InProcessCaller:
                 pre = stack_rows([self.rerank_pre.for_request(request)], self.rerank_slot.interface.inputs)
             except RequestError as error:
                 raise SubCallError(self.rerank_slot.model, "INVALID_ARG", str(error)) from None
-        with self.times(names.engine_call_step(self.rerank_slot.model)):
+        with self.times.engine_call(self.rerank_slot.model):
             [out] = await self.engines.generate(self.rerank_slot.model, [pre])
         if isinstance(out, SubCallError):
             raise out

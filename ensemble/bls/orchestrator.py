@@ -9,12 +9,13 @@ Written against `ModelCaller` (ensemble/bls/caller.py). Degradation rules, besid
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ensemble.bls.caller import ModelCaller, RerankAnswer, SubCallError
+from ensemble.bls.caller import DEADLINE, ModelCaller, RerankAnswer, SubCallError
 from ensemble.bls.covers import CoverGrading
 from ensemble.config import PipelineConfig
 from ensemble.cover.grade_cache import CoverGradeCache, image_key
@@ -22,14 +23,16 @@ from ensemble.cover.grade_store import GradeStore
 from ensemble.cover.image import CheckedImages
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
-from ensemble.rerank.outcome import RerankOutcome
+from ensemble.outcome_counts import OutcomeCounts
+from ensemble.rerank.outcome import DEADLINE as DEADLINE_REASON
+from ensemble.rerank.outcome import RERANKER_FAILED, RerankOutcome
 from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_rerank_request
 
 
 class Orchestrator:
     def __init__(self, config: PipelineConfig, caller: ModelCaller, *, cover_batch_size: int = 64,
                  grade_store: GradeStore | None = None, later: Callable[[Callable[[], object]], object] | None = None,
-                 model_version: str = "") -> None:
+                 model_version: str = "", versions: dict[str, str] | None = None) -> None:
         """`later(work)`: runs a grade write-back once the request is answered (the BLS: on its event loop, after
         the execution), so that it costs the request nothing; None writes before answering."""
         self.config = config
@@ -40,32 +43,56 @@ class Orchestrator:
         self.later = later
         self.model_version = model_version
         """What produced the answers (checkpoints, templates): every response says it."""
+        self.versions = versions or {"model_version": model_version}
+        """Its parts (ensemble/version.py: Versions): each checkpoint, the prompts, the profile."""
         self.covers = CoverGrading(caller, self.cache, cover_batch_size, grade_store)
+        self.counts = OutcomeCounts()
+        """What the answers and grades were, for the metrics port."""
         self.checked_images = CheckedImages(config.limits)
 
-    async def __call__(self, raw_request: bytes, cover_images: Sequence[bytes] | None
-                       ) -> tuple[list[str], dict[str, Any]]:
-        """The ranked ids and the response (JSON-ready) of one call."""
+    async def __call__(self, raw_request: bytes, cover_images: Sequence[bytes] | None, *,
+                       timeout_s: float | None = None) -> tuple[list[str], dict[str, Any]]:
+        """The ranked ids and the response (JSON-ready) of one call. `timeout_s`: the transport's time budget
+        (the Triton request's timeout), used when the request sets no options.deadline_ms."""
         started = time.perf_counter()
         request = parse_rerank_request(raw_request, self.config.limits)
         check_rerank_limits(request, self.config.limits)
         images, digests = self._checked_images(request, cover_images)
+        budget_s = request.options.deadline_ms / 1000 if request.options.deadline_ms else timeout_s
+        deadline = started + budget_s if budget_s else None
+        token = DEADLINE.set(deadline)  # its sub-calls become cancellable when there is one
+        try:
+            return await self._serve(request, images, digests, started, deadline, budget_s)
+        finally:
+            DEADLINE.reset(token)
+
+    async def _serve(self, request: RerankRequest, images: list[bytes], digests: list[bytes | None], started: float,
+                     deadline: float | None, budget_s: float | None) -> tuple[list[str], dict[str, Any]]:
+        plan = self.config.deadlines
 
         # A covers-only request (index-time grading) waits for its write-back: its caller counts what was kept.
         covers = await self.covers(request, images, digests,
-                                   write_now=self.later is None or not request.options.rerank)
+                                   write_now=self.later is None or not request.options.rerank,
+                                   time_left=None if deadline is None else
+                                   deadline - time.perf_counter() - plan.rerank_reserve_ms / 1000)
         graded = time.perf_counter()
         candidates = [c.model_copy(update={"cover_relevance": g.relevance, "cover_quality": g.quality})
                       for c, g in zip(request.candidates, covers.grades)]
         enriched = request.model_copy(update={"candidates": tuple(candidates)})
 
-        answer = await self._rerank(enriched) if request.options.rerank else _not_reranked(request)
+        if not request.options.rerank:
+            answer = _not_reranked(request)
+        elif deadline is None:
+            answer = await self._rerank(enriched)
+        else:
+            answer = await self._rerank_by(enriched, deadline - plan.margin_ms / 1000, budget_s)
         done = time.perf_counter()
         response = {
             "ranked_ids": answer.ranked_ids,
             **answer.outcome.to_json_dict(),
             "reranked": request.options.rerank,
             "model_version": self.model_version,
+            "versions": self.versions,
             "cover_grades": [g.to_json_dict(c.id) for c, g in zip(request.candidates, covers.grades)],
             "cover_errors": covers.errors,
             "cover_cache": covers.cache,
@@ -73,6 +100,9 @@ class Orchestrator:
             "timings_ms": {"covers": _ms(graded - started), "rerank": _ms(done - graded),
                            "total": _ms(done - started)},
         }
+        if request.options.rerank:
+            self.counts.rerank(answer.outcome)
+        self.counts.cover_grades((task.value, source.value) for g in covers.grades for task, source in g.sources.items())
         if covers.pending is not None:
             self.later(covers.pending)
         return answer.ranked_ids, response
@@ -102,6 +132,19 @@ class Orchestrator:
             digests.append(digest)
         return list(cover_images), digests
 
+    async def _rerank_by(self, request: RerankRequest, until: float, budget_s: float) -> RerankAnswer:
+        """The re-rank if it answers before `until` (time.perf_counter()), else the fallback ranker's order."""
+        left = until - time.perf_counter()
+        try:
+            if left > 0:
+                return await asyncio.wait_for(self._rerank(request), left)
+            reason = "no time left for the re-rank"
+        except TimeoutError:
+            reason = "the re-rank did not answer in time"
+        order = tuple(fallback_order(request.query, request.candidates))
+        outcome = RerankOutcome.fallen_back(order, f"{DEADLINE_REASON}: {reason} (budget {budget_s * 1000:.0f} ms)")
+        return RerankAnswer([request.candidates[i - 1].id for i in order], outcome)
+
     async def _rerank(self, request: RerankRequest) -> RerankAnswer:
         try:
             return await self.caller.rerank(request)
@@ -109,7 +152,7 @@ class Orchestrator:
             if error.is_request_error:
                 raise RequestError("request", error.message) from None
             order = tuple(fallback_order(request.query, request.candidates))
-            outcome = RerankOutcome.fallen_back(order, f"reranker failed: {error.code}: {error.message}")
+            outcome = RerankOutcome.fallen_back(order, f"{RERANKER_FAILED}: {error.code}: {error.message}")
             return RerankAnswer([request.candidates[i - 1].id for i in order], outcome)
 
 

@@ -13,6 +13,12 @@ from ensemble.rerank.answer import PERMUTATION_REWARD_NONE, PermutationReport, R
 
 NO_USABLE_RANKING = "model answer held no usable ranking"
 """The fallback reason when the model answered but no id list could be read from it."""
+RERANKER_FAILED = "reranker failed"
+"""The start of the fallback reason when the re-ranker gave no answer (the error follows it)."""
+DEADLINE = "deadline"
+"""The start of the fallback reason when the request's time budget ran out before the re-rank answered."""
+FALLBACK_KINDS = {NO_USABLE_RANKING: "no_usable_ranking", RERANKER_FAILED: "reranker_failed", DEADLINE: DEADLINE}
+"""Fallback reasons (their start) -> a bounded label for metrics."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,14 @@ class RerankOutcome:
     fallback: bool = False
     """The order is the fallback ranker's, not the model's."""
     fallback_reason: str | None = None
+
+    @property
+    def fallback_kind(self) -> str | None:
+        """A bounded label of the fallback reason (the reason itself carries error text); None when no fallback."""
+        if not self.fallback:
+            return None
+        reason = self.fallback_reason or ""
+        return next((kind for start, kind in FALLBACK_KINDS.items() if reason.startswith(start)), "other")
 
     @classmethod
     def from_report(cls, report: PermutationReport, *, output_tokens: int, thinking_budget: int,

@@ -36,6 +36,9 @@ class RerankOptions(BaseModel):
     prompt: PromptVariant = PromptVariant.FULL
     thinking_budget: int | None = Field(default=None, ge=0)
     """Tokens of reasoning before the answer is forced (0: answer at once); default: the deployment's."""
+    deadline_ms: float | None = Field(default=None, gt=0)
+    """This request's time budget in the BLS (config [deadlines] says how it is spent); default: the Triton
+    request's timeout, if it has one, else none."""
 
 
 class RerankRequest(BaseModel):

@@ -34,6 +34,8 @@ class ModelContext:
         self.directory = Path(args["model_repository"])
         self.params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.logger = pb_utils.Logger
+        self.log_tag = ""
+        """Versions that produced this model's answers (ensemble/version.py: Versions.tag), in its log lines."""
 
     def param(self, key: str, default: str | None = None) -> str:
         value = self.params.get(key, default)
@@ -92,7 +94,7 @@ def response_from(outputs: Arrays, interface: Interface) -> Any:
 def error_response(error: BaseException, context: ModelContext) -> Any:
     if isinstance(error, RequestError):
         return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG))
-    context.logger.log_error(f"{context.name}: {''.join(traceback.format_exception(error))}")
+    context.logger.log_error(f"{context.name} {context.log_tag}: {''.join(traceback.format_exception(error))}")
     message = f"{context.name}: internal error ({type(error).__name__}); see the server log"
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, pb_utils.TritonError.INTERNAL))
 
@@ -177,6 +179,26 @@ def error_code_name(error: Any) -> str:
     return codes.get(error.code(), "UNKNOWN")
 
 
+class HistogramExport:
+    """Observations kept in Python, each published to a Triton custom histogram when the metrics are flushed: the
+    stub-to-server call per observation leaves the request path (server/stub/metrics.py)."""
+
+    def __init__(self, name: str, description: str, label_names: Sequence[str], buckets: Sequence[float]) -> None:
+        self.family = pb_utils.MetricFamily(name=name, description=description,
+                                            kind=pb_utils.MetricFamily.HISTOGRAM)
+        self.label_names = tuple(label_names)
+        self.buckets = list(buckets)
+        self._metrics: dict[tuple, Any] = {}
+
+    def publish(self, observations: Sequence[tuple[tuple, float]]) -> None:
+        for labels, value in observations:
+            metric = self._metrics.get(labels)
+            if metric is None:
+                metric = self.family.Metric(labels=dict(zip(self.label_names, labels)), buckets=self.buckets)
+                self._metrics[labels] = metric
+            metric.observe(value)
+
+
 class CounterExport:
     """Counts kept in Python (label tuple -> running total) published as a Triton custom counter family."""
 
@@ -185,6 +207,12 @@ class CounterExport:
         self.label_names = tuple(label_names)
         self._metrics: dict[tuple, Any] = {}
         self._published: dict[tuple, int] = {}
+
+    def declare(self, label_sets: Sequence[tuple]) -> None:
+        """Series that exist at 0 from the start, so that rates and alerts on them work before the first event."""
+        for labels in label_sets:
+            if labels not in self._metrics:
+                self._metrics[labels] = self.family.Metric(labels=dict(zip(self.label_names, labels)))
 
     def publish(self, totals: dict[tuple, int]) -> None:
         for labels, total in totals.items():

@@ -21,19 +21,20 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ensemble.arrays import Arrays
-from ensemble.bls.caller import CoverItem, ModelCaller, RerankAnswer, SubCallError
-from ensemble.bls.inprocess import InProcessCaller, Slot
+from ensemble.bls.caller import DEADLINE, CoverItem, ModelCaller, RerankAnswer, SubCallError
+from ensemble.bls.inprocess import InProcessCaller, Slot, StepTimes
 from ensemble.config import ConfigError, PipelineConfig
 from ensemble.cover.grade_store import GradeStore
 from ensemble.cover.prompt import cover_template
 from ensemble.cover.request import CoverTask
-from ensemble.version import checkpoint_identity, grade_version, model_version
+from ensemble.version import Versions, checkpoint_identity, grade_version
 from ensemble.names import STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
-from ensemble.rerank.outcome import RerankOutcome
+from ensemble.outcome_counts import ANSWER_KINDS, OutcomeCounts
+from ensemble.rerank.outcome import FALLBACK_KINDS, RerankOutcome
 from ensemble.rerank.request import RerankRequest
 from ensemble.tensors import VLM_SLOT, llm_slot
 from ensemble.tokenizer import load_tokenizer
-from server.stub.adapter import CounterExport, ModelContext, error_code_name
+from server.stub.adapter import CounterExport, HistogramExport, ModelContext, error_code_name
 
 _ALONE: ContextVar[bool] = ContextVar("bls_execution_alone", default=False)
 _ENGINE_OUTPUTS = ["output_ids", "sequence_length"]
@@ -66,9 +67,10 @@ def _read(model: str, response, outputs: list[str]) -> Arrays | SubCallError:
 
 async def call_each(model: str, batches: list[Arrays], outputs: list[str]) -> list[Arrays | SubCallError]:
     """One request per batch, all out together. A lone one in an execution of one request is waited for in
-    place (`waits_in_place`); several go out with `async_exec` so none holds up the others."""
+    place (`waits_in_place`) unless the request has a deadline (a wait in place cannot be cut short); several go
+    out with `async_exec` so none holds up the others."""
     requests = [_request(model, inputs, outputs) for inputs in batches]
-    if len(requests) == 1 and _ALONE.get():
+    if len(requests) == 1 and _ALONE.get() and DEADLINE.get() is None:
         responses = [requests[0].exec()]
     else:
         responses = await asyncio.gather(*(r.async_exec() for r in requests))
@@ -152,17 +154,53 @@ def grade_store_for(context: ModelContext, config: PipelineConfig) -> GradeStore
                       quality_ttl_s=settings.quality_ttl_s or None)
 
 
-def deployment_version(context: ModelContext, config: PipelineConfig) -> str:
-    """What produced this deployment's answers: both checkpoints and every template (rankings are stored under
-    it, and every response carries it)."""
+def deployment_version(context: ModelContext, config: PipelineConfig) -> Versions:
+    """What produced this deployment's answers: both checkpoints, every template, the profile (rankings are
+    stored under its model_version, and every response and request log line carries it)."""
     from ensemble.planner.prompt import planner_template
     from ensemble.rerank.prompt import rerank_template
 
-    checkpoints = [checkpoint_identity(context.path(key))
-                   for key in (Param.RERANK_TOKENIZER_DIR, Param.COVER_TOKENIZER_DIR)]
+    reranker, vlm = (checkpoint_identity(context.path(key))
+                     for key in (Param.RERANK_TOKENIZER_DIR, Param.COVER_TOKENIZER_DIR))
     templates = [rerank_template(config.prompts), planner_template(config.prompts),
                  *(cover_template(task, config.prompts) for task in CoverTask)]
-    return model_version(checkpoints, templates)
+    return Versions.of(reranker, vlm, templates, context.param(Param.PROFILE, "unknown"))
+
+
+ENGINE_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Seconds: a cover batch on a CPU slot takes milliseconds, an A800 re-rank of 20 candidates about a second, and
+a thinking budget of 1,024 tokens on an A10 tens of seconds."""
+
+
+class OutcomeMetrics:
+    """What the answers and grades were (ensemble/outcome_counts.py) and the engine-call latency histogram, as
+    Triton metrics labelled with the entry point that served them."""
+
+    def __init__(self, model: str, counts: OutcomeCounts, times: StepTimes | None) -> None:
+        self.model = model
+        self.counts = counts
+        self.times = times
+        self.answers = CounterExport(Metric.ANSWERS, "Re-rank answers by kind", ("model", "kind"))
+        self.repairs = CounterExport(Metric.REPAIRS, "Repairs made to re-rank answers by kind", ("model", "kind"))
+        self.fallbacks = CounterExport(Metric.FALLBACKS, "Answers replaced by the fallback ranker by reason",
+                                       ("model", "reason"))
+        self.cut = CounterExport(Metric.THINKING_CUT, "Answers whose reasoning was cut at the thinking budget",
+                                 ("model", "task"))
+        self.grades = CounterExport(Metric.COVER_GRADES, "Cover grades in responses by task and source",
+                                    ("model", "task", "source"))
+        self.answers.declare([(model, kind) for kind in ANSWER_KINDS])
+        self.fallbacks.declare([(model, kind) for kind in (*FALLBACK_KINDS.values(), "other")])
+        self.cut.declare([(model, "rerank")])
+        self.latency = (HistogramExport(Metric.ENGINE_CALL_SECONDS, "Engine calls as the BLS waits for them",
+                                        ("model", "engine"), ENGINE_CALL_BUCKETS) if times is not None else None)
+
+    def publish(self) -> None:
+        for export, totals in ((self.answers, self.counts.answers), (self.repairs, self.counts.repairs),
+                               (self.fallbacks, self.counts.fallbacks), (self.cut, self.counts.budget_cut),
+                               (self.grades, self.counts.grades)):
+            export.publish({(self.model, *labels): n for labels, n in totals.items()})
+        if self.latency is not None:
+            self.latency.publish([((self.model, engine), s) for engine, s in self.times.take_engine_seconds()])
 
 
 class StoreMetrics:

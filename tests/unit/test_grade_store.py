@@ -118,3 +118,16 @@ def test_write_backs_run_after_the_request_unless_the_caller_counts_them(tmp_pat
 
 def _all_keys(store):
     return [row[0] for row in store._db.execute("SELECT key FROM entries")]
+
+
+def test_versions_keep_the_stored_keys_version_and_name_every_part():
+    from ensemble.rerank.prompt import rerank_template
+    from ensemble.version import Versions, model_version
+
+    templates = [rerank_template()]
+    versions = Versions.of("r" * 32, "v" * 32, templates, "a800")
+    assert versions.model_version == model_version(["r" * 32, "v" * 32], templates)  # result keys unchanged
+    assert versions.to_json_dict() == {"model_version": versions.model_version, "reranker_checkpoint": "r" * 16,
+                                       "vlm_checkpoint": "v" * 16, "prompts": model_version([], templates),
+                                       "profile": "a800"}
+    assert versions.tag.startswith(f"[model_version={versions.model_version} ") and "profile=a800]" in versions.tag

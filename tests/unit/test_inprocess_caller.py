@@ -40,12 +40,15 @@ def jpeg(colour=(10, 120, 200)) -> bytes:
 class FakeSlots:
     """Engine slots as their model.py serves them: rows parsed and checked, a batched answer."""
 
-    def __init__(self, tokenizer, fail: str = "", mode: str = "valid"):
+    def __init__(self, tokenizer, fail: str = "", mode: str = "valid", delays: dict | None = None):
         self.engine = SimulatedEngine(mode, tokenizer=tokenizer)
+        self.delays = delays or {}
+        """model -> seconds each call takes (a slow engine)"""
         self.fail = fail
         self.calls: list[tuple[str, dict]] = []
 
     async def generate(self, model, batches):
+        await asyncio.sleep(self.delays.get(model, 0))
         return [self._one(model, inputs) for inputs in batches]
 
     def _one(self, model, inputs):
@@ -60,8 +63,8 @@ class FakeSlots:
                           TORCH_LLM_SLOT.outputs)
 
 
-def caller(tokenizer, config=None, fail="", mode="valid"):
-    slots = FakeSlots(tokenizer, fail, mode)
+def caller(tokenizer, config=None, fail="", mode="valid", delays=None):
+    slots = FakeSlots(tokenizer, fail, mode, delays)
     return InProcessCaller(config or PipelineConfig.load(), slots, cover_slot=Slot("cover_vlm", VLM_SLOT),
                            rerank_slot=Slot("reranker_llm", TORCH_LLM_SLOT), cover_tokenizer=tokenizer,
                            rerank_tokenizer=tokenizer), slots
@@ -153,10 +156,26 @@ def test_answers_said_in_prose_are_used_and_each_reading_is_in_the_response(toke
     """The simulated model says "The final ranking is [4,3,2,1]." and "Rating 3: Relevant"."""
     c, slots = caller(tokenizer, mode="prose")
     body = json.dumps({"query": "北京", "candidates": candidates(4)}).encode()
-    ranked, response = asyncio.run(Orchestrator(PipelineConfig.load(), c)(body, [jpeg(), b"", b"", b""]))
+    orchestrator = Orchestrator(PipelineConfig.load(), c)
+    ranked, response = asyncio.run(orchestrator(body, [jpeg(), b"", b"", b""]))
     assert ranked == [f"doc-{i}" for i in (3, 2, 1, 0)] and not response["fallback"] and not response["valid"]
     assert [r["kind"] for r in response["repairs"]] == ["read_bracketed"]
     assert response["cover_grades"][0]["relevance"] == 3
+    # ...and counted for the metrics port (ensemble/outcome_counts.py)
+    counts = orchestrator.counts
+    assert counts.answers == {("repaired",): 1} and counts.repairs == {("read_bracketed",): 1}
+    assert counts.grades[("relevance", "model")] == 1 and counts.grades[("relevance", "no_cover")] == 3
+    assert [engine for engine, _ in c.times.take_engine_seconds()] == ["cover_vlm", "reranker_llm"]
+    assert c.times.take_engine_seconds() == []
+
+
+def test_a_failed_reranker_is_counted_as_a_fallback_by_reason(tokenizer):
+    c, _ = caller(tokenizer, fail="reranker_llm")
+    orchestrator = Orchestrator(PipelineConfig.load(), c)
+    _, response = asyncio.run(orchestrator(json.dumps({"query": "q", "candidates": candidates(2)}).encode(), None))
+    assert response["fallback"]
+    assert orchestrator.counts.answers == {("fallback",): 1}
+    assert orchestrator.counts.fallbacks == {("reranker_failed",): 1}
 
 
 def test_ablation_options_choose_the_prompt_and_the_thinking_budget_per_request(tokenizer):
@@ -172,3 +191,55 @@ def test_ablation_options_choose_the_prompt_and_the_thinking_budget_per_request(
     budgets = [int(inputs["thinking_budget"].reshape(-1)[0]) for _, inputs in slots.calls]
     assert budgets[1] == 0 and budgets[0] == PipelineConfig.load().generation["rerank"].thinking_budget
     assert answer.outcome.thinking_budget == 0 and answer.outcome.valid
+
+
+def timed(orchestrator, body, images=None):
+    import time
+
+    started = time.perf_counter()
+    ranked, response = asyncio.run(orchestrator(json.dumps(body).encode(), images))
+    return ranked, response, time.perf_counter() - started
+
+
+MARGIN_S = 0.05
+"""What a request may wait past its budget: answering with the fallback ranker and the response's JSON."""
+
+
+def test_a_rerank_slower_than_the_deadline_answers_with_the_fallback_in_time(tokenizer):
+    c, _ = caller(tokenizer, delays={"reranker_llm": 1.0})
+    orchestrator = Orchestrator(PipelineConfig.load(), c)
+    body = {"query": "北京", "candidates": candidates(3), "options": {"deadline_ms": 300}}
+    ranked, response, seconds = timed(orchestrator, body)
+    assert seconds < 0.3 + MARGIN_S
+    assert response["fallback"] and response["fallback_reason"].startswith("deadline: the re-rank did not answer")
+    assert sorted(ranked) == sorted(c["id"] for c in candidates(3))
+    assert orchestrator.counts.fallbacks == {("deadline",): 1}
+
+
+def test_covers_are_skipped_when_the_budget_keeps_no_time_for_them_and_the_rerank_still_runs(tokenizer):
+    config = PipelineConfig.load(overrides={"deadlines": {"rerank_reserve_ms": 1000}})
+    c, slots = caller(tokenizer, config)
+    body = {"query": "北京", "candidates": candidates(2), "options": {"deadline_ms": 800}}
+    _, response, _ = timed(Orchestrator(config, c), body, [jpeg(), jpeg((1, 2, 3))])
+    assert [g["source"] for g in response["cover_grades"]] == [{"relevance": "deadline", "quality": "deadline"}] * 2
+    assert response["valid"] and [m for m, _ in slots.calls] == ["reranker_llm"]
+
+
+def test_cover_grading_that_runs_long_is_stopped_to_keep_the_reranks_time(tokenizer):
+    config = PipelineConfig.load(overrides={"deadlines": {"rerank_reserve_ms": 300}})
+    c, _ = caller(tokenizer, config, delays={"cover_vlm": 5.0})
+    body = {"query": "北京", "candidates": candidates(2), "options": {"deadline_ms": 600}}
+    _, response, seconds = timed(Orchestrator(config, c), body, [jpeg(), b""])
+    assert seconds < 0.6 + MARGIN_S
+    assert response["cover_grades"][0]["source"] == {"relevance": "deadline", "quality": "deadline"}
+    assert response["valid"] and not response["fallback"]
+
+
+def test_the_transport_timeout_is_the_budget_when_the_request_sets_none(tokenizer):
+    c, _ = caller(tokenizer, delays={"reranker_llm": 1.0})
+    orchestrator = Orchestrator(PipelineConfig.load(), c)
+    body = json.dumps({"query": "q", "candidates": candidates(2)}).encode()
+    _, response = asyncio.run(orchestrator(body, None, timeout_s=0.2))
+    assert response["fallback_reason"].startswith("deadline")
+    _, response = asyncio.run(Orchestrator(PipelineConfig.load(), caller(tokenizer)[0])(body, None))
+    assert response["valid"]  # no budget at all: nothing is cut short

@@ -8,8 +8,8 @@ from ensemble.errors import RequestError
 from ensemble.names import Metric, Param
 from ensemble.tensors import RICH_MEDIA_RERANKER
 from server.stub.adapter import CounterExport, ModelContext, error_response, read_rows, response_from
-from server.stub.bls import (StepMetrics, StoreMetrics, caller_for, deployment_version, grade_store_for,
-                             waits_in_place)
+from server.stub.bls import (OutcomeMetrics, StepMetrics, StoreMetrics, caller_for, deployment_version,
+                             grade_store_for, waits_in_place)
 from server.stub.metrics import DeferredPublish
 
 
@@ -24,13 +24,18 @@ class TritonPythonModel:
         self.caller = caller_for(self.context, config)
         grade_store = grade_store_for(self.context, config)
         # Grades are written back on the event loop once the execution has answered: a write costs no request.
+        versions = deployment_version(self.context, config)
+        self.context.log_tag = versions.tag
         self.orchestrator = Orchestrator(config, self.caller, grade_store=grade_store, later=_after_execution,
                                          cover_batch_size=int(self.context.param(Param.COVER_BATCH_SIZE)),
-                                         model_version=deployment_version(self.context, config))
+                                         model_version=versions.model_version, versions=versions.to_json_dict())
+        self.context.logger.log_info(f"{self.context.name} {versions.tag}: ready")
         self.cache_metric = CounterExport(Metric.COVER_CACHE, "Cover-grade cache lookups by result and task",
                                           ("result", "task"))
         self.step_metrics = StepMetrics(self.caller)
         self.store_metrics = StoreMetrics(grade_store)
+        self.outcome_metrics = OutcomeMetrics(self.context.name, self.orchestrator.counts,
+                                              getattr(self.caller, "times", None))
         self.metrics = DeferredPublish(self._publish_metrics)
         self.waits_in_place = self.context.flag(Param.WAITS_IN_PLACE, True)
 
@@ -41,7 +46,12 @@ class TritonPythonModel:
                 raise RequestError("request", "must have batch size 1 (one query per request)", value=len(rows))
             arrays = rows[0]
             images = bytes_list(arrays, "cover_images") if "cover_images" in arrays else None
-            ranked, response = await self.orchestrator(scalar_bytes(arrays, "request"), images)
+            timeout_us = request.timeout()  # the client's Triton timeout: the budget when options set none
+            ranked, response = await self.orchestrator(scalar_bytes(arrays, "request"), images,
+                                                       timeout_s=timeout_us / 1e6 if timeout_us else None)
+            if response["fallback"]:
+                self.context.logger.log_warn(f"{self.context.name} {self.context.log_tag}: fallback ranking "
+                                             f"({response['fallback_reason'][:200]})")
             return response_from({"ranked_ids": [[i.encode("utf-8") for i in ranked]],
                                   "response": [[response_json(response)]]}, RICH_MEDIA_RERANKER)
         except Exception as error:  # noqa: BLE001 - this request's error response
@@ -52,6 +62,7 @@ class TritonPythonModel:
             self.cache_metric.publish(dict(self.orchestrator.cache.counts))
         self.step_metrics.publish()
         self.store_metrics.publish()
+        self.outcome_metrics.publish()
 
     async def execute(self, requests):
         with waits_in_place(self.waits_in_place and len(requests) == 1):

@@ -1,0 +1,63 @@
+"""After traffic, the real server's metrics port holds every metric the shipped alert rules and dashboard read,
+and the outcome counters count what the responses said."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+
+import pytest
+
+from server.stub.metrics import METRICS_FLUSH_S
+from tests.unit.test_monitoring import named_metrics
+
+pytestmark = pytest.mark.e2e
+
+
+def scrape(server) -> str:
+    return urllib.request.urlopen(server.options.metrics_url, timeout=10).read().decode()
+
+
+def families(text: str) -> set[str]:
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    return names | {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") and all(w in line for w in wanted))
+
+
+def test_every_metric_the_rules_and_dashboard_read_is_exported(client, server, sample):
+    data, candidates, covers = sample
+    before = scrape(server)
+    response = client.rerank(data["query"], candidates, cover_images=covers).response
+    kind = "fallback" if response["fallback"] else "valid" if response["valid"] else "repaired"
+    model_grades = sum(g["source"].get("relevance") == "model" for g in response["cover_grades"])
+    deadline = time.monotonic() + METRICS_FLUSH_S + 5
+    while True:  # the BLS publishes at most METRICS_FLUSH_S after a request
+        after = scrape(server)
+        counted = (value(after, "rmr_rerank_answers_total", model="rich_media_reranker", kind=kind)
+                   - value(before, "rmr_rerank_answers_total", model="rich_media_reranker", kind=kind))
+        if counted >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert counted == 1
+    assert (value(after, "rmr_cover_grades_total", task="relevance", source="model")
+            - value(before, "rmr_cover_grades_total", task="relevance", source="model")) == model_grades
+    assert value(after, "rmr_engine_call_seconds_count", engine="reranker_llm") >= 1
+    missing = named_metrics() - families(after)
+    assert not missing, f"named by deploy/monitoring but not exported: {sorted(missing)}"
+
+
+def test_responses_and_request_log_lines_name_the_versions(client, server, sample):
+    data, candidates, _ = sample
+    response = client.rerank(data["query"], candidates[:3]).response
+    versions = response["versions"]
+    assert versions["profile"] == "cpu" and versions["model_version"] == response["model_version"]
+    assert len(versions["reranker_checkpoint"]) == 16 and len(versions["vlm_checkpoint"]) == 16 and versions["prompts"]
+    tag = (f"[model_version={versions['model_version']} reranker={versions['reranker_checkpoint']} "
+           f"vlm={versions['vlm_checkpoint']} prompts={versions['prompts']} profile=cpu]")
+    assert tag in server.log_tail(200000), "the BLS's log lines carry the versions"
