@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from clients.batch.retrieval import Retriever
-from clients.rerank_client import RerankClient
+from clients.rerank_client import AsyncRerankClient, RerankClient
 from ensemble.candidate import Candidate
 from ensemble.merge import merge_candidates
 
@@ -65,6 +65,17 @@ class Chain:
     def __call__(self, client: RerankClient, line: QueryLine) -> tuple[dict[str, Any], dict[str, Any]]:
         """(plan, re-rank response). Raises LineError, or RerankError from the server."""
         plan = client.plan(line.query, line.session).raw
+        request, covers = self.rerank_request(line, plan)
+        return plan, client.rerank(line.query, request, cover_images=covers or None).response
+
+    async def run_async(self, client: AsyncRerankClient, line: QueryLine) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The same chain over an asyncio client: one process keeps many queries in flight."""
+        plan = (await client.plan(line.query, line.session)).raw
+        request, covers = self.rerank_request(line, plan)
+        return plan, (await client.rerank(line.query, request, cover_images=covers or None)).response
+
+    def rerank_request(self, line: QueryLine, plan: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+        """C(Q) as re-rank candidates, and the covers their `cover_path`s name."""
         merged = self.candidates(line, plan)
         if not merged:
             raise LineError("no candidate retrieved for any sub-query")
@@ -73,5 +84,4 @@ class Chain:
             path = candidate.get("cover_path")
             if path and Path(path).is_file():
                 covers[str(candidate["id"])] = Path(path).read_bytes()
-        request = [{k: v for k, v in c.items() if k in CANDIDATE_FIELDS} for c in merged]
-        return plan, client.rerank(line.query, request, cover_images=covers or None).response
+        return [{k: v for k, v in c.items() if k in CANDIDATE_FIELDS} for c in merged], covers

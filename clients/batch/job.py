@@ -7,14 +7,15 @@ read (JSONL lines or Parquet rows) -> map_batches over an actor pool of gRPC cli
 store by the actor that made it. Locally with `--num-cpus`; unchanged on a cluster with `--ray-address`.
 Resumable: a query whose result of this deployment's version is stored is skipped, and writes are idempotent.
 A line that fails (bad JSON, no query, a candidate the server refuses, no endpoint left) goes to the
-dead-letter file with its reason; the job goes on. Each actor sends one query at a time, so an endpoint has at
-most (actors / endpoints) queries in flight; an endpoint that answers UNAVAILABLE, or cannot be reached, is
+dead-letter file with its reason; the job goes on. Each actor keeps `--concurrency` queries in flight, so an
+endpoint has at most (actors x concurrency / endpoints); an endpoint that answers UNAVAILABLE, or cannot be reached, is
 left alone for `--backoff` seconds and the query tried on the next one.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -28,7 +29,7 @@ from typing import Any
 
 from clients.batch.chain import Chain, LineError, parse_line
 from clients.batch.results import DEFAULT_TTL_S, ResultStore, result_value
-from clients.rerank_client import RerankClient, RerankError
+from clients.rerank_client import AsyncRerankClient, RerankClient, RerankError
 from ensemble.rerank.outcome import RERANKER_FAILED
 
 RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "NOT_FOUND")
@@ -38,6 +39,8 @@ ACTOR_CPUS = 0.0
 """An actor mostly waits on its server: it reserves no CPU, so any number of them leaves the read tasks room
 (at 0.25 each, 8 actors would hold both CPUs of `--num-cpus 2`, no read task could run, and the job would hang)."""
 BLOCKS_PER_ACTOR = 8
+ACTOR_BATCHES = 2
+"""Batches an actor takes at once: the next one starts while the last queries of the other finish."""
 ENGINE_FAILED = RERANKER_FAILED
 """A fallback ranking because the re-ranker did not answer: not the day's result; tried elsewhere, else failed."""
 
@@ -52,6 +55,8 @@ class JobOptions:
     dead_letters: Path = Path("dead_letters.jsonl")
     k: int = 10
     actors: int = 2
+    concurrency: int = 4
+    """Queries each actor keeps in flight: actors x concurrency in all."""
     num_cpus: int | None = None
     ray_address: str = ""
     batch_size: int = 8
@@ -71,22 +76,34 @@ def open_results(options: JobOptions, version: str) -> ResultStore:
 
 
 class QueryWorker:
-    """One Ray actor: a gRPC client per endpoint, the retriever, the result store."""
+    """One Ray actor: an asyncio gRPC client per endpoint, the retriever, the result store. The queries of its
+    batches run concurrently, at most `options.concurrency` at a time: one process keeps many in flight, as a
+    load generator does, where a process per query would spend Ray's per-worker CPU many times over."""
 
     def __init__(self, options: JobOptions, version: str, retriever: Any) -> None:
         """`retriever`: built once by the driver (an index is shipped to every actor, not rebuilt by each)."""
         self.options = options
-        self.clients = {e: RerankClient(e, timeout_s=options.timeout_s) for e in options.endpoints}
+        self.version = version
         self.down_until = dict.fromkeys(options.endpoints, 0.0)
         self.turn = random.randrange(len(options.endpoints))  # actors start on different endpoints
         self.chain = Chain(retriever, k=options.k)
-        self.results = open_results(options, version)
+        self.clients: dict[str, AsyncRerankClient] | None = None
         self.cpu_at_start = time.process_time()  # imports and set-up are the job's start, not a query's cost
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+    def _open(self) -> None:
+        """On Ray's event loop, at the first batch: gRPC's asyncio channels and the store's connection belong to
+        the thread that uses them."""
+        if self.clients is None:
+            self.clients = {e: AsyncRerankClient(e, timeout_s=self.options.timeout_s) for e in self.options.endpoints}
+            self.results = open_results(self.options, self.version)
+            self.slots = asyncio.Semaphore(self.options.concurrency)
+
+    async def __call__(self, batch: dict[str, Any]):
+        self._open()
         texts = [str(t) for t in batch["text"] if str(t).strip()]
         if not texts:
-            return {key: [] for key in _row("skipped", "", "")}
+            yield {key: [] for key in _row("skipped", "", "")}
+            return
         parsed: list[Any] = []
         for text in texts:
             try:
@@ -95,39 +112,42 @@ class QueryWorker:
                 parsed.append(error)
         queries = [p.query for p in parsed if not isinstance(p, LineError)]
         stored = iter(self.results.stored(queries)) if queries else iter(())
-        rows = []
+        work = []
         for text, line in zip(texts, parsed):
             if isinstance(line, LineError):
-                rows.append(_row("failed", text, "", reason=str(line)))
+                work.append(_done(_row("failed", text, "", reason=str(line))))
             elif next(stored):
-                rows.append(_row("skipped", text, line.query))
+                work.append(_done(_row("skipped", text, line.query)))
             else:
-                rows.append(self._run(text, line))
-        return {key: [row[key] for row in rows] for key in rows[0]}
+                work.append(self._run(text, line))
+        rows = await asyncio.gather(*work)
+        yield {key: [row[key] for row in rows] for key in rows[0]}
 
-    def _run(self, text: str, line) -> dict[str, Any]:
-        tried = 0
-        while tried < len(self.options.endpoints):
-            endpoint = self.options.endpoints[self.turn % len(self.options.endpoints)]
-            self.turn += 1
+    async def _run(self, text: str, line) -> dict[str, Any]:
+        async with self.slots:
+            return await self._try_endpoints(text, line)
+
+    async def _try_endpoints(self, text: str, line) -> dict[str, Any]:
+        endpoints = self.options.endpoints
+        first = self.turn  # each query tries every endpoint once, from the next in turn
+        self.turn += 1
+        for step in range(len(endpoints)):
+            endpoint = endpoints[(first + step) % len(endpoints)]
             if time.monotonic() < self.down_until[endpoint]:
-                tried += 1
                 continue
             started = time.perf_counter()
             try:
-                plan, response = self.chain(self.clients[endpoint], line)
+                plan, response = await self.chain.run_async(self.clients[endpoint], line)
             except LineError as error:
                 return _row("failed", text, line.query, reason=str(error))
             except RerankError as error:
                 code = error.status.split(".")[-1]
                 if code in RETRYABLE or not code:
                     self.down_until[endpoint] = time.monotonic() + self.options.backoff_s
-                    tried += 1
                     continue
                 return _row("failed", text, line.query, reason=f"{code}: {error.message[:300]}")
             if response.get("fallback") and str(response.get("fallback_reason") or "").startswith(ENGINE_FAILED):
                 self.down_until[endpoint] = time.monotonic() + self.options.backoff_s
-                tried += 1
                 continue
             chain_s = time.perf_counter() - started
             self.results.put(line.query, result_value(line.query, response, plan, self.results.version))
@@ -139,6 +159,10 @@ class QueryWorker:
                         worker_cpu_s=time.process_time() - self.cpu_at_start)
         return _row("failed", text, line.query, reason="no endpoint answered (UNAVAILABLE, unreachable, "
                     "or its re-ranker failed)")
+
+
+async def _done(row: dict[str, Any]) -> dict[str, Any]:
+    return row
 
 
 def _row(status: str, text: str, query: str, *, reason: str = "", endpoint: str = "", outcome: str = "",
@@ -254,8 +278,9 @@ def run_job(options: JobOptions, *, progress: bool = True,
         ds = ray.data.read_text(path, override_num_blocks=blocks)
     results = ds.map_batches(QueryWorker, fn_constructor_kwargs={"options": options, "version": version,
                                                                  "retriever": retriever},
-                             compute=ray.data.ActorPoolStrategy(size=options.actors), batch_size=options.batch_size,
-                             num_cpus=ACTOR_CPUS)
+                             compute=ray.data.ActorPoolStrategy(size=options.actors,
+                                                                max_concurrent_calls_per_actor=ACTOR_BATCHES),
+                             batch_size=options.batch_size, num_cpus=ACTOR_CPUS)
     summary = Summary()
     started = time.monotonic()
     options.dead_letters.parent.mkdir(parents=True, exist_ok=True)
@@ -284,7 +309,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     retrieval.add_argument("--retriever-url", default="", help="an HTTP retriever (POST {query, k})")
     parser.add_argument("--k", type=int, default=10, help="documents retrieved per sub-query")
     parser.add_argument("--dead-letters", type=Path, default=Path("dead_letters.jsonl"))
-    parser.add_argument("--actors", type=int, default=2, help="concurrent queries (gRPC clients) in all")
+    parser.add_argument("--actors", type=int, default=2, help="Ray actors (processes), each with a gRPC client "
+                        "per endpoint")
+    parser.add_argument("--concurrency", type=int, default=JobOptions.concurrency,
+                        help="queries each actor keeps in flight (actors x concurrency in all)")
     parser.add_argument("--batch-size", type=int, default=JobOptions.batch_size, help="queries an actor takes at a time")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--ray-address", default="", help="an existing Ray cluster (e.g. ray://head:10001)")
@@ -296,7 +324,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     options = JobOptions(args.queries, args.store, tuple(e.strip() for e in args.server.split(",") if e.strip()),
                          corpus=args.corpus.resolve() if args.corpus else None, retriever_url=args.retriever_url,
-                         dead_letters=args.dead_letters, k=args.k, actors=args.actors, num_cpus=args.num_cpus,
+                         dead_letters=args.dead_letters, k=args.k, actors=args.actors,
+                         concurrency=args.concurrency, num_cpus=args.num_cpus,
                          batch_size=args.batch_size,
                          ray_address=args.ray_address, ttl_s=args.ttl_hours * 3600, backoff_s=args.backoff,
                          store_base=Path.cwd())
