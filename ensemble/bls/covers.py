@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from ensemble.bls.caller import CoverItem, ModelCaller, SubCallError
+from ensemble.cover.answer import ReadGrade
 from ensemble.cover.grade_cache import CoverGradeCache, grade_key
 from ensemble.cover.grade_store import GradeRef, GradeStore
 from ensemble.cover.request import CoverTask
@@ -73,6 +74,8 @@ class CoverReport:
     store: dict[str, Any]
     pending: Callable[[], object] | None = None
     """The write-back still to run, when it was not written at once."""
+    reads: list[str] = field(default_factory=list)
+    """Grades the model said in words, and how each was read (``candidates[2] relevance: grade read out of ...``)."""
 
 
 class CoverGrading:
@@ -145,6 +148,7 @@ class CoverGrading:
                       "deduplicated": len(keys) - len(set(keys))}
         store_info = {"enabled": self.store is not None, "hits": len(stored), "written": written, "queued": queued}
         errors: list[str] = []
+        reads: list[str] = []
         for (index, task), key in zip(calls, keys):
             if key in known:
                 grades[index].set(task, known[key], GradeSource.CACHE)
@@ -163,7 +167,9 @@ class CoverGrading:
                 grades[index].set(task, None, GradeSource.FAILED)
                 continue
             grades[index].set(task, result, GradeSource.MODEL if result is not None else GradeSource.MODEL_UNUSABLE)
-        return CoverReport(grades, errors, cache_info, store_info, pending)
+            if isinstance(result, ReadGrade):
+                reads.append(f"candidates[{index}] {task.value}: {result.read}")
+        return CoverReport(grades, errors, cache_info, store_info, pending, reads)
 
     def _from_store(self, query: str, keys: list[tuple], first: dict[tuple, tuple[int, CoverTask]],
                     digests: list[bytes | None]) -> dict[tuple, int]:

@@ -95,6 +95,7 @@ class Orchestrator:
             "versions": self.versions,
             "cover_grades": [g.to_json_dict(c.id) for c, g in zip(request.candidates, covers.grades)],
             "cover_errors": covers.errors,
+            "cover_reads": covers.reads,
             "cover_cache": covers.cache,
             "cover_store": covers.store,
             "timings_ms": {"covers": _ms(graded - started), "rerank": _ms(done - graded),

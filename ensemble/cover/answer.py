@@ -23,6 +23,24 @@ class GradeReport:
     """How a grade that was not a bare number was read (``grade read out of "Rating 4: ..."``); "" when bare."""
 
 
+class ReadGrade(int):
+    """A grade read out of words around it, as an int that also says how (`read`): the BLS reports it."""
+
+    read: str
+
+    def __new__(cls, value: int, read: str) -> ReadGrade:
+        grade = super().__new__(cls, value)
+        grade.read = read
+        return grade
+
+
+def usable_grade(report: GradeReport) -> int | None:
+    """The report's grade for the pipeline: None, a plain int, or a `ReadGrade` when it was read leniently."""
+    if report.grade is None:
+        return None
+    return ReadGrade(report.grade, report.read) if report.read else report.grade
+
+
 _GRADE_PREFIXES = ("rating", "grade", "score")
 _NUMBER = re.compile(r"[+-]?\d{1,6}(?:\.\d{1,6})?")
 

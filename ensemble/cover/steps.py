@@ -12,7 +12,7 @@ from ensemble import tensors as T
 from ensemble.arrays import Arrays, as_bytes, scalar_bytes, stack_rows
 from ensemble.config import PipelineConfig
 from ensemble.constraint import AnswerConstraint, AnswerKind
-from ensemble.cover.answer import parse_grade
+from ensemble.cover.answer import parse_grade, usable_grade
 from ensemble.cover.grade_cache import image_key
 from ensemble.cover.image import CheckedImages
 from ensemble.cover.prompt import build_cover_prompt, cover_template
@@ -86,4 +86,4 @@ class CoverPost(PostStep):
         ids, lengths = outputs["output_ids"], outputs["sequence_length"]
         rows = ids.reshape(len(ids), -1, ids.shape[-1])[:, 0].tolist()  # beam 0 of every row, in one conversion
         lengths = lengths.reshape(len(lengths), -1)[:, 0].tolist()
-        return [parse_grade(self.detokenize(row[:length])).grade for row, length in zip(rows, lengths)]
+        return [usable_grade(parse_grade(self.detokenize(row[:length]))) for row, length in zip(rows, lengths)]

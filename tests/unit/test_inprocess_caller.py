@@ -161,6 +161,8 @@ def test_answers_said_in_prose_are_used_and_each_reading_is_in_the_response(toke
     assert ranked == [f"doc-{i}" for i in (3, 2, 1, 0)] and not response["fallback"] and not response["valid"]
     assert [r["kind"] for r in response["repairs"]] == ["read_bracketed"]
     assert response["cover_grades"][0]["relevance"] == 3
+    assert response["cover_reads"] == ["candidates[0] relevance: grade read out of 'Rating 3: Relevant'",
+                                       "candidates[0] quality: grade read out of 'Rating 3: Relevant'"]
     # ...and counted for the metrics port (ensemble/outcome_counts.py)
     counts = orchestrator.counts
     assert counts.answers == {("repaired",): 1} and counts.repairs == {("read_bracketed",): 1}
