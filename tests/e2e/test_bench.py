@@ -65,7 +65,8 @@ def test_overhead_bench_compares_servers_side_by_side(tmp_path, capsys):
     waits in place. Both answer every request validly (the bench asserts it) and get a row each."""
     from bench.overhead import main
 
-    assert main(["--requests", "3", "--warmup", "1", "--modes", "engines:bls_waits_in_place=false",
+    # Warm-up of 4: the CPU profile runs two instances per engine slot, each cold on its first calls.
+    assert main(["--requests", "3", "--warmup", "4", "--modes", "engines:bls_waits_in_place=false",
                  "--baseline", str(ROOT), "--cache", str(CACHE), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith(("  engines", "  baseline"))][:2]

@@ -47,5 +47,5 @@ def test_position_bias_check(grpc_url, tmp_path):
     rerank, _ = make_eval_set(tmp_path, per_type=1, candidates=(4, 4))
     out = rmr_eval("--set", str(rerank), "--server", grpc_url, "--shuffles", "2", "--limit", "2")
     line = next(line for line in out.splitlines() if line.startswith("position bias"))
-    value = float(line.split("input order) ")[1].split()[0])
+    value = float(line.split("input order) ")[1].split()[0].rstrip(","))
     assert 0.0 <= value <= 1.0
