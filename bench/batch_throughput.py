@@ -106,7 +106,8 @@ class CpuSampler:
                     last[pid] = cpu
         out: dict[str, float] = {}
         for pid in last:
-            out[self.names.get(pid, str(pid))] = out.get(self.names.get(pid, str(pid)), 0.0) + last[pid] - first[pid]
+            name = self.names.get(pid, str(pid))
+            out[name] = out.get(name, 0.0) + last[pid] - first[pid]
         return out
 
 

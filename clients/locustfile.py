@@ -50,7 +50,7 @@ def _setup(environment, **_kwargs) -> None:
         from clients.batch.chain import Chain, parse_line
         from clients.batch.retrieval import LocalIndex
 
-        lines = [line for line in open(options.day, encoding="utf-8").read().splitlines() if line.strip()]
+        lines = [line for line in Path(options.day).read_text(encoding="utf-8").splitlines() if line.strip()]
         _state["day"] = [parse_line(line) for line in lines]
         _state["chain"] = Chain(LocalIndex(Path(options.corpus)) if options.corpus else None)
         TritonUser.schedule = [T1_CHAIN]

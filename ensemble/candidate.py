@@ -66,3 +66,8 @@ class Candidate(BaseModel):
         if not EARLIEST <= utc < LATEST:
             raise ValueError(_TIME_RULE)
         return value if value.tzinfo is not None else utc
+
+
+REQUEST_FIELDS = frozenset(Candidate.model_fields)
+"""The keys a re-rank request's candidate may carry: what a client keeps of a richer document (a corpus row,
+a labelled candidate with its `cover_path`) before it sends it."""

@@ -8,6 +8,7 @@ The re-rank's prompt ids are positions 1..n of `candidate_ids`; the label ranks 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -63,7 +64,7 @@ def rerank_reward(completion: str, candidate_ids: Sequence[str], label: Sequence
     and positions outside 1..n are dropped and missing ids are not filled in, so a repaired list is scored
     as the model wrote it (format 0.2) and its task reward shows what it left out."""
     if weights is None or p is None:
-        configured, configured_p = load_weights()
+        configured, configured_p = _configured_weights()
         weights, p = weights or configured, configured_p if p is None else p
     answer = strict_answer(completion)
     if not answer or not _ID_LIST.fullmatch(answer):
@@ -80,9 +81,24 @@ def rerank_reward(completion: str, candidate_ids: Sequence[str], label: Sequence
     return Reward(PERMUTATION_REWARD_VALID if valid else PERMUTATION_REWARD_REPAIRED, task)
 
 
+def _weights_source(path: str | Path | None = None) -> Path:
+    return Path(path or os.environ.get(WEIGHTS_ENV) or WEIGHTS_FILE)
+
+
+def _configured_weights() -> tuple[RerankRewardWeights, float]:
+    """`load_weights()`, read again only when the file named changes: a trainer scores thousands of completions."""
+    source = _weights_source()
+    return _weights_of(str(source), source.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_of(path: str, mtime_ns: int) -> tuple[RerankRewardWeights, float]:
+    return load_weights(path)
+
+
 def load_weights(path: str | Path | None = None) -> tuple[RerankRewardWeights, float]:
     """(γ1..γ5, RBO's p) from `path`, else $RMR_REWARD_WEIGHTS, else rewards/weights.toml."""
-    source = Path(path or os.environ.get(WEIGHTS_ENV) or WEIGHTS_FILE)
+    source = _weights_source(path)
     table = tomllib.loads(source.read_text(encoding="utf-8")).get("rerank", {})
     p = float(table.pop("rbo_p", DEFAULT_RBO_P))
     unknown = set(table) - set(RerankRewardWeights.__dataclass_fields__)

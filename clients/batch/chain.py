@@ -10,10 +10,8 @@ from typing import Any
 
 from clients.batch.retrieval import Retriever
 from clients.rerank_client import AsyncRerankClient, RerankClient
-from ensemble.candidate import Candidate
+from ensemble.candidate import REQUEST_FIELDS
 from ensemble.merge import merge_candidates
-
-CANDIDATE_FIELDS = frozenset(Candidate.model_fields)
 
 
 class LineError(ValueError):
@@ -84,4 +82,4 @@ class Chain:
             path = candidate.get("cover_path")
             if path and Path(path).is_file():
                 covers[str(candidate["id"])] = Path(path).read_bytes()
-        return [{k: v for k, v in c.items() if k in CANDIDATE_FIELDS} for c in merged], covers
+        return [{k: v for k, v in c.items() if k in REQUEST_FIELDS} for c in merged], covers

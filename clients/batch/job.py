@@ -22,9 +22,9 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from clients.batch.chain import Chain, LineError, parse_line
@@ -88,7 +88,6 @@ class QueryWorker:
         self.turn = random.randrange(len(options.endpoints))  # actors start on different endpoints
         self.chain = Chain(retriever, k=options.k)
         self.clients: dict[str, AsyncRerankClient] | None = None
-        self.cpu_at_start = time.process_time()  # imports and set-up are the job's start, not a query's cost
 
     def _open(self) -> None:
         """On Ray's event loop, at the first batch: gRPC's asyncio channels and the store's connection belong to
@@ -155,8 +154,7 @@ class QueryWorker:
             outcome = "fallback" if response.get("fallback") else "valid" if response.get("valid") else "repaired"
             return _row("done", text, line.query, endpoint=endpoint, outcome=outcome,
                         from_store=sources["store"] + sources["cache"], from_model=sources["model"],
-                        chain_s=chain_s, store_s=time.perf_counter() - started - chain_s,
-                        worker_cpu_s=time.process_time() - self.cpu_at_start)
+                        chain_s=chain_s, store_s=time.perf_counter() - started - chain_s)
         return _row("failed", text, line.query, reason="no endpoint answered (UNAVAILABLE, unreachable, "
                     "or its re-ranker failed)")
 
@@ -166,14 +164,12 @@ async def _done(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _row(status: str, text: str, query: str, *, reason: str = "", endpoint: str = "", outcome: str = "",
-         from_store: int = 0, from_model: int = 0, chain_s: float = 0.0, store_s: float = 0.0,
-         worker_cpu_s: float = 0.0) -> dict[str, Any]:
+         from_store: int = 0, from_model: int = 0, chain_s: float = 0.0, store_s: float = 0.0) -> dict[str, Any]:
     """`chain_s`: the seconds of the successful chain call (plan, retrieval, re-rank); `store_s`: writing its
-    result. The rest of an actor's time is the job's own (Ray Data, the lookup of stored results, retries)."""
+    result; `worker`: the actor's process. Benchmarks time the job from them (run_job's `on_row`)."""
     return {"status": status, "text": text if status == "failed" else "", "query": query, "reason": reason,
             "endpoint": endpoint, "outcome": outcome, "from_store": from_store, "from_model": from_model,
-            "chain_s": chain_s, "store_s": store_s, "finished_at": time.time(), "worker": os.getpid(),
-            "worker_cpu_s": worker_cpu_s}
+            "chain_s": chain_s, "store_s": store_s, "finished_at": time.time(), "worker": os.getpid()}
 
 
 @dataclass
@@ -183,28 +179,9 @@ class Summary:
     outcomes: Counter = field(default_factory=Counter)
     endpoints: Counter = field(default_factory=Counter)
     grades: Counter = field(default_factory=Counter)
-    first_done: float = 0.0
-    last_done: float = 0.0
-    chain_s: float = 0.0
-    """Seconds spent in the chain by all actors, over the queries done."""
-    store_s: float = 0.0
-    """Seconds spent writing those queries' results."""
-    worker_cpu_s: dict[int, float] = field(default_factory=dict)
-    """Each actor process's CPU seconds from its set-up to its last query done (its per-query client cost)."""
-
-    @property
-    def steady_rate(self) -> float:
-        """Queries done per second from the first result to the last (start-up and planning left out)."""
-        span = self.last_done - self.first_done
-        return (self.statuses["done"] - 1) / span if span > 0 else 0.0
 
     def add(self, row: dict[str, Any]) -> None:
         self.statuses[row["status"]] += 1
-        pid = int(row["worker"])
-        self.worker_cpu_s[pid] = max(self.worker_cpu_s.get(pid, 0.0), float(row["worker_cpu_s"]))
-        if row["status"] == "done":
-            self.first_done = min(self.first_done or row["finished_at"], row["finished_at"])
-            self.last_done = max(self.last_done, row["finished_at"])
         if row["status"] == "failed":
             self.reasons[row["reason"].split(" (")[0][:80]] += 1
         if row["status"] == "done":
@@ -212,8 +189,6 @@ class Summary:
             self.endpoints[row["endpoint"]] += 1
             self.grades["store"] += int(row["from_store"])
             self.grades["model"] += int(row["from_model"])
-            self.chain_s += float(row["chain_s"])
-            self.store_s += float(row["store_s"])
 
     def lines(self, seconds: float) -> list[str]:
         total = sum(self.statuses.values())

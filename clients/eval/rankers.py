@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from clients.eval.labelled import LabelledQuery
-from ensemble.candidate import Candidate
+from ensemble.candidate import REQUEST_FIELDS, Candidate
 from ensemble.fallback import fallback_order
-
-RERANK_FIELDS = frozenset(Candidate.model_fields)
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "full": {},
@@ -39,7 +37,7 @@ def floor(name: str, seed: int = 0) -> Ranking:
             return ids, {}
         if name == "random":
             return rng.sample(ids, len(ids)), {}
-        parsed = [Candidate.model_validate({k: v for k, v in c.items() if k in RERANK_FIELDS}) for c in candidates]
+        parsed = [Candidate.model_validate({k: v for k, v in c.items() if k in REQUEST_FIELDS}) for c in candidates]
         return [ids[i - 1] for i in fallback_order(item.query, parsed)], {}
 
     if name not in FLOORS:
@@ -55,7 +53,7 @@ def deployment(client: Any, ablation: str = "full") -> Ranking:
     def rank(item: LabelledQuery, candidates: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
         request, covers = [], {}
         for candidate in candidates:
-            fields = {k: v for k, v in candidate.items() if k in RERANK_FIELDS}
+            fields = {k: v for k, v in candidate.items() if k in REQUEST_FIELDS}
             if covers_off:
                 fields.pop("cover_relevance", None)
                 fields.pop("cover_quality", None)

@@ -142,9 +142,7 @@ class Orchestrator:
             reason = "no time left for the re-rank"
         except TimeoutError:
             reason = "the re-rank did not answer in time"
-        order = tuple(fallback_order(request.query, request.candidates))
-        outcome = RerankOutcome.fallen_back(order, f"{DEADLINE_REASON}: {reason} (budget {budget_s * 1000:.0f} ms)")
-        return RerankAnswer([request.candidates[i - 1].id for i in order], outcome)
+        return _fallen_back(request, f"{DEADLINE_REASON}: {reason} (budget {budget_s * 1000:.0f} ms)")
 
     async def _rerank(self, request: RerankRequest) -> RerankAnswer:
         try:
@@ -152,9 +150,13 @@ class Orchestrator:
         except SubCallError as error:
             if error.is_request_error:
                 raise RequestError("request", error.message) from None
-            order = tuple(fallback_order(request.query, request.candidates))
-            outcome = RerankOutcome.fallen_back(order, f"{RERANKER_FAILED}: {error.code}: {error.message}")
-            return RerankAnswer([request.candidates[i - 1].id for i in order], outcome)
+            return _fallen_back(request, f"{RERANKER_FAILED}: {error.code}: {error.message}")
+
+
+def _fallen_back(request: RerankRequest, reason: str) -> RerankAnswer:
+    """The fallback ranker's order, with why no model answer is used."""
+    order = tuple(fallback_order(request.query, request.candidates))
+    return RerankAnswer([request.candidates[i - 1].id for i in order], RerankOutcome.fallen_back(order, reason))
 
 
 def _not_reranked(request: RerankRequest) -> RerankAnswer:

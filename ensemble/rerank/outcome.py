@@ -19,6 +19,9 @@ DEADLINE = "deadline"
 """The start of the fallback reason when the request's time budget ran out before the re-rank answered."""
 FALLBACK_KINDS = {NO_USABLE_RANKING: "no_usable_ranking", RERANKER_FAILED: "reranker_failed", DEADLINE: DEADLINE}
 """Fallback reasons (their start) -> a bounded label for metrics."""
+OTHER_FALLBACK = "other"
+"""The label of a fallback reason none of FALLBACK_KINDS starts."""
+FALLBACK_LABELS = (*FALLBACK_KINDS.values(), OTHER_FALLBACK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +47,7 @@ class RerankOutcome:
         if not self.fallback:
             return None
         reason = self.fallback_reason or ""
-        return next((kind for start, kind in FALLBACK_KINDS.items() if reason.startswith(start)), "other")
+        return next((kind for start, kind in FALLBACK_KINDS.items() if reason.startswith(start)), OTHER_FALLBACK)
 
     @classmethod
     def from_report(cls, report: PermutationReport, *, output_tokens: int, thinking_budget: int,

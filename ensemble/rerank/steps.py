@@ -3,6 +3,7 @@ The BLS runs the same objects in its own process (ensemble/bls/inprocess.py)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -68,9 +69,10 @@ class RerankPost(PostStep):
         if not ids:
             raise RequestError("candidate_ids", "must hold at least one id")
         raw = scalar_bytes(inputs, "request")
-        # The request is parsed again only when its own budget must be reported, or a repair needs it.
-        budget = parse_rerank_request(raw).options.thinking_budget if b"thinking_budget" in raw else None
-        outcome = self.outcome(inputs, len(ids), lambda: parse_rerank_request(raw), thinking_budget=budget)
+        # The request is parsed again, once, only when its own budget must be reported or a repair needs it.
+        request = functools.cache(lambda: parse_rerank_request(raw))
+        budget = request().options.thinking_budget if b"thinking_budget" in raw else None
+        outcome = self.outcome(inputs, len(ids), request, thinking_budget=budget)
         return {"ranked_ids": np.array(ranked(ids, outcome), dtype=np.object_),
                 "result": as_bytes(json.dumps(outcome.to_json_dict(), ensure_ascii=False))}
 

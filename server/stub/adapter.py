@@ -179,49 +179,51 @@ def error_code_name(error: Any) -> str:
     return codes.get(error.code(), "UNKNOWN")
 
 
-class HistogramExport:
+class _FamilyExport:
+    """A Triton custom metric family and its series, one per label tuple, made on first use."""
+
+    def __init__(self, name: str, description: str, label_names: Sequence[str], kind: Any, **series: Any) -> None:
+        self.family = pb_utils.MetricFamily(name=name, description=description, kind=kind)
+        self.label_names = tuple(label_names)
+        self._series_args = series
+        self._metrics: dict[tuple, Any] = {}
+
+    def series(self, labels: tuple) -> Any:
+        metric = self._metrics.get(labels)
+        if metric is None:
+            metric = self.family.Metric(labels=dict(zip(self.label_names, labels)), **self._series_args)
+            self._metrics[labels] = metric
+        return metric
+
+
+class HistogramExport(_FamilyExport):
     """Observations kept in Python, each published to a Triton custom histogram when the metrics are flushed: the
     stub-to-server call per observation leaves the request path (server/stub/metrics.py)."""
 
     def __init__(self, name: str, description: str, label_names: Sequence[str], buckets: Sequence[float]) -> None:
-        self.family = pb_utils.MetricFamily(name=name, description=description,
-                                            kind=pb_utils.MetricFamily.HISTOGRAM)
-        self.label_names = tuple(label_names)
-        self.buckets = list(buckets)
-        self._metrics: dict[tuple, Any] = {}
+        super().__init__(name, description, label_names, pb_utils.MetricFamily.HISTOGRAM, buckets=list(buckets))
 
     def publish(self, observations: Sequence[tuple[tuple, float]]) -> None:
         for labels, value in observations:
-            metric = self._metrics.get(labels)
-            if metric is None:
-                metric = self.family.Metric(labels=dict(zip(self.label_names, labels)), buckets=self.buckets)
-                self._metrics[labels] = metric
-            metric.observe(value)
+            self.series(labels).observe(value)
 
 
-class CounterExport:
+class CounterExport(_FamilyExport):
     """Counts kept in Python (label tuple -> running total) published as a Triton custom counter family."""
 
     def __init__(self, name: str, description: str, label_names: Sequence[str]) -> None:
-        self.family = pb_utils.MetricFamily(name=name, description=description, kind=pb_utils.MetricFamily.COUNTER)
-        self.label_names = tuple(label_names)
-        self._metrics: dict[tuple, Any] = {}
+        super().__init__(name, description, label_names, pb_utils.MetricFamily.COUNTER)
         self._published: dict[tuple, int] = {}
 
     def declare(self, label_sets: Sequence[tuple]) -> None:
         """Series that exist at 0 from the start, so that rates and alerts on them work before the first event."""
         for labels in label_sets:
-            if labels not in self._metrics:
-                self._metrics[labels] = self.family.Metric(labels=dict(zip(self.label_names, labels)))
+            self.series(labels)
 
     def publish(self, totals: dict[tuple, int]) -> None:
         for labels, total in totals.items():
             delta = total - self._published.get(labels, 0)
             if delta <= 0:
                 continue
-            metric = self._metrics.get(labels)
-            if metric is None:
-                metric = self.family.Metric(labels=dict(zip(self.label_names, labels)))
-                self._metrics[labels] = metric
-            metric.increment(delta)
+            self.series(labels).increment(delta)
             self._published[labels] = total

@@ -31,7 +31,7 @@ from ensemble.version import Versions, checkpoint_identity, grade_version
 from ensemble.names import STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
 from ensemble.outcome_counts import ANSWER_KINDS, OutcomeCounts
 from ensemble.rerank.answer import RepairKind
-from ensemble.rerank.outcome import FALLBACK_KINDS, RerankOutcome
+from ensemble.rerank.outcome import FALLBACK_LABELS, RerankOutcome
 from ensemble.rerank.request import RerankRequest
 from ensemble.tensors import VLM_SLOT, llm_slot
 from ensemble.tokenizer import load_tokenizer
@@ -190,7 +190,7 @@ class OutcomeMetrics:
         self.grades = CounterExport(Metric.COVER_GRADES, "Cover grades in responses by task and source",
                                     ("model", "task", "source"))
         self.answers.declare([(model, kind) for kind in ANSWER_KINDS])
-        self.fallbacks.declare([(model, kind) for kind in (*FALLBACK_KINDS.values(), "other")])
+        self.fallbacks.declare([(model, kind) for kind in FALLBACK_LABELS])
         self.repairs.declare([(model, kind.value) for kind in RepairKind])
         self.cut.declare([(model, "rerank")])
         self.latency = (HistogramExport(Metric.ENGINE_CALL_SECONDS, "Engine calls as the BLS waits for them",
