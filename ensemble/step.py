@@ -7,7 +7,7 @@ restores the batch dimension and turns a `RequestError` into INVALID_ARGUMENT fo
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from ensemble.template import RenderedPrompt
 from ensemble.tensors import Interface
 from ensemble.tokenizer import STOP_WORDS, Detokenizer, special_ids
 from ensemble.words import to_word_list
+
+if TYPE_CHECKING:
+    from ensemble.outcome_counts import OutcomeCounts
 
 _GREEDY = np.array([1], dtype=np.int32)
 FORCED_TAG_TOKENS = 16
@@ -63,7 +66,7 @@ class PreStep:
             "stop_words_list": self._stop,
             "runtime_top_k": _GREEDY,
             "guided_decoding_guide_type": as_bytes("regex"),
-            "guided_decoding_guide": as_bytes(constraint.regex),
+            "guided_decoding_guide": as_bytes(constraint.output_regex(budget)),
             "thinking_budget": np.array([budget], dtype=np.int32),
             "answer_constraint": as_bytes(str(enforced)),
         }
@@ -74,10 +77,14 @@ class PostStep:
 
     interface: ClassVar[Interface]
 
+    counts_outcomes: ClassVar[bool] = False
+    """Whether its answers feed the outcome metrics (valid / repaired / fallback): set `counts` to collect them."""
+
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.detokenize = Detokenizer(tokenizer)
         self.vocab_size = len(tokenizer)
+        self.counts: OutcomeCounts | None = None
 
     def generated_text(self, inputs: Arrays) -> tuple[str, list[int]]:
         """Decoded output of beam 0 and its token ids."""

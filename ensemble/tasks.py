@@ -31,3 +31,11 @@ def step_class(model: str) -> type[PreStep] | type[PostStep]:
             return task.step_classes()[model]
     known = [name for task in TASKS for name in task.step_classes()]
     raise KeyError(f"no task has a step model {model!r}; known: {known}")
+
+
+def entry_of(model: str) -> str:
+    """The entry point (ensemble) a step model serves in: outcome metrics carry it, as the BLS's carry its own."""
+    for task in TASKS:
+        if model in task.step_classes():
+            return task.models.entry
+    raise KeyError(f"no task has a step model {model!r}")

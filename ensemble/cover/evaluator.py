@@ -13,6 +13,7 @@ import numpy as np
 
 from ensemble.arrays import Arrays, as_bytes, scalar_bytes
 from ensemble.bls.caller import SubCallError
+from ensemble.bls.covers import GradeSource
 from ensemble.bls.inprocess import EngineCaller, Slot
 from ensemble.config import PipelineConfig
 from ensemble.cover.grade_cache import image_key
@@ -20,6 +21,7 @@ from ensemble.cover.grade_store import GradeRef, GradeStore
 from ensemble.cover.request import CoverRequest, check_cover_limits, parse_cover_request
 from ensemble.cover.steps import CoverPost, CoverPre
 from ensemble.errors import RequestError
+from ensemble.outcome_counts import OutcomeCounts
 
 
 class CoverEvaluator:
@@ -31,6 +33,8 @@ class CoverEvaluator:
         self.engines = engines
         self.slot = slot
         self.store = store
+        self.counts = OutcomeCounts()
+        """Grades answered, by task and source (GradeSource's names), for the entry's outcome metrics."""
 
     def parse(self, row: Arrays) -> tuple[CoverRequest, bytes, GradeRef]:
         """One row's request, image and grade reference; raises RequestError naming the input."""
@@ -48,6 +52,7 @@ class CoverEvaluator:
         results: list[Arrays | Exception] = [
             {"grade": np.array([stored[i]], dtype=np.int32), "reasoning": as_bytes("")} if i in stored else None
             for i in range(len(rows))]  # type: ignore[misc]
+        self.counts.cover_grades((rows[i][0].task.value, GradeSource.STORE.value) for i in stored)
         if todo:
             try:
                 batch = self.pre.engine_batch([(rows[i][0].task, rows[i][0].query, rows[i][1]) for i in todo],
@@ -68,6 +73,8 @@ class CoverEvaluator:
                                     "sequence_length": out["sequence_length"][row]})
                 results[i] = answer
                 grade = int(answer["grade"][0])
+                source = GradeSource.MODEL if grade else GradeSource.MODEL_UNUSABLE
+                self.counts.cover_grades([(rows[i][0].task.value, source.value)])
                 if grade:
                     graded.append((rows[i][2], grade))
             if self.store is not None and graded:

@@ -58,6 +58,7 @@ class RerankPost(PostStep):
     """The post step reads the request again only when a repair needs the fallback ranker's order."""
 
     interface = Interface(T.ENGINE_OUT + (T.CANDIDATE_IDS, T.REQUEST), (T.RANKED_IDS, T.RESULT))
+    counts_outcomes = True
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
         super().__init__(config, tokenizer)
@@ -73,6 +74,8 @@ class RerankPost(PostStep):
         request = functools.cache(lambda: parse_rerank_request(raw))
         budget = request().options.thinking_budget if b"thinking_budget" in raw else None
         outcome = self.outcome(inputs, len(ids), request, thinking_budget=budget)
+        if self.counts is not None:
+            self.counts.rerank(outcome)
         return {"ranked_ids": np.array(ranked(ids, outcome), dtype=np.object_),
                 "result": as_bytes(json.dumps(outcome.to_json_dict(), ensure_ascii=False))}
 

@@ -177,7 +177,8 @@ class OutcomeMetrics:
     """What the answers and grades were (ensemble/outcome_counts.py) and the engine-call latency histogram, as
     Triton metrics labelled with the entry point that served them."""
 
-    def __init__(self, model: str, counts: OutcomeCounts, times: StepTimes | None) -> None:
+    def __init__(self, model: str, counts: OutcomeCounts, times: StepTimes | None, *, ranks: bool = True) -> None:
+        """`ranks`: the model answers re-rank requests, so its answer series exist at 0 from the start."""
         self.model = model
         self.counts = counts
         self.times = times
@@ -189,10 +190,11 @@ class OutcomeMetrics:
                                  ("model", "task"))
         self.grades = CounterExport(Metric.COVER_GRADES, "Cover grades in responses by task and source",
                                     ("model", "task", "source"))
-        self.answers.declare([(model, kind) for kind in ANSWER_KINDS])
-        self.fallbacks.declare([(model, kind) for kind in FALLBACK_LABELS])
-        self.repairs.declare([(model, kind.value) for kind in RepairKind])
-        self.cut.declare([(model, "rerank")])
+        if ranks:
+            self.answers.declare([(model, kind) for kind in ANSWER_KINDS])
+            self.fallbacks.declare([(model, kind) for kind in FALLBACK_LABELS])
+            self.repairs.declare([(model, kind.value) for kind in RepairKind])
+            self.cut.declare([(model, "rerank")])
         self.latency = (HistogramExport(Metric.ENGINE_CALL_SECONDS, "Engine calls as the BLS waits for them",
                                         ("model", "engine"), ENGINE_CALL_BUCKETS) if times is not None else None)
 

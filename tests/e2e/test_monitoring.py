@@ -62,3 +62,26 @@ def test_responses_and_request_log_lines_name_the_versions(client, server, sampl
     tag = (f"[model_version={versions['model_version']} reranker={versions['reranker_checkpoint']} "
            f"vlm={versions['vlm_checkpoint']} prompts={versions['prompts']} profile=cpu]")
     assert tag in server.log_tail(200000), "the BLS's log lines carry the versions"
+
+
+def test_the_direct_entry_points_count_their_own_outcomes(client, server, sample):
+    """`reranker` (the ensemble's post step) and `cover_evaluator` count under their own names, as the BLS does."""
+    data, candidates, covers = sample
+    time.sleep(METRICS_FLUSH_S + 0.5)
+    before = scrape(server)
+    result = client.rerank_step(data["query"], candidates[:4])
+    kind = "fallback" if result.response["fallback"] else "valid" if result.response["valid"] else "repaired"
+    client.evaluate_cover(next(iter(covers.values())), task="quality")
+    deadline = time.monotonic() + METRICS_FLUSH_S + 5
+    while True:  # the step publishes as it answers; the cover entry at most METRICS_FLUSH_S later
+        after = scrape(server)
+        answers = (value(after, "rmr_rerank_answers_total", model="reranker", kind=kind)
+                   - value(before, "rmr_rerank_answers_total", model="reranker", kind=kind))
+        grades = (value(after, "rmr_cover_grades_total", model="cover_evaluator", task="quality")
+                  - value(before, "rmr_cover_grades_total", model="cover_evaluator", task="quality"))
+        if (answers >= 1 and grades >= 1) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert (answers, grades) == (1, 1)
+    assert not [line for line in after.splitlines()  # it ranks nothing, so it declares no answer series
+                if line.startswith("rmr_rerank_answers_total{") and 'model="cover_evaluator"' in line]

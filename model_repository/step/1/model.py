@@ -1,9 +1,11 @@
 """A pre or post step of a task ensemble; the `step` parameter names the step model (ensemble/tasks.py)."""
 
 from ensemble.names import Param
-from ensemble.tasks import step_class
+from ensemble.outcome_counts import OutcomeCounts
+from ensemble.tasks import entry_of, step_class
 from ensemble.tokenizer import load_tokenizer
 from server.stub.adapter import ModelContext, run_each
+from server.stub.bls import OutcomeMetrics
 
 
 class TritonPythonModel:
@@ -12,6 +14,13 @@ class TritonPythonModel:
         step = step_class(self.context.param(Param.STEP))
         tokenizer = load_tokenizer(self.context.path(Param.TOKENIZER_DIR))
         self.step = step(self.context.pipeline_config(), tokenizer)
+        self.outcomes = None
+        if getattr(step, "counts_outcomes", False):  # a post step whose answers the operator alerts on
+            self.step.counts = OutcomeCounts()
+            self.outcomes = OutcomeMetrics(entry_of(self.context.name), self.step.counts, None)
 
     def execute(self, requests):
-        return run_each(requests, self.step, self.step.interface, self.context)
+        responses = run_each(requests, self.step, self.step.interface, self.context)
+        if self.outcomes is not None:
+            self.outcomes.publish()  # a handful of counter updates, only those that moved
+        return responses
