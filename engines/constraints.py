@@ -187,3 +187,47 @@ class ConstraintProcessor:
             scores[torch.tensor(sorted(set(kept_rows)), device=scores.device)] = -torch.inf
             scores[rows, ids] = keep
         return scores
+
+
+class LlmApiBudget:
+    """Budget forcing for TensorRT-LLM's LLM API: a logits processor of `tensorrt_llm.sampling_params.LogitsProcessor`'s
+    call signature (one request; logits [1, 1, vocab]; the request's token ids so far), per request.
+
+    It drives one RowState without an answer constraint: it counts the reasoning and, at the budget, forces
+    ``</thinking>\\n<answer>``; the answer's format is the guided-decoding regex's job (xgrammar, in C++). The same
+    division as NVIDIA Dynamo's thinking-budget processor on TensorRT-LLM. Forcing a sequence needs each forced
+    token in `token_ids` before the next step: the slot runs the LLM API without its overlap scheduler."""
+
+    def __init__(self, state: RowState, tokenizer: Any) -> None:
+        if state.constraint:
+            raise ValueError("the answer is constrained by the guided-decoding regex; give the budget alone")
+        self.state = state
+        self._decode = fast_decode(tokenizer)
+        self._seen: int | None = None
+
+    def __call__(self, req_id: int, logits, token_ids: Sequence[Sequence[int]], stream_ptr: int | None,
+                 client_id: int | None) -> None:
+        import contextlib
+
+        import torch
+
+        ids, state = token_ids[0], self.state
+        if self._seen is None:  # the first call: whatever is there (the prompt, or nothing) is not generated
+            self._seen = len(ids)
+        for at in range(self._seen, len(ids)):
+            reading = state.phase == "thinking" and not state.forced and ids[at] in state.vocab.closer_last_ids
+            tail = ids[max(0, at + 1 - _TAIL_TOKENS): at + 1]
+            state.advance(ids[at], self._decode(list(tail), skip_special_tokens=False) if reading else "")
+        self._seen = len(ids)
+        allowed, ban_end = state.allowed()
+        if allowed is None and not ban_end:
+            return
+        stream = torch.cuda.stream(torch.cuda.ExternalStream(stream_ptr)) if stream_ptr else contextlib.nullcontext()
+        with stream:
+            if allowed is None:
+                logits[..., state.end_id] = -torch.inf
+                return
+            keep = torch.tensor(allowed, device=logits.device)
+            kept = logits[..., keep].clone()
+            logits.fill_(-torch.inf)
+            logits[..., keep] = kept

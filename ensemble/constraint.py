@@ -2,7 +2,7 @@
 
 Wire form (the `answer_constraint` tensor): ``""`` (free answer), ``"grade"`` (one digit 1-4) or
 ``"permutation:N"`` (each id 1..N exactly once, N >= 1). The PyTorch slot enforces it exactly
-(engines/constraints.py); TensorRT-LLM slots get `regex`, the answer's format, through guided decoding.
+(engines/constraints.py); TensorRT-LLM slots get `output_regex`, the output's format, through guided decoding.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ensemble.errors import RequestError
+from ensemble.tags import CLOSE_ANSWER, OPEN_ANSWER
 
 GRADES = "1234"
 """The digits a grade answer may be."""
@@ -22,11 +23,26 @@ class AnswerKind(str, Enum):
     PERMUTATION = "permutation"
 
 
-_REGEX = {
-    AnswerKind.PERMUTATION: r"[\s\S]*<answer>\[[1-9][0-9]*(,[1-9][0-9]*)*\]</answer>",
-    AnswerKind.GRADE: rf"[\s\S]*<answer>[{GRADES[0]}-{GRADES[-1]}]</answer>",
-    AnswerKind.FREE: r"[\s\S]*<answer>[\s\S]*</answer>",
-}
+_ANSWER_BODY = {AnswerKind.GRADE: f"[{GRADES[0]}-{GRADES[-1]}]", AnswerKind.FREE: "([^<]|<[^/])*"}
+
+
+def _id_regex(n: int) -> str:
+    """Exactly the numbers 1..n: every shorter length in full, then the numbers of n's length one by one."""
+    width = len(str(n))
+    shorter = [f"[1-9][0-9]{{{w - 1}}}" if w > 1 else "[1-9]" for w in range(1, width)]
+    full = [str(i) for i in range(10 ** (width - 1), n + 1)]
+    return "(" + "|".join(shorter + full) + ")"
+
+
+def _permutation_regex(n: int) -> str:
+    """n ids of 1..n between brackets: the count and range are the grammar's; only repeats are left to repair."""
+    one = _id_regex(n)
+    return rf"\[{one}(,{one}){{{n - 1}}}\]" if n > 1 else rf"\[{one}\]"
+_SPACE = r"[ \t\r\n]*"
+_REASONING = f"<think(ing)?>([^<]|<[^/])*</think(ing)?>{_SPACE}"
+"""One reasoning block. Its text may hold '<' but not '</' (only its closer does): with a free prefix such as
+``[\\s\\S]*<answer>`` the grammar could not tell the final answer from one quoted while thinking, so it would
+only ever stop the end token, never shape the answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +80,13 @@ class AnswerConstraint:
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.n}" if self.kind is AnswerKind.PERMUTATION else self.kind.value
 
-    @property
-    def regex(self) -> str:
-        """The answer's format as an xgrammar regex (uniqueness of ids is not expressible; it is repaired)."""
-        return _REGEX[self.kind]
+    def output_regex(self, thinking_budget: int) -> str:
+        """The whole output's format as an xgrammar regex: optional reasoning, then the answer, nothing after.
+        Budget 0 (answer only) leaves no room for reasoning. A permutation's ids are n numbers of 1..n; that
+        each appears once is not expressible (it would take grammar states exponential in n): repeats are repaired. Tests compile it with TensorRT-LLM 1.2's xgrammar."""
+        body = _permutation_regex(self.n) if self.kind is AnswerKind.PERMUTATION else _ANSWER_BODY[self.kind]
+        answer = f"{OPEN_ANSWER}{body}{CLOSE_ANSWER}"
+        return answer if thinking_budget == 0 else f"{_SPACE}({_REASONING})?{answer}"
 
     @property
     def answer_tokens(self) -> int:

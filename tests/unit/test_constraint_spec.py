@@ -29,6 +29,7 @@ def test_answer_tokens_count_digits_commas_and_brackets():
     assert AnswerConstraint(AnswerKind.GRADE).answer_tokens == 1
 
 
-def test_regexes_name_the_answer_format():
-    assert AnswerConstraint.permutation(5).regex.endswith(r"<answer>\[[1-9][0-9]*(,[1-9][0-9]*)*\]</answer>")
-    assert AnswerConstraint(AnswerKind.GRADE).regex.endswith("<answer>[1-4]</answer>")
+def test_regexes_name_the_whole_output():
+    assert AnswerConstraint.permutation(3).output_regex(0) == r"<answer>\[(1|2|3)(,(1|2|3)){2}\]</answer>"
+    assert AnswerConstraint(AnswerKind.GRADE).output_regex(0) == "<answer>[1-4]</answer>"
+    assert AnswerConstraint(AnswerKind.GRADE).output_regex(8).endswith("?<answer>[1-4]</answer>")
