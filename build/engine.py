@@ -14,7 +14,6 @@ Engine limits come from the workload and the memory plan, not from guesses:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import shlex
@@ -24,14 +23,12 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from build.memory import kv_fraction
 from build.model_shape import QWEN3_4B, BuildError, ModelShape
 from build.profile import Profile
+from engines.stack import stack_problem
 from ensemble.names import EngineKind
 
-TRTLLM_VERSION = "1.2.1"
-TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3"
-"""The Triton image that ships TensorRT-LLM 1.2.1 (tensorrtllm_backend dockerfile/Dockerfile.triton.trt_llm_backend
-pins TENSORRTLLM_VER=1.2.1 on the 25.12 base; its README runs this tag)."""
 CONVERT_SCRIPT = "models/core/qwen/convert_checkpoint.py"
 TOKENIZER_INFO_SCRIPT = "generate_xgrammar_tokenizer_info.py"
 TOKENIZER_INFO = "xgrammar_tokenizer_info.json"
@@ -52,7 +49,8 @@ class EnginePlan:
     kv_cache_gib: float
     kv_cache_tokens: int
     kv_cache_free_gpu_mem_fraction: float
-    """Of the memory free once the engine is loaded; `kv_cache_tokens` caps it whatever loads first."""
+    """Of the memory free when the cache is sized: enough for the budget when the engine loads last; when it
+    loads first, `kv_cache_tokens` binds (build/memory.py)."""
     memory_rows: tuple[tuple[str, float], ...]
 
 
@@ -81,9 +79,8 @@ def plan_engine(profile: Profile, shape: ModelShape) -> EnginePlan:
     kv_tokens = int(kv_gib * GIB // shape.kv_bytes_per_token())
     typical = w["instruction_tokens"] + w["candidates"] * per_candidate + output_tokens
     batch = e["max_batch_size"] or min(MAX_DERIVED_BATCH, max(1, kv_tokens // typical))
-    free_after_load = g["memory_gib"] - weights_gib - m["activations_gib"] - m["reserve_gib"]
     return EnginePlan(max_input_len, max_seq_len, int(batch), e["max_num_tokens"], typical, round(weights_gib, 2),
-                      round(kv_gib, 2), kv_tokens, round(min(0.95, kv_gib / free_after_load), 3),
+                      round(kv_gib, 2), kv_tokens, kv_fraction(kv_gib, m["reserve_gib"]),
                       tuple((k, round(v, 2)) for k, v in rows))
 
 
@@ -123,16 +120,8 @@ def check_pipeline_agrees(profile: Profile, plan: EnginePlan) -> list[str]:
 
 def missing_for_real_build() -> list[str]:
     """What stops a real build on this machine, each said plainly."""
-    problems = []
-    if importlib.util.find_spec("tensorrt_llm") is None:
-        problems.append(f"TensorRT-LLM is not installed (Python module `tensorrt_llm`); build inside {TRITON_IMAGE}")
-    else:
-        from importlib.metadata import version
-
-        found = version("tensorrt_llm")
-        if found != TRTLLM_VERSION:
-            problems.append(f"TensorRT-LLM {found} is installed; these engines need {TRTLLM_VERSION} "
-                            "(1.2 is the last line with compiled engines and the C++ tensorrtllm backend)")
+    problem = stack_problem("the engine build")
+    problems = [problem] if problem else []
     if shutil.which("trtllm-build") is None:
         problems.append("`trtllm-build` is not on PATH")
     if shutil.which("nvidia-smi") is None or subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode:

@@ -44,9 +44,10 @@ def python_model(name: str, interface: Interface, profile: Profile, values: dict
         parameters=params(values), **io(interface, ragged=ragged))
 
 
-def ensemble(name: str, interface: Interface, profile: Profile, steps: list[EnsembleStep]) -> mc.ModelConfig:
+def ensemble(name: str, interface: Interface, profile: Profile, steps: list[EnsembleStep], *,
+             max_batch_size: int | None = None) -> mc.ModelConfig:
     """With no output renames a step's every output keeps its name; with renames only the renamed outputs are
-    requested (Triton refuses unused ensemble tensors)."""
+    requested (Triton refuses unused ensemble tensors). `max_batch_size`: the serving profile's unless given."""
     scheduling = mc.ModelEnsembling()
     for model, step_io, inputs, outputs in steps:
         scheduling.step.append(mc.ModelEnsembling.Step(
@@ -54,7 +55,8 @@ def ensemble(name: str, interface: Interface, profile: Profile, steps: list[Ense
             input_map={s.name: inputs.get(s.name, s.name) for s in step_io.inputs},
             output_map={s.name: outputs.get(s.name, s.name) for s in step_io.outputs
                         if not outputs or s.name in outputs}))
-    return mc.ModelConfig(name=name, platform="ensemble", max_batch_size=profile.get("serving", "max_batch_size"),
+    batch = profile.get("serving", "max_batch_size") if max_batch_size is None else max_batch_size
+    return mc.ModelConfig(name=name, platform="ensemble", max_batch_size=batch,
                           ensemble_scheduling=scheduling, **io(interface))
 
 

@@ -20,6 +20,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from build import pbtxt
+from build.memory import kv_fraction
 from build.profile import TARGETS, Checkpoints, Profile, resolve_checkpoints
 from ensemble import names
 from ensemble import tensors as T
@@ -61,6 +62,7 @@ def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
     if not torch:
         memory, gpu = profile.data["memory"], profile.data["gpu"]
         vlm_params |= {Param.KV_CACHE_GIB: memory["vlm_kv_gib"],
+                       Param.KV_CACHE_FRACTION: kv_fraction(memory["vlm_kv_gib"], memory["reserve_gib"]),
                        Param.GPU_DEVICE_ID: "0" if memory["vlm_on_this_gpu"] or gpu["gpus_per_server"] < 2 else "1"}
     vlm = pbtxt.python_model(names.VLM_ENGINE, T.VLM_SLOT, profile, vlm_params, instances=serving("vlm_instances"),
                              delay_us=serving("engine_queue_delay_us"), ragged=RAGGED)
@@ -88,7 +90,8 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
             continue
         steps = pbtxt.engine_steps((task.models.pre, task.pre.interface), (task.engine, slot_io[task.engine]),
                                    (task.models.post, task.post.interface), {s.name for s in task.entry.inputs})
-        configs[task.models.entry] = pbtxt.ensemble(task.models.entry, task.entry, profile, steps)
+        configs[task.models.entry] = pbtxt.ensemble(task.models.entry, task.entry, profile, steps,
+                                                    max_batch_size=_ensemble_batch(task.engine, profile))
     bls = {Param.SUB_CALLS: serving("bls_sub_calls"),
            Param.WAITS_IN_PLACE: "true" if serving("bls_waits_in_place") else "false",
            Param.COVER_ENGINE: names.VLM_ENGINE, Param.RERANK_ENGINE: names.LLM_ENGINE,
@@ -100,6 +103,19 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
         names.RICH_MEDIA_RERANKER, T.RICH_MEDIA_RERANKER, profile, common | bls,
         instances=serving("bls_instances"), delay_us=serving("step_queue_delay_us"))
     return configs
+
+
+ONE_REQUEST_PER_CALL = 1
+"""The `tensorrtllm` backend answers one sequence per request unless decoupled: a request whose tensors hold a
+batch of several fails in the engine slot ("Batch size > 1 requires the tensorrt_llm backend to be using
+decoupled transaction policy", createRequestsFromInputTensors in the backend's utils.cc), and a decoupled slot
+cannot sit in a static ensemble. Ensembles over it take batch 1, so Triton refuses a larger one up front and
+names the limit. Requests from many clients are still batched: in flight, by the backend."""
+
+
+def _ensemble_batch(engine: str, profile: Profile) -> int | None:
+    """An ensemble's max_batch_size: 1 over the C++ backend's slot, else the profile's (None)."""
+    return ONE_REQUEST_PER_CALL if engine == names.LLM_ENGINE and profile.engine is EngineKind.TENSORRTLLM else None
 
 
 def _source_folder(name: str, profile: Profile) -> str | None:

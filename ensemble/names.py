@@ -73,6 +73,7 @@ class Param:
     DTYPE = "dtype"
     SIMULATE = "simulate"
     KV_CACHE_GIB = "kv_cache_gib"
+    KV_CACHE_FRACTION = "kv_cache_fraction"
     GPU_DEVICE_ID = "gpu_device_id"
     # the BLS
     SUB_CALLS = "sub_calls"

@@ -12,6 +12,7 @@ class TritonPythonModel:
         limits = context.pipeline_config().limits
         engine = TensorRTLLMVisionEngine(context.path(Param.CHECKPOINT_DIR),
                                          kv_cache_gib=float(context.param(Param.KV_CACHE_GIB)),
+                                         kv_cache_fraction=float(context.param(Param.KV_CACHE_FRACTION)),
                                          device_id=int(context.param(Param.GPU_DEVICE_ID, "0")),
                                          max_decoded_pixels=limits.max_decoded_pixels)
         self.slot = EngineSlot(engine, context, limits, vision=True)
