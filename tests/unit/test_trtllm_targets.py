@@ -8,6 +8,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from build.engine import QWEN3_4B, ModelShape, main as engine_main, plan_engine
+from build.memory import allocated_gib, kv_fraction
+from engines.stack import TRITON_IMAGE
+from ensemble import names
 from build.profile import Checkpoints, Profile
 from build.render import render
 from build.trtllm_repository import BACKEND_PARAMETER_KEYS, BACKEND_REQUIRED_KEYS, PARAMETER_KEYS
@@ -109,7 +112,7 @@ def test_engine_real_build_fails_fast_without_tensorrt_llm(qwen3_checkpoint, tmp
     code = engine_main(["--profile", "a10", "--checkpoint", str(qwen3_checkpoint), "--out", str(tmp_path / "e")])
     assert code == 3
     err = capsys.readouterr().err
-    assert "TensorRT-LLM is not installed" in err and "tritonserver:25.12-trtllm-python-py3" in err
+    assert "needs TensorRT-LLM 1.2.1" in err and "not installed" in err and TRITON_IMAGE in err
     assert not (tmp_path / "e").exists()
 
 
@@ -134,7 +137,7 @@ def test_vlm_slot_fails_at_load_naming_tensorrt_llm():
 
     if shutil.which("trtllm-build"):
         pytest.skip("TensorRT-LLM is installed here")
-    with pytest.raises(TensorRTLLMUnavailable, match=r"TensorRT-LLM 1\.2\.1 .*tensorrt_llm"):
+    with pytest.raises(TensorRTLLMUnavailable, match=r"TensorRT-LLM 1\.2\.1 .*tensorrt_llm.*26\.07-trtllm-python-py3"):
         import_tensorrt_llm()
 
 
@@ -142,3 +145,56 @@ def test_gpu_target_without_engine_folder_is_refused(tmp_path, qwen3_checkpoint)
     with pytest.raises(SystemExit, match="--engine-dir"):
         render("a10", tmp_path / "repo", Checkpoints(str(qwen3_checkpoint), "/v"))
     assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("target", ["a10", "a800"])
+def test_each_model_gets_its_kv_budget_whichever_triton_loads_first(target):
+    """The runtimes take min(token cap, fraction x free memory). Loading second, a model finds free only its
+    budget and the unallocated half of the reserve; loading first, nearly the whole card (the cap binds)."""
+    profile = Profile.load(target)
+    m, total = profile.data["memory"], profile.data["gpu"]["memory_gib"]
+    plan = plan_engine(profile, QWEN3_4B)
+    rerank_cap = plan.kv_cache_tokens * QWEN3_4B.kv_bytes_per_token() / 1024 ** 3
+    vlm_fraction = kv_fraction(m["vlm_kv_gib"], m["reserve_gib"])
+    allocated_before_kv = m["reserve_gib"] / 2
+    rerank_load = plan.weights_gib + m["activations_gib"]
+    for first in ("reranker", "vlm"):
+        used = allocated_before_kv
+        got = {}
+        for model in ((first, "vlm") if first == "reranker" else (first, "reranker")):
+            if model == "reranker":
+                used += rerank_load
+                got[model] = allocated_gib(rerank_cap, plan.kv_cache_free_gpu_mem_fraction, total - used)
+            else:
+                used += m["vlm_weights_gib"]
+                got[model] = allocated_gib(m["vlm_kv_gib"], vlm_fraction, total - used)
+            used += got[model]
+        assert got["reranker"] >= 0.99 * rerank_cap, (first, got)
+        assert got["vlm"] >= 0.99 * m["vlm_kv_gib"], (first, got)
+        assert used <= total
+    # The fraction rendered before this plan (the re-ranker's budget over the memory free with it alone)
+    # starved the re-ranker whenever the VLM loaded first.
+    old = plan.kv_cache_gib / (total - plan.weights_gib - m["activations_gib"] - m["reserve_gib"])
+    vlm_first_free = total - allocated_before_kv - m["vlm_weights_gib"] - m["vlm_kv_gib"] - rerank_load
+    if target == "a10":
+        assert allocated_gib(rerank_cap, old, vlm_first_free) < 0.5 * rerank_cap
+
+
+def test_the_vlm_slot_is_rendered_with_its_kv_fraction(gpu_repository):
+    target, repository = gpu_repository
+    m = Profile.load(target).data["memory"]
+    params = {k: v.string_value for k, v in load(repository, "cover_vlm").parameters.items()}
+    assert float(params["kv_cache_fraction"]) == kv_fraction(m["vlm_kv_gib"], m["reserve_gib"])
+    assert float(params["kv_cache_gib"]) == m["vlm_kv_gib"]
+
+
+def test_ensembles_over_the_tensorrtllm_slot_take_one_request_per_call(gpu_repository, tmp_path):
+    """The C++ backend refuses a request holding a batch unless decoupled; Triton refuses it at the door."""
+    target, repository = gpu_repository
+    cpu = render("cpu", tmp_path / "cpu", Checkpoints("/c/q", "/c/v"))
+    for entry in (names.RERANK.entry, names.PLANNER.entry):
+        assert load(repository, entry).max_batch_size == 1
+        assert load(cpu, entry).max_batch_size > 1
+        assert load(repository, entry).input[0].dims == load(cpu, entry).input[0].dims
+    assert load(repository, "reranker_llm").max_batch_size > 1  # requests from many clients still batch in flight
+    assert load(repository, names.COVER.entry).max_batch_size == Profile.load(target).get("serving", "max_batch_size")
