@@ -103,6 +103,42 @@ def pipeline_calls(t: dict[str, float], thinking: int, cache: bool, cover_output
     ]
 
 
+def listwise_tokens(workload_path: str) -> tuple[float, float]:
+    """(prompt tokens of the instructions, tokens per candidate) of the re-rank prompt, fitted on the workload's
+    first request from its prompt with one candidate and with all of them."""
+    from build.tiny_checkpoints import build_tokenizer
+    from clients.workload import Workload
+    from ensemble.request import parse_rerank_request
+    from ensemble.rerank.prompt import build_rerank_prompt, rerank_template
+
+    tokenizer = build_tokenizer()
+    request = Workload.load(workload_path).requests()[0]
+
+    def tokens(k: int) -> int:
+        body = parse_rerank_request(json.dumps({"query": request.query, "candidates": request.candidates[:k]},
+                                               ensure_ascii=False))
+        return len(build_rerank_prompt(rerank_template(), body, tokenizer, 10 ** 6).input_ids)
+
+    k = len(request.candidates)
+    per_candidate = (tokens(k) - tokens(1)) / max(k - 1, 1)
+    return tokens(1) - per_candidate, per_candidate
+
+
+def ranking_modes(base: float, per_candidate: float, n: int, thinking: int) -> list[Call]:
+    """The re-rank of n candidates as one listwise call and as sliding windows (the pipeline's rerank_window)."""
+    from ensemble.config import PipelineConfig
+    from ensemble.constraint import AnswerConstraint
+    from ensemble.rerank.window import window_count
+
+    window = PipelineConfig.load().rerank_window
+    size = min(n, window.size)
+    answer = lambda k: AnswerConstraint.permutation(k).answer_tokens + 8  # noqa: E731  (tags)
+    return [Call(f"one listwise call of {n}", QWEN3_4B, base + per_candidate * n, thinking + answer(n), 1),
+            Call(f"windows {window.size}/{window.stride}: {window_count(n, window.size, window.stride)} calls",
+                 QWEN3_4B, base + per_candidate * size, thinking + answer(size),
+                 window_count(n, window.size, window.stride))]
+
+
 def pipeline_compute_rps(calls: list[Call], gpu: Gpu) -> float:
     """Requests/s when all three models share one GPU's compute."""
     return 1 / sum(call.flops() / (gpu.bf16_tflops * 1e12) for call in calls)
@@ -145,6 +181,19 @@ def main(argv: list[str] | None = None) -> int:
                 pipeline_b = 1 / sum(1 / r[4] for r in rows)
                 print(f"{key:5} {thinking:>8} {'on' if cache else 'off':>5}  {'pipeline':30} {'':>9} {'':>8} "
                       f"{pipeline_c:>13.1f} {pipeline_b:>15.1f}\n")
+    base, per_candidate = listwise_tokens(args.workload)
+    thinking = int(args.thinking.split(",")[-1])
+    print(f"ranking modes: the re-rank of n candidates (prompt {base:.0f} + {per_candidate:.0f} tokens a candidate, "
+          f"thinking {thinking}; one call of n > max_window_candidates is shown for the comparison only)")
+    print(f"{'gpu':5} {'n':>4}  {'mode':34} {'calls':>5} {'TFLOP/req':>9} {'GB/req':>8} {'compute req/s':>13} "
+          f"{'bandwidth req/s':>15}")
+    for key in ("A10", "A800"):
+        for n in (20, 60, 100):
+            for call, (name, tflop, gb, compute, bandwidth) in zip(
+                    ranking_modes(base, per_candidate, n, thinking),
+                    bounds(ranking_modes(base, per_candidate, n, thinking), GPUS[key], args.batch)):
+                print(f"{key:5} {n:>4}  {name:34} {call.calls_per_request:>5.0f} {tflop:>9.2f} {gb:>8.2f} "
+                      f"{compute:>13.1f} {bandwidth:>15.1f}")
     return 0
 
 

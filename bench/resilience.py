@@ -124,13 +124,15 @@ def _jpeg(side: int, index: int) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    colour = (16 + 32 * (index % 8), 16 + 32 * (index // 8 % 8), 128)
+    colour = (16 + 32 * (index % 8), 16 + 32 * (index // 8 % 8), 16 + 32 * (index // 64 % 8))  # 512 distinct
     Image.new("RGB", (side, side), colour).save(buffer, format="JPEG", quality=30)
     return buffer.getvalue()
 
 
 def worst_valid_request(limits) -> tuple[str, list[dict], list[bytes]]:
-    """Every limit at its maximum: candidates, content, and covers whose pixels fill the request's budget."""
+    """Every limit at its maximum: candidates, covers whose pixels fill the request's budget, and each content
+    as long as max_content_chars or, with many candidates, as the body's byte limit allows (its escaped JSON
+    takes up to 6 bytes a character)."""
     big, small, n = int(limits.max_image_pixels ** 0.5), 64, limits.max_candidates
     covers, budget = [], limits.max_request_pixels
     for i in range(n):
@@ -138,7 +140,8 @@ def worst_valid_request(limits) -> tuple[str, list[dict], list[bytes]]:
         side = max(small, min(big, int(max(room, 0) ** 0.5)))
         covers.append(_jpeg(side, i))
         budget -= side * side
-    candidates = [{"id": f"c{i}", "title": "标题" * 20, "content": "北京旅游攻略。" * (limits.max_content_chars // 7)}
+    content_chars = min(limits.max_content_chars, int(0.9 * limits.max_request_bytes / n) // 6)
+    candidates = [{"id": f"c{i}", "title": "标题" * 20, "content": "北京旅游攻略。" * (content_chars // 7)}
                   for i in range(limits.max_candidates)]
     return "北京" * (limits.max_query_chars // 2), candidates, covers
 

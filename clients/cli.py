@@ -61,6 +61,10 @@ def _rerank(client: RerankClient, args) -> None:
         f"fallback ranker ({r['fallback_reason']})" if r["fallback"] else "model ranking repaired")
     repairs = [repair["message"] for repair in r["repairs"]]
     print(f"-- {state}; repairs: {repairs or 'none'}; timings ms: {r['timings_ms']}")
+    if r.get("windows"):
+        kinds = [w["outcome"] for w in r["windows"]]
+        print(f"-- {len(kinds)} windows (rerank_window): {kinds.count('valid')} valid, {kinds.count('repaired')} "
+              f"repaired, {kinds.count('fallback')} fell back")
 
 
 def _lookup(args) -> int:

@@ -133,7 +133,7 @@ def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_n
 def _constraint(text: str, max_answer_ids: int) -> AnswerConstraint:
     constraint = AnswerConstraint.parse(text)
     if constraint.n > max_answer_ids:
-        raise RequestError("answer_constraint", f"must permute at most {max_answer_ids} ids (limits.max_candidates)",
+        raise RequestError("answer_constraint", f"must permute at most {max_answer_ids} ids (limits.max_window_candidates)",
                            value=text)
     return constraint
 

@@ -21,7 +21,10 @@ class Limits(BaseModel):
     model_config = _STRICT
 
     max_candidates: int = Field(gt=0)
-    """Most candidates one re-rank request may carry."""
+    """Most candidates one re-rank request may carry; past `rerank_window.size` they are ranked in windows."""
+    max_window_candidates: int = Field(gt=0)
+    """Most candidates one listwise call (a window, or a `reranker` request) may carry: the engine's
+    max_input_len is sized for them (build/profiles: workload.max_candidates)."""
     max_id_chars: int = Field(gt=0)
     max_query_chars: int = Field(gt=0)
     max_session_queries: int = Field(ge=0)
@@ -96,6 +99,18 @@ class Deadlines(BaseModel):
     """The re-rank is abandoned this long before the deadline, time to answer with the fallback ranker."""
 
 
+class RerankWindow(BaseModel):
+    """How a list longer than one window is re-ranked (RankGPT's sliding window, rank_llm's defaults): windows of
+    `size`, from the tail of the list to its head, each `stride` nearer the head, each one constrained listwise
+    call; the best of each window carry into the next. (n - size) / stride + 1 calls, rounded up."""
+
+    model_config = _STRICT
+
+    size: int = Field(default=20, ge=2)
+    stride: int = Field(default=10, gt=0)
+    """At most `size`: a larger stride would leave candidates between windows unranked."""
+
+
 class Tokenization(BaseModel):
     model_config = _STRICT
 
@@ -115,9 +130,19 @@ class PipelineConfig(BaseModel):
     cover_store: CoverStore = CoverStore()
     tokenization: Tokenization = Tokenization()
     deadlines: Deadlines = Deadlines()
+    rerank_window: RerankWindow = RerankWindow()
 
     @model_validator(mode="after")
     def _lengths_within_limits(self) -> PipelineConfig:
+        window, limits = self.rerank_window, self.limits
+        if window.stride > window.size:
+            raise ValueError(f"rerank_window.stride {window.stride} exceeds rerank_window.size {window.size}")
+        if window.size > limits.max_window_candidates:
+            raise ValueError(f"rerank_window.size {window.size} exceeds limits.max_window_candidates "
+                             f"{limits.max_window_candidates}")
+        if limits.max_window_candidates > limits.max_candidates:
+            raise ValueError(f"limits.max_window_candidates {limits.max_window_candidates} exceeds "
+                             f"limits.max_candidates {limits.max_candidates}")
         for task, generation in self.generation.items():
             if generation.max_new_tokens > self.limits.max_new_tokens:
                 raise ValueError(f"generation.{task}.max_new_tokens {generation.max_new_tokens} exceeds "

@@ -45,10 +45,14 @@ def parse_line(raw: str | dict[str, Any]) -> QueryLine:
 
 
 class Chain:
-    def __init__(self, retriever: Retriever | None, *, k: int = 10, max_candidates: int = 50) -> None:
+    def __init__(self, retriever: Retriever | None, *, k: int = 10, max_candidates: int | None = None) -> None:
+        """`max_candidates`: C(Q) is cut there; by default the pipeline's limit (rich_media_reranker ranks a
+        list longer than one window in windows)."""
+        from ensemble.config import PipelineConfig
+
         self.retriever = retriever
         self.k = k
-        self.max_candidates = max_candidates
+        self.max_candidates = max_candidates or PipelineConfig.load().limits.max_candidates
 
     def candidates(self, line: QueryLine, plan: dict[str, Any]) -> list[dict[str, Any]]:
         """C(Q): the given candidates, or the union of each sub-query's top k, each reached dimension kept."""

@@ -27,6 +27,7 @@ from ensemble.outcome_counts import OutcomeCounts
 from ensemble.rerank.outcome import DEADLINE as DEADLINE_REASON
 from ensemble.rerank.outcome import RERANKER_FAILED, RerankOutcome
 from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_rerank_request
+from ensemble.rerank.window import Span, waves, window_spans, windowed_outcome
 
 
 class Orchestrator:
@@ -145,6 +146,23 @@ class Orchestrator:
         return _fallen_back(request, f"{DEADLINE_REASON}: {reason} (budget {budget_s * 1000:.0f} ms)")
 
     async def _rerank(self, request: RerankRequest) -> RerankAnswer:
+        """One listwise call, or windows of them when the list is longer than one (ensemble/rerank/window.py)."""
+        window = self.config.rerank_window
+        if len(request.candidates) <= window.size:
+            return await self._rerank_call(request)
+        order = list(range(len(request.candidates)))  # the current ranking, as indices into the request
+        windows: list[tuple[Span, RerankOutcome]] = []
+        for wave in waves(window_spans(len(order), window.size, window.stride)):
+            subsets = [request.model_copy(update={"candidates": tuple(request.candidates[i] for i in order[s:e])})
+                       for s, e in wave]
+            answers = await asyncio.gather(*(self._rerank_call(subset) for subset in subsets))
+            for (start, end), answer in zip(wave, answers):
+                order[start:end] = [order[start + i - 1] for i in answer.outcome.order]
+                windows.append(((start, end), answer.outcome))
+        outcome = windowed_outcome(tuple(i + 1 for i in order), windows)
+        return RerankAnswer([request.candidates[i].id for i in order], outcome)
+
+    async def _rerank_call(self, request: RerankRequest) -> RerankAnswer:
         try:
             return await self.caller.rerank(request)
         except SubCallError as error:

@@ -40,6 +40,9 @@ class RerankOutcome:
     fallback: bool = False
     """The order is the fallback ranker's, not the model's."""
     fallback_reason: str | None = None
+    windows: tuple[dict[str, Any], ...] = ()
+    """A list longer than one window: each window's positions and outcome, in the order they ran
+    (ensemble/rerank/window.py); empty for one listwise call."""
 
     @property
     def fallback_kind(self) -> str | None:
@@ -66,6 +69,7 @@ class RerankOutcome:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["order"] = list(self.order)
         data["repairs"] = [repair.to_json_dict() for repair in self.repairs]
+        data["windows"] = list(self.windows)
         return data
 
     @classmethod
@@ -73,6 +77,7 @@ class RerankOutcome:
         fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         fields["order"] = tuple(fields.get("order", ()))
         fields["repairs"] = tuple(Repair.from_json_dict(r) for r in fields.get("repairs", ()))
+        fields["windows"] = tuple(fields.get("windows", ()))
         return cls(**fields)
 
 

@@ -90,8 +90,13 @@ def _count_candidates(text: str, limits: Limits) -> None:
         raise RequestError("candidates", f"must hold at most {limits.max_candidates} items", value=len(candidates))
 
 
-def check_rerank_limits(request: RerankRequest, limits: Limits) -> None:
+def check_rerank_limits(request: RerankRequest, limits: Limits, *, one_call: bool = False) -> None:
+    """`one_call`: the request is one listwise call (the `reranker` entry), held to max_window_candidates."""
     check_len("query", request.query, limits.max_query_chars)
+    if one_call and len(request.candidates) > limits.max_window_candidates:
+        raise RequestError("candidates", f"must hold at most {limits.max_window_candidates} items in one listwise "
+                           f"call (limits.max_window_candidates; rich_media_reranker takes up to "
+                           f"{limits.max_candidates} in windows)", value=len(request.candidates))
     if len(request.candidates) > limits.max_candidates:
         raise RequestError("candidates", f"must hold at most {limits.max_candidates} items",
                            value=len(request.candidates))

@@ -39,7 +39,7 @@ class RerankPre(PreStep):
 
     def __call__(self, inputs: Arrays) -> Arrays:
         request = parse_rerank_request(scalar_bytes(inputs, "request"), self.config.limits)
-        check_rerank_limits(request, self.config.limits)
+        check_rerank_limits(request, self.config.limits, one_call=True)
         return self.for_request(request)
 
     def for_request(self, request: RerankRequest) -> Arrays:

@@ -30,7 +30,7 @@ class EngineSlot:
     def _parse(self, arrays):
         request = request_from_arrays(arrays, vocab_size=self.engine.vocab_size,
                                       max_new_tokens=self.limits.max_new_tokens,
-                                      max_answer_ids=self.limits.max_candidates)
+                                      max_answer_ids=self.limits.max_window_candidates)
         if not self.vision:
             return request, None
         image = scalar_bytes(arrays, "image")

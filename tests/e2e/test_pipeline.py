@@ -251,3 +251,21 @@ def test_repeated_cover_is_served_from_the_cache_and_counted(client, server):
             break
         time.sleep(0.1)
     assert hits.get('result="hits",task="quality"', 0) >= 1, lines
+
+
+def test_a_sixty_candidate_request_is_ranked_in_windows(client, sample):
+    """Longer than one listwise call: windows of 20, stride 10, tail first (rank_llm's), one full permutation back."""
+    data, candidates, _ = sample
+    many = [{**candidates[i % len(candidates)], "id": f"w{i}"} for i in range(60)]
+    response = client.rerank(data["query"], many, options={"evaluate_covers": False}).response
+    assert sorted(response["ranked_ids"]) == sorted(c["id"] for c in many)
+    assert [w["positions"] for w in response["windows"]] == [[41, 60], [31, 50], [21, 40], [11, 30], [1, 20]]
+    assert all(w["outcome"] in ("valid", "repaired", "fallback") for w in response["windows"])
+
+
+def test_one_listwise_call_still_refuses_more_than_its_window_limit(client, sample):
+    data, candidates, _ = sample
+    many = [{**candidates[i % len(candidates)], "id": f"w{i}"} for i in range(51)]
+    with pytest.raises(RerankError) as refused:
+        client.rerank_step(data["query"], many)
+    assert refused.value.is_invalid_argument and "at most 50 items in one listwise call" in str(refused.value)

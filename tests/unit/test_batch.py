@@ -59,7 +59,7 @@ def test_the_local_index_and_the_chain_build_cq_with_every_dimension(tmp_path):
 
 def test_an_index_shipped_to_an_actor_finds_the_same_on_numpys_fast_path(tmp_path):
     """Ray pickles the index to every actor. Unpickled arrays carry copies of their dtypes, which send numpy's
-    ufunc.at (bm25s's scoring) down a path 7x slower; the index views them as the builtin dtypes again."""
+    ufunc.at (bm25s's scoring) down its slow path; the index views them as the builtin dtypes again."""
     import numpy as np
     import ray.cloudpickle
 

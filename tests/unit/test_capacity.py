@@ -28,3 +28,15 @@ def test_cache_and_thinking_move_the_right_terms():
     assert off[vlm].calls_per_request == 40 and on[vlm].calls_per_request == pytest.approx(30)
     longer = {c.name: c for c in pipeline_calls(tokens, 512, cache=False)}
     assert longer["re-rank (Qwen3-4B)"].output_tokens == off["re-rank (Qwen3-4B)"].output_tokens + 512
+
+
+def test_windows_cost_their_calls_of_one_window_each():
+    from bench.capacity import ranking_modes
+
+    one, windows = ranking_modes(300.0, 180.0, 60, 512)
+    assert windows.calls_per_request == 5 and one.calls_per_request == 1
+    assert windows.input_tokens == 300 + 180 * 20 and one.input_tokens == 300 + 180 * 60
+    # Five windows of 20 read more prompt than one call of 60 (each candidate about twice), and write five answers.
+    assert windows.flops() > one.flops()
+    single = ranking_modes(300.0, 180.0, 20, 512)
+    assert single[0].flops() == single[1].flops()

@@ -131,7 +131,7 @@ def test_a_large_body_with_too_many_candidates_is_counted_before_validation(monk
     """Class 4: the schema never validates 100,000 candidates one by one."""
     raw = body([{"id": str(i), "title": ""} for i in range(100_000)])
     monkeypatch.setattr(RerankRequest, "model_validate_json", classmethod(lambda *a, **k: pytest.fail("validated")))
-    with pytest.raises(RequestError, match=r"^candidates must hold at most 50 items, got 100000"):
+    with pytest.raises(RequestError, match=r"^candidates must hold at most 200 items, got 100000"):
         parse_rerank_request(raw, LIMITS)
 
 

@@ -100,9 +100,9 @@ def test_pipeline_settings_from_the_command_line_reach_the_rendered_config(tmp_p
     from bench.runner import parse_settings
 
     settings = parse_settings(["generation.rerank.thinking_budget=0", "cover_cache.enabled=false",
-                               "limits.max_candidates=20"])
+                               "limits.max_candidates=60"])
     assert settings == {"generation": {"rerank": {"thinking_budget": 0}}, "cover_cache": {"enabled": False},
-                        "limits": {"max_candidates": 20}}
+                        "limits": {"max_candidates": 60}}
     repository = render("cpu", tmp_path / "repo", Checkpoints("/c/q", "/c/v"),
                         overrides={"pipeline": settings, "serving": {"max_queue_size": 4}})
     written = tomllib.loads((repository / "pipeline.toml").read_text())

@@ -81,16 +81,20 @@ def test_rule_violations_name_field_and_rule(raw, field, rule):
     assert str(error).startswith(field)
 
 
-def test_too_many_candidates_default_limit_50(pipeline_config):
-    raw = body(candidates=[{"id": str(i), "title": "t"} for i in range(51)])
+def test_too_many_candidates_default_limits_200_a_request_50_a_call(pipeline_config):
+    raw = body(candidates=[{"id": str(i), "title": "t"} for i in range(201)])
     error = error_of(raw, pipeline_config.limits)
-    assert error.field == "candidates" and "at most 50" in str(error)
-    check_rerank_limits(parse_rerank_request(body(candidates=[{"id": str(i), "title": "t"} for i in range(50)])),
+    assert error.field == "candidates" and "at most 200" in str(error)
+    check_rerank_limits(parse_rerank_request(body(candidates=[{"id": str(i), "title": "t"} for i in range(200)])),
                         pipeline_config.limits)
+    fifty_one = parse_rerank_request(body(candidates=[{"id": str(i), "title": "t"} for i in range(51)]))
+    with pytest.raises(RequestError, match="at most 50 items in one listwise call"):
+        check_rerank_limits(fifty_one, pipeline_config.limits, one_call=True)
 
 
 def test_candidate_limit_is_configurable():
-    limits = PipelineConfig.load(overrides={"limits": {"max_candidates": 2}}).limits
+    limits = PipelineConfig.load(overrides={"limits": {"max_candidates": 2, "max_window_candidates": 2},
+                                            "rerank_window": {"size": 2, "stride": 1}}).limits
     error = error_of(body(candidates=candidates({}, {}, {})), limits)
     assert "at most 2" in str(error)
 
