@@ -2,8 +2,8 @@
 call against sliding windows (`[rerank_window]`), on the CPU target with the tiny checkpoints (real generation,
 not simulated), one request at a time, the modes taking turns per request. Covers are off: the re-rank alone.
 
-For each n: the client's p50 latency, engine calls per request (the `reranker_llm` slot's execution count from
-Triton's statistics) and the re-rank engine's time per request. Set beside `python -m bench.capacity` (the GPU
+For each n: the client's p50 latency, engine calls per request (the `reranker_llm` slot's requests in Triton's
+statistics) and the re-rank engine's mean time per request (queue and compute), after one untimed request. Set beside `python -m bench.capacity` (the GPU
 bounds of the same modes): the calls per request must match, the seconds are the tiny model's, not a GPU's.
 
     python -m bench.ranking_modes [--sizes 20,60,100] [--requests 6]
@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in (int(x) for x in args.sizes.split(",")):
             candidates = candidates_of(n)
             times: dict[str, list[float]] = {mode: [] for mode in servers}
-            before = {mode: snapshot(s.options.grpc_url) for mode, s in servers.items()}
             clients = {mode: RerankClient(s.options.grpc_url, timeout_s=600) for mode, s in servers.items()}
+            for client in clients.values():  # a first request of this length (its shapes, the allocator) is not timed
+                client.rerank(f"warm {n}", candidates, options={"evaluate_covers": False})
+            before = {mode: snapshot(s.options.grpc_url) for mode, s in servers.items()}
             for i in range(args.requests):
                 for mode, client in clients.items():
                     started = time.perf_counter()
