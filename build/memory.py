@@ -9,8 +9,8 @@ models in parallel, so the memory free at that moment depends on the order:
 - second: what the first left, which by the memory plan is this model's budget plus the part of the reserve
   not yet allocated (half of `reserve_gib` is taken as allocated: CUDA contexts, Triton's buffers).
 So the fraction is sized for the second case (budget / (budget + reserve / 2)): whichever order, the model gets
-its budget. With a fraction of the *first* case's free memory (as before: 0.334 on a10) a re-ranker loading
-after the VLM got a third of its 4 GiB.
+its budget. A fraction of the memory free with the model alone (0.334 for the a10 re-ranker) would leave it
+about 1.5 of its 4 GiB whenever the VLM loads first.
 """
 
 from __future__ import annotations

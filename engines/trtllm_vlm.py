@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import Any
 
 from engines.constraints import LlmApiBudget, RowState, Vocabulary

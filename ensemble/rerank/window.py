@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ensemble.outcome_counts import answer_kind
 from ensemble.rerank.answer import PERMUTATION_REWARD_NONE
 from ensemble.rerank.outcome import RerankOutcome
 
@@ -50,8 +51,7 @@ def waves(spans: list[Span]) -> list[list[Span]]:
 
 def window_report(span: Span, outcome: RerankOutcome) -> dict[str, Any]:
     """One window in the response: its positions (1-based, inclusive) in the ranking it reordered, and its outcome."""
-    kind = "fallback" if outcome.fallback else "valid" if outcome.valid else "repaired"
-    return {"positions": [span[0] + 1, span[1]], "outcome": kind, "repairs": len(outcome.repairs),
+    return {"positions": [span[0] + 1, span[1]], "outcome": answer_kind(outcome), "repairs": len(outcome.repairs),
             "fallback_reason": outcome.fallback_reason}
 
 
