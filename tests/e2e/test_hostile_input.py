@@ -108,7 +108,8 @@ def test_oversized_bodies_are_refused_before_parsing(grpc_url):
         f"request must be at most {LIMITS.max_request_bytes} bytes")
     many = body([{"id": str(i), "title": ""} for i in range(100_000)])
     for model in (names.RICH_MEDIA_RERANKER, names.RERANK.entry):
-        assert refusal(grpc_url, model, request(many)).startswith("candidates must hold at most 50 items")
+        refused = refusal(grpc_url, model, request(many))
+        assert refused.startswith(f"candidates must hold at most {LIMITS.max_candidates} items")
 
 
 def test_batches_to_the_reranker_ensemble_are_answered_row_by_row(grpc_url):
