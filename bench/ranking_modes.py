@@ -3,8 +3,9 @@ call against sliding windows (`[rerank_window]`), on the CPU target with the tin
 not simulated), one request at a time, the modes taking turns per request. Covers are off: the re-rank alone.
 
 For each n: the client's p50 latency, engine calls per request (the `reranker_llm` slot's requests in Triton's
-statistics) and the re-rank engine's mean time per request (queue and compute), after one untimed request. Set beside `python -m bench.capacity` (the GPU
-bounds of the same modes): the calls per request must match, the seconds are the tiny model's, not a GPU's.
+statistics) and the re-rank engine's mean time per request (queue and compute), after one untimed request. Set
+beside `python -m bench.capacity` (the GPU bounds of the same modes): the calls per request must match; the
+seconds are the tiny model's, not a GPU's.
 
     python -m bench.ranking_modes [--sizes 20,60,100] [--requests 6]
 """

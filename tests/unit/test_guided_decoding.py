@@ -16,7 +16,7 @@ from engines.stack import XGRAMMAR_VERSION
 from engines.trtllm_vlm import quantization_problem, sampling_options
 from ensemble.answer import parse_grade, parse_permutation
 from ensemble.constraint import AnswerConstraint, AnswerKind
-from ensemble.tags import FORCED_CLOSING, split_answer
+from ensemble.tags import FORCED_CLOSING
 
 GRADE, PERMUTATION, FREE = AnswerConstraint(AnswerKind.GRADE), AnswerConstraint.permutation(5), AnswerConstraint()
 
