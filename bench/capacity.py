@@ -124,19 +124,21 @@ def listwise_tokens(workload_path: str) -> tuple[float, float]:
     return tokens(1) - per_candidate, per_candidate
 
 
-def ranking_modes(base: float, per_candidate: float, n: int, thinking: int) -> list[Call]:
-    """The re-rank of n candidates as one listwise call and as sliding windows (the pipeline's rerank_window)."""
-    from ensemble.config import PipelineConfig
+def ranking_modes(base: float, per_candidate: float, n: int, thinking: int, window=None) -> list[Call]:
+    """The re-rank of n candidates as one listwise call and as sliding windows (`window`: the pipeline's
+    rerank_window by default)."""
     from ensemble.constraint import AnswerConstraint
     from ensemble.rerank.window import window_count
 
-    window = PipelineConfig.load().rerank_window
-    size = min(n, window.size)
+    if window is None:
+        from ensemble.config import PipelineConfig
+
+        window = PipelineConfig.load().rerank_window
+    size, calls = min(n, window.size), window_count(n, window.size, window.stride)
     answer = lambda k: AnswerConstraint.permutation(k).answer_tokens + 8  # noqa: E731  (tags)
     return [Call(f"one listwise call of {n}", QWEN3_4B, base + per_candidate * n, thinking + answer(n), 1),
-            Call(f"windows {window.size}/{window.stride}: {window_count(n, window.size, window.stride)} calls",
-                 QWEN3_4B, base + per_candidate * size, thinking + answer(size),
-                 window_count(n, window.size, window.stride))]
+            Call(f"windows {window.size}/{window.stride}: {calls} calls", QWEN3_4B, base + per_candidate * size,
+                 thinking + answer(size), calls)]
 
 
 def pipeline_compute_rps(calls: list[Call], gpu: Gpu) -> float:
@@ -181,17 +183,19 @@ def main(argv: list[str] | None = None) -> int:
                 pipeline_b = 1 / sum(1 / r[4] for r in rows)
                 print(f"{key:5} {thinking:>8} {'on' if cache else 'off':>5}  {'pipeline':30} {'':>9} {'':>8} "
                       f"{pipeline_c:>13.1f} {pipeline_b:>15.1f}\n")
+    from ensemble.config import PipelineConfig
+
     base, per_candidate = listwise_tokens(args.workload)
     thinking = int(args.thinking.split(",")[-1])
+    window = PipelineConfig.load().rerank_window
     print(f"ranking modes: the re-rank of n candidates (prompt {base:.0f} + {per_candidate:.0f} tokens a candidate, "
           f"thinking {thinking}; one call of n > max_window_candidates is shown for the comparison only)")
     print(f"{'gpu':5} {'n':>4}  {'mode':34} {'calls':>5} {'TFLOP/req':>9} {'GB/req':>8} {'compute req/s':>13} "
           f"{'bandwidth req/s':>15}")
     for key in ("A10", "A800"):
         for n in (20, 60, 100):
-            for call, (name, tflop, gb, compute, bandwidth) in zip(
-                    ranking_modes(base, per_candidate, n, thinking),
-                    bounds(ranking_modes(base, per_candidate, n, thinking), GPUS[key], args.batch)):
+            calls = ranking_modes(base, per_candidate, n, thinking, window)
+            for call, (name, tflop, gb, compute, bandwidth) in zip(calls, bounds(calls, GPUS[key], args.batch)):
                 print(f"{key:5} {n:>4}  {name:34} {call.calls_per_request:>5.0f} {tflop:>9.2f} {gb:>8.2f} "
                       f"{compute:>13.1f} {bandwidth:>15.1f}")
     return 0

@@ -23,6 +23,7 @@ from bench.triton_stats import diff, snapshot
 from clients.rerank_client import RerankClient
 from clients.workload import Workload
 from ensemble import names
+from ensemble.config import PipelineConfig
 from ensemble.rerank.window import window_count
 
 ONE_CALL = {"rerank_window": {"size": 200, "stride": 200}}
@@ -44,12 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=str(ROOT / ".cache"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/ranking_modes")
     args = parser.parse_args(argv)
-    windows = {"pipeline": {**OVERRIDES["pipeline"]}}
     one_call = {"pipeline": {**OVERRIDES["pipeline"], **ONE_CALL}}
-    from ensemble.config import PipelineConfig
-
     window = PipelineConfig.load().rerank_window
-    with start_cpu_server(Path(args.cache), "", args.out / "windows", overrides=windows) as w_server, \
+    with start_cpu_server(Path(args.cache), "", args.out / "windows", overrides=OVERRIDES) as w_server, \
             start_cpu_server(Path(args.cache), "", args.out / "one", overrides=one_call) as o_server:
         servers = {"one listwise call": o_server, f"windows {window.size}/{window.stride}": w_server}
         print(f"ranking modes on the CPU target (tiny checkpoints), {args.requests} requests per size and mode, "

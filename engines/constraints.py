@@ -14,6 +14,7 @@ Works on token ids of single characters (Qwen's BPE has every digit, bracket and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,8 +208,6 @@ class LlmApiBudget:
 
     def __call__(self, req_id: int, logits, token_ids: Sequence[Sequence[int]], stream_ptr: int | None,
                  client_id: int | None) -> None:
-        import contextlib
-
         import torch
 
         ids, state = token_ids[0], self.state

@@ -133,7 +133,7 @@ class PipelineConfig(BaseModel):
     rerank_window: RerankWindow = RerankWindow()
 
     @model_validator(mode="after")
-    def _lengths_within_limits(self) -> PipelineConfig:
+    def _windows_fit(self) -> PipelineConfig:
         window, limits = self.rerank_window, self.limits
         if window.stride > window.size:
             raise ValueError(f"rerank_window.stride {window.stride} exceeds rerank_window.size {window.size}")
@@ -143,6 +143,10 @@ class PipelineConfig(BaseModel):
         if limits.max_window_candidates > limits.max_candidates:
             raise ValueError(f"limits.max_window_candidates {limits.max_window_candidates} exceeds "
                              f"limits.max_candidates {limits.max_candidates}")
+        return self
+
+    @model_validator(mode="after")
+    def _lengths_within_limits(self) -> PipelineConfig:
         for task, generation in self.generation.items():
             if generation.max_new_tokens > self.limits.max_new_tokens:
                 raise ValueError(f"generation.{task}.max_new_tokens {generation.max_new_tokens} exceeds "

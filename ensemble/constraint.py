@@ -38,6 +38,8 @@ def _permutation_regex(n: int) -> str:
     """n ids of 1..n between brackets: the count and range are the grammar's; only repeats are left to repair."""
     one = _id_regex(n)
     return rf"\[{one}(,{one}){{{n - 1}}}\]" if n > 1 else rf"\[{one}\]"
+
+
 _SPACE = r"[ \t\r\n]*"
 _REASONING = f"<think(ing)?>([^<]|<[^/])*</think(ing)?>{_SPACE}"
 """One reasoning block. Its text may hold '<' but not '</' (only its closer does): with a free prefix such as
@@ -83,7 +85,8 @@ class AnswerConstraint:
     def output_regex(self, thinking_budget: int) -> str:
         """The whole output's format as an xgrammar regex: optional reasoning, then the answer, nothing after.
         Budget 0 (answer only) leaves no room for reasoning. A permutation's ids are n numbers of 1..n; that
-        each appears once is not expressible (it would take grammar states exponential in n): repeats are repaired. Tests compile it with TensorRT-LLM 1.2's xgrammar."""
+        each appears once is not expressible (it would take grammar states exponential in n): repeats are
+        repaired. Tests compile it with TensorRT-LLM 1.2's xgrammar."""
         body = _permutation_regex(self.n) if self.kind is AnswerKind.PERMUTATION else _ANSWER_BODY[self.kind]
         answer = f"{OPEN_ANSWER}{body}{CLOSE_ANSWER}"
         return answer if thinking_budget == 0 else f"{_SPACE}({_REASONING})?{answer}"
