@@ -82,8 +82,10 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
             instances=serving("step_instances"), delay_us=serving("step_queue_delay_us"))
     configs.update(_slot_configs(profile, ckpts))
     for task in TASKS:
-        if task.entry_source:
-            entry = {Param.COVER_TOKENIZER_DIR: tokenizer[task.engine], Param.COVER_ENGINE: task.engine}
+        if task.entry_source:  # a Python entry may call either slot (the pointwise grader does)
+            entry = {Param.COVER_TOKENIZER_DIR: ckpts.vlm, Param.COVER_ENGINE: names.VLM_ENGINE,
+                     Param.RERANK_TOKENIZER_DIR: ckpts.reranker, Param.RERANK_ENGINE: names.LLM_ENGINE,
+                     Param.LLM_ENGINE_KIND: profile.engine.value}
             configs[task.models.entry] = pbtxt.python_model(
                 task.models.entry, task.entry, profile, common | entry, instances=serving("step_instances"),
                 delay_us=serving("step_queue_delay_us"))
@@ -98,6 +100,7 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
            Param.LLM_ENGINE_KIND: profile.engine.value,
            Param.COVER_TOKENIZER_DIR: ckpts.vlm, Param.RERANK_TOKENIZER_DIR: ckpts.reranker,
            Param.COVER_MODEL: names.COVER.entry, Param.RERANK_MODEL: names.RERANK.entry,
+           Param.POINTWISE_MODEL: names.POINTWISE.entry,
            Param.COVER_BATCH_SIZE: serving("max_batch_size")}
     configs[names.RICH_MEDIA_RERANKER] = pbtxt.python_model(
         names.RICH_MEDIA_RERANKER, T.RICH_MEDIA_RERANKER, profile, common | bls,

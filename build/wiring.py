@@ -113,7 +113,8 @@ def _bls_targets(config: mc.ModelConfig) -> list[tuple[str, T.Interface]]:
     """(parameter, tensors the BLS sends and reads) for every model the BLS may call."""
     params = {k: v.string_value for k, v in config.parameters.items()}
     entry = {task.models.entry: task.entry for task in TASKS}
-    targets = [(Param.COVER_MODEL, entry[names.COVER.entry]), (Param.RERANK_MODEL, entry[names.RERANK.entry])]
+    targets = [(Param.COVER_MODEL, entry[names.COVER.entry]), (Param.RERANK_MODEL, entry[names.RERANK.entry]),
+               (Param.POINTWISE_MODEL, entry[names.POINTWISE.entry])]
     if params.get(Param.SUB_CALLS, SubCalls.ENGINES.value) == SubCalls.ENGINES.value or Param.COVER_ENGINE in params:
         kind = params.get(Param.LLM_ENGINE_KIND, EngineKind.TENSORRTLLM.value)
         targets += [(Param.COVER_ENGINE, T.VLM_SLOT), (Param.RERANK_ENGINE, T.llm_slot(kind))]

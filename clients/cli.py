@@ -5,6 +5,7 @@
     rmr rerank request.json [--image doc-3=cover.jpg ...]
     rmr plan "北京旅游攻略" --session "Cheap hotels in Beijing"
     rmr cover cover.jpg --task relevance --query "北京旅游攻略"
+    rmr grade request.json --grader experience   # a pointwise grade per candidate (covers: the VLM grades)
     rmr covers images/             # grade every cover's quality once, into the server's grade store
     rmr batch --queries day.jsonl --corpus corpus.jsonl --store redis://... --server h1:8001,h2:8001
     rmr lookup "北京旅游攻略" --store redis://...
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from clients.rerank_client import RerankClient, RerankError
 from clients.samples import make_cover
+from ensemble.pointwise.request import Grader
 
 
 def _load_request(path: Path, images: list[str]) -> tuple[dict, dict[str, bytes]]:
@@ -61,10 +63,29 @@ def _rerank(client: RerankClient, args) -> None:
         f"fallback ranker ({r['fallback_reason']})" if r["fallback"] else "model ranking repaired")
     repairs = [repair["message"] for repair in r["repairs"]]
     print(f"-- {state}; repairs: {repairs or 'none'}; timings ms: {r['timings_ms']}")
+    if r.get("pointwise"):
+        known = [g["grade"] for g in r["pointwise"]["grades"] if g["grade"] is not None]
+        print(f"-- pointwise {r['pointwise']['grader']} grades as {r['pointwise']['use']}: {len(known)} of "
+              f"{len(r['pointwise']['grades'])} known; ranked by {r['ranked_by']}")
     if r.get("windows"):
         kinds = [w["outcome"] for w in r["windows"]]
         print(f"-- {len(kinds)} windows (rerank_window): {kinds.count('valid')} valid, {kinds.count('repaired')} "
               f"repaired, {kinds.count('fallback')} fell back")
+
+
+def _grade(client: RerankClient, args) -> None:
+    body, covers = _load_request(Path(args.request), args.image)
+    grades = client.grade(body["query"], body["candidates"], grader=args.grader, cover_images=covers or None)
+    if args.json:
+        print(json.dumps([{"id": g.id, "grade": g.grade, "reasoning": g.reasoning} for g in grades],
+                         ensure_ascii=False, indent=2))
+        return
+    titles = {str(c["id"]): c.get("title", "") for c in body["candidates"]}
+    for g in grades:
+        print(f"{'?' if g.grade is None else g.grade:>3}  {g.id}  {titles.get(g.id, '')}")
+    unknown = sum(g.grade is None for g in grades)
+    print(f"-- {args.grader} grades of {len(grades)} candidates ({len(covers)} with a cover, graded by the VLM); "
+          f"{unknown} unknown")
 
 
 def _lookup(args) -> int:
@@ -106,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     rerank.add_argument("request")
     rerank.add_argument("--image", action="append", default=[], metavar="ID=PATH", help="cover image of candidate ID")
     rerank.add_argument("--json", action="store_true", help="print the whole response as JSON")
+    grade = sub.add_parser("grade", help="a pointwise grade per candidate of a JSON request file")
+    grade.add_argument("request")
+    grade.add_argument("--grader", choices=[g.value for g in Grader], default=Grader.RELEVANCE.value,
+                       help="its template and scale (config [pointwise])")
+    grade.add_argument("--image", action="append", default=[], metavar="ID=PATH", help="cover image of candidate ID")
+    grade.add_argument("--json", action="store_true", help="print grades and reasoning as JSON")
     plan = sub.add_parser("plan", help="run the query planner")
     plan.add_argument("query")
     plan.add_argument("--session", action="append", default=[], help="an earlier query of the session (repeat)")
@@ -130,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         with RerankClient(args.url, timeout_s=args.timeout) as client:
             if args.command == "rerank":
                 _rerank(client, args)
+            elif args.command == "grade":
+                _grade(client, args)
             elif args.command == "plan":
                 print(json.dumps(client.plan(args.query, args.session).raw, ensure_ascii=False, indent=2))
             else:

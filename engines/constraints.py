@@ -6,7 +6,7 @@ Per row, tokens pass through three phases:
    ``<answer>`` at once (answer-only mode); a negative budget leaves thinking unbounded.
 2. answer: only tokens that keep the answer valid (ensemble/constraint.py): for a permutation of N a list
    ``[a,b,...]`` holding each id 1..N exactly once, its ``]`` allowed only when all N appeared; for a grade one
-   digit 1-4.
+   digit of its scale (1-4, or a pointwise grader's).
 3. closing: ``</answer>`` is forced, then the end token.
 The end token is banned before the answer is complete, so a constrained row always ends with a valid answer.
 Works on token ids of single characters (Qwen's BPE has every digit, bracket and comma as its own token).
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ensemble.constraint import GRADES, AnswerConstraint, AnswerKind
+from ensemble.constraint import AnswerConstraint, AnswerKind
 from ensemble.tags import CLOSE_ANSWER, FORCED_CLOSING, OPEN_ANSWER, THINK_CLOSERS
 from ensemble.tokenizer import fast_decode
 
@@ -103,7 +103,7 @@ class RowState:
     def _answer_tokens(self) -> list[int]:
         v = self.vocab
         if self.kind is AnswerKind.GRADE:
-            return [v.digits[d] for d in GRADES]
+            return [v.digits[d] for d in self.constraint.grades]
         if not self.opened:
             return [v.open_list]
         remaining = [i for i in range(1, self.n + 1) if i not in self.used]

@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, Field, field_validator
 
+from ensemble.config import Limits
 from ensemble.domain import IntentDimension
-from ensemble.schema import STRICT
+from ensemble.schema import STRICT, check_len
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -37,6 +38,9 @@ class Candidate(BaseModel):
     cover_relevance: int | None = Field(default=None, ge=1, le=4)
     """A precomputed grade skips the VLM; absent means unknown, never guessed."""
     cover_quality: int | None = Field(default=None, ge=1, le=4)
+    pointwise_grade: int | None = Field(default=None, ge=0, le=9)
+    """A pointwise grader's grade on its scale (ensemble/pointwise/): given, it is used as it is; absent, the
+    BLS computes it when the request asks for pointwise grades (options.pointwise)."""
 
     @field_validator("publish_time", mode="before")
     @classmethod
@@ -66,6 +70,13 @@ class Candidate(BaseModel):
         if not EARLIEST <= utc < LATEST:
             raise ValueError(_TIME_RULE)
         return value if value.tzinfo is not None else utc
+
+
+def check_candidate_limits(field: str, candidate: Candidate, limits: Limits) -> None:
+    """A candidate's texts against the limits; `field` names it in the error (``candidates[3]``)."""
+    check_len(f"{field}.id", candidate.id, limits.max_id_chars)
+    check_len(f"{field}.title", candidate.title, limits.max_title_chars)
+    check_len(f"{field}.content", candidate.content, limits.max_content_chars)
 
 
 REQUEST_FIELDS = frozenset(Candidate.model_fields)

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 
@@ -111,6 +111,28 @@ class RerankWindow(BaseModel):
     """At most `size`: a larger stride would leave candidates between windows unranked."""
 
 
+class Pointwise(BaseModel):
+    """Each pointwise grader's grade scale (ensemble/pointwise/), ``"LOW-HIGH"`` in single digits: the prompt
+    states it, the answer is constrained to it and read on it."""
+
+    model_config = _STRICT
+
+    relevance: str = "0-4"
+    experience: str = "1-4"
+
+    @field_validator("relevance", "experience")
+    @classmethod
+    def _digits(cls, value: str) -> str:
+        low, dash, high = value.partition("-")
+        if not (dash and len(low) == len(high) == 1 and (low + high).isdigit() and low < high):
+            raise ValueError(f"must be 'LOW-HIGH' with single digits LOW < HIGH (e.g. '1-4'), got {value!r}")
+        return value
+
+    def scale(self, grader: str) -> tuple[int, int]:
+        low, _, high = getattr(self, grader).partition("-")
+        return int(low), int(high)
+
+
 class Tokenization(BaseModel):
     model_config = _STRICT
 
@@ -131,6 +153,7 @@ class PipelineConfig(BaseModel):
     tokenization: Tokenization = Tokenization()
     deadlines: Deadlines = Deadlines()
     rerank_window: RerankWindow = RerankWindow()
+    pointwise: Pointwise = Pointwise()
 
     @model_validator(mode="after")
     def _windows_fit(self) -> PipelineConfig:

@@ -1,7 +1,8 @@
 """The answer constraint a pre step sends an engine slot, parsed and written in this one place.
 
-Wire form (the `answer_constraint` tensor): ``""`` (free answer), ``"grade"`` (one digit 1-4) or
-``"permutation:N"`` (each id 1..N exactly once, N >= 1). The PyTorch slot enforces it exactly
+Wire form (the `answer_constraint` tensor): ``""`` (free answer), ``"grade"`` (one digit 1-4),
+``"grade:L-H"`` (one digit L..H, a pointwise grader's scale) or ``"permutation:N"`` (each id 1..N exactly once,
+N >= 1). The PyTorch slot enforces it exactly
 (engines/constraints.py); TensorRT-LLM slots get `output_regex`, the output's format, through guided decoding.
 """
 
@@ -13,8 +14,8 @@ from enum import Enum
 from ensemble.errors import RequestError
 from ensemble.tags import CLOSE_ANSWER, OPEN_ANSWER
 
-GRADES = "1234"
-"""The digits a grade answer may be."""
+GRADE_SCALE = (1, 4)
+"""The paper's grade scale (cover grades); a pointwise grader's may differ (config [pointwise])."""
 
 
 class AnswerKind(str, Enum):
@@ -23,7 +24,7 @@ class AnswerKind(str, Enum):
     PERMUTATION = "permutation"
 
 
-_ANSWER_BODY = {AnswerKind.GRADE: f"[{GRADES[0]}-{GRADES[-1]}]", AnswerKind.FREE: "([^<]|<[^/])*"}
+_FREE_BODY = "([^<]|<[^/])*"
 
 
 def _id_regex(n: int) -> str:
@@ -52,10 +53,24 @@ class AnswerConstraint:
     kind: AnswerKind = AnswerKind.FREE
     n: int = 0
     """Ids in a permutation; 0 for the other kinds."""
+    scale: tuple[int, int] = GRADE_SCALE
+    """A grade's lowest and highest digit; only a grade reads it."""
 
     def __post_init__(self) -> None:
         if (self.kind is AnswerKind.PERMUTATION) != (self.n >= 1) or self.n < 0:
             raise ValueError(f"a permutation constraint needs n >= 1 and no other kind takes one, got {self!r}")
+        low, high = self.scale
+        if not 0 <= low < high <= 9:
+            raise ValueError(f"a grade scale is two digits low < high, got {self.scale}")
+
+    @classmethod
+    def grade(cls, scale: tuple[int, int] = GRADE_SCALE) -> AnswerConstraint:
+        return cls(AnswerKind.GRADE, scale=tuple(scale))
+
+    @property
+    def grades(self) -> str:
+        """The digits a grade answer may be."""
+        return "".join(str(d) for d in range(self.scale[0], self.scale[1] + 1))
 
     @classmethod
     def permutation(cls, n: int) -> AnswerConstraint:
@@ -63,7 +78,8 @@ class AnswerConstraint:
 
     @classmethod
     def parse(cls, text: str) -> AnswerConstraint:
-        """``"permutation:3"`` -> permutation of 1..3; raises RequestError naming `answer_constraint`."""
+        """``"permutation:3"`` -> permutation of 1..3, ``"grade:0-4"`` -> one digit 0..4; raises RequestError
+        naming `answer_constraint`."""
         kind, colon, count = text.partition(":")
         try:
             answer = AnswerKind(kind)
@@ -71,23 +87,36 @@ class AnswerConstraint:
             answer = None
         if answer is AnswerKind.PERMUTATION and count.isascii() and count.isdigit() and 0 < int(count) <= 1_000_000:
             return cls(answer, int(count))
-        if answer is not None and answer is not AnswerKind.PERMUTATION and not colon:
+        if answer is AnswerKind.GRADE and colon:
+            low, dash, high = count.partition("-")
+            if dash and len(low) == len(high) == 1 and (low + high).isascii() and (low + high).isdigit() \
+                    and int(low) < int(high):
+                return cls(answer, scale=(int(low), int(high)))
+        elif answer is not None and answer is not AnswerKind.PERMUTATION and not colon:
             return cls(answer)
-        raise RequestError("answer_constraint", "must be '', 'grade' or 'permutation:N' with N >= 1", value=text)
+        raise RequestError("answer_constraint", "must be '', 'grade', 'grade:L-H' (digits L < H) or "
+                           "'permutation:N' with N >= 1", value=text)
 
     def __bool__(self) -> bool:
         """False for a free answer: nothing to enforce."""
         return self.kind is not AnswerKind.FREE
 
     def __str__(self) -> str:
-        return f"{self.kind.value}:{self.n}" if self.kind is AnswerKind.PERMUTATION else self.kind.value
+        if self.kind is AnswerKind.PERMUTATION:
+            return f"{self.kind.value}:{self.n}"
+        if self.kind is AnswerKind.GRADE and self.scale != GRADE_SCALE:
+            return f"{self.kind.value}:{self.scale[0]}-{self.scale[1]}"
+        return self.kind.value
 
     def output_regex(self, thinking_budget: int) -> str:
         """The whole output's format as an xgrammar regex: optional reasoning, then the answer, nothing after.
         Budget 0 (answer only) leaves no room for reasoning. A permutation's ids are n numbers of 1..n; that
         each appears once is not expressible (it would take grammar states exponential in n): repeats are
         repaired. Tests compile it with TensorRT-LLM 1.2's xgrammar."""
-        body = _permutation_regex(self.n) if self.kind is AnswerKind.PERMUTATION else _ANSWER_BODY[self.kind]
+        if self.kind is AnswerKind.PERMUTATION:
+            body = _permutation_regex(self.n)
+        else:
+            body = f"[{self.scale[0]}-{self.scale[1]}]" if self.kind is AnswerKind.GRADE else _FREE_BODY
         answer = f"{OPEN_ANSWER}{body}{CLOSE_ANSWER}"
         return answer if thinking_budget == 0 else f"{_SPACE}({_REASONING})?{answer}"
 

@@ -22,6 +22,7 @@ class TaskModels:
 PLANNER = TaskModels("query_planner", "planner_preprocess", "planner_postprocess")
 COVER = TaskModels("cover_evaluator", "cover_preprocess", "cover_postprocess")
 RERANK = TaskModels("reranker", "reranker_preprocess", "reranker_postprocess")
+POINTWISE = TaskModels("pointwise_grader", "pointwise_preprocess", "pointwise_postprocess")
 
 RICH_MEDIA_RERANKER = "rich_media_reranker"
 """The BLS model the search backend calls: cover grading, then the re-rank."""
@@ -30,7 +31,7 @@ LLM_ENGINE = "reranker_llm"
 VLM_ENGINE = "cover_vlm"
 """Vision-language engine slot (Qwen2.5-VL): the cover grades."""
 
-ENTRY_POINTS = (RICH_MEDIA_RERANKER, RERANK.entry, COVER.entry, PLANNER.entry)
+ENTRY_POINTS = (RICH_MEDIA_RERANKER, RERANK.entry, COVER.entry, PLANNER.entry, POINTWISE.entry)
 """The models a client calls (the load test and the benchmarks pick from these)."""
 ENGINE_SLOTS = (LLM_ENGINE, VLM_ENGINE)
 
@@ -85,6 +86,7 @@ class Param:
     RERANK_TOKENIZER_DIR = "rerank_tokenizer_dir"
     COVER_MODEL = "cover_model"
     RERANK_MODEL = "rerank_model"
+    POINTWISE_MODEL = "pointwise_model"
     COVER_BATCH_SIZE = "cover_batch_size"
 
 

@@ -11,7 +11,7 @@ from importlib import import_module
 from ensemble.step import PostStep, PreStep
 from ensemble.task import Task
 
-TASK_FOLDERS = ("planner", "cover", "rerank")
+TASK_FOLDERS = ("planner", "cover", "rerank", "pointwise")
 
 TASKS: tuple[Task, ...] = tuple(import_module(f"ensemble.{folder}.task").TASK for folder in TASK_FOLDERS)
 

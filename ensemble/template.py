@@ -31,6 +31,8 @@ class TemplateSpec:
     """Template key -> (placeholders it must hold, further ones it may hold). ``user`` is always checked."""
     plain_keys: frozenset[str] = frozenset()
     """Keys that must be strings, placeholders unchecked (separators, formats)."""
+    optional_keys: frozenset[str] = frozenset()
+    """Keys of `placeholders` a template may leave out (a feature it then does not offer)."""
 
     @property
     def packaged(self) -> Path:
@@ -59,6 +61,8 @@ def load_template(spec: TemplateSpec, prompts: Mapping[str, str] | None = None) 
         raise ConfigError(f"prompt template {path} must define a string 'user'")
     for key, (required, allowed) in spec.placeholders.items():
         text = data.get(key)
+        if text is None and key in spec.optional_keys:
+            continue
         if not isinstance(text, str):
             raise ConfigError(f"prompt template {path} must define a string {key!r}")
         found = _placeholders(text, path, key)

@@ -83,6 +83,10 @@ REQUEST = _s("request", "TYPE_STRING", 1)
 COVER_IMAGES = _s("cover_images", "TYPE_STRING", -1, optional=True)
 PLAN = _s("plan", "TYPE_STRING", 1)
 GRADE = _s("grade", "TYPE_INT32", 1)
+"""A cover grade 1-4 (0: none); a pointwise grade on its grader's scale (-1: none, as 0 may be a grade)."""
+CANDIDATE = _s("candidate", "TYPE_STRING", 1)
+"""One candidate as JSON (the re-rank request's candidate schema)."""
+GRADER = _s("grader", "TYPE_STRING", 1)
 REASONING = _s("reasoning", "TYPE_STRING", 1)
 CANDIDATE_IDS = _s("candidate_ids", "TYPE_STRING", -1)
 RANKED_IDS = _s("ranked_ids", "TYPE_STRING", -1)

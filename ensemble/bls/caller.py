@@ -11,9 +11,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
+from ensemble.arrays import Arrays
 from ensemble.cover.request import CoverTask
+from ensemble.pointwise.request import PointwiseRequest
 from ensemble.rerank.outcome import RerankOutcome
 from ensemble.rerank.request import RerankRequest
+from ensemble.tensors import Interface
 
 DEADLINE: ContextVar[float | None] = ContextVar("request_deadline", default=None)
 """The current request's deadline (a time.perf_counter() value), set by the orchestrator around its sub-calls: a
@@ -41,6 +44,19 @@ class RerankAnswer:
     outcome: RerankOutcome
 
 
+class EngineCaller(Protocol):
+    async def generate(self, model: str, batches: list[Arrays]) -> list[Arrays | SubCallError]:
+        """One request per batch to an engine slot, all out together; a batch row per item: ``output_ids``
+        [B, beams, T] and ``sequence_length`` [B, beams], or the error that request answered with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    model: str
+    interface: Interface
+    """The tensors the slot takes: only those are sent (ensemble/tensors.py)."""
+
+
 class ModelCaller(Protocol):
     async def evaluate_covers(self, query: str, batches: list[list[CoverItem]]
                               ) -> list[list[int | None] | SubCallError]:
@@ -49,3 +65,8 @@ class ModelCaller(Protocol):
 
     async def rerank(self, request: RerankRequest) -> RerankAnswer:
         """The re-rank of `request` (cover grades filled in). Raises SubCallError."""
+
+    async def grade_pointwise(self, items: list[tuple[PointwiseRequest, bytes]]
+                              ) -> list[int | None | SubCallError]:
+        """A pointwise grade per (pair, cover) item, all out together (b"": no cover, the text slot grades it):
+        the grade, None when the answer held none, or the error that item's call answered with."""

@@ -13,31 +13,18 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ensemble import names
 from ensemble.arrays import Arrays, stack_rows
-from ensemble.bls.caller import CoverItem, RerankAnswer, SubCallError
+from ensemble.bls.caller import CoverItem, EngineCaller, RerankAnswer, Slot, SubCallError
 from ensemble.config import PipelineConfig
 from ensemble.cover.steps import CoverPost, CoverPre
 from ensemble.errors import RequestError
+from ensemble.pointwise.answer import UNKNOWN_GRADE
+from ensemble.pointwise.grader import PointwiseGrader, PointwiseItem
 from ensemble.rerank.request import RerankRequest
 from ensemble.rerank.steps import RerankPost, RerankPre, ranked
-from ensemble.tensors import Interface
-
-
-class EngineCaller(Protocol):
-    async def generate(self, model: str, batches: list[Arrays]) -> list[Arrays | SubCallError]:
-        """One request per batch to an engine slot, all out together; a batch row per item: ``output_ids``
-        [B, beams, T] and ``sequence_length`` [B, beams], or the error that request answered with."""
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    model: str
-    interface: Interface
-    """The tensors the slot takes: only those are sent (ensemble/tensors.py)."""
 
 
 class StepTimes:
@@ -79,13 +66,17 @@ class StepTimes:
 
 class InProcessCaller:
     def __init__(self, config: PipelineConfig, engines: EngineCaller, *, cover_slot: Slot, rerank_slot: Slot,
-                 cover_tokenizer: Any, rerank_tokenizer: Any) -> None:
+                 cover_tokenizer: Any, rerank_tokenizer: Any, one_pair_per_text_call: bool = False) -> None:
+        """`one_pair_per_text_call`: the text slot takes one sequence per request (the C++ tensorrtllm backend)."""
         self.times = StepTimes()
         self.engines = engines
         self.cover_slot = cover_slot
         self.rerank_slot = rerank_slot
         self.cover_pre, self.cover_post = CoverPre(config, cover_tokenizer), CoverPost(config, cover_tokenizer)
         self.rerank_pre, self.rerank_post = RerankPre(config, rerank_tokenizer), RerankPost(config, rerank_tokenizer)
+        self.pointwise = PointwiseGrader(config, engines, text_slot=rerank_slot, vision_slot=cover_slot,
+                                         text_tokenizer=rerank_tokenizer, vision_tokenizer=cover_tokenizer,
+                                         one_pair_per_text_call=one_pair_per_text_call)
 
     async def evaluate_covers(self, query: str, batches: list[list[CoverItem]]
                               ) -> list[list[int | None] | SubCallError]:
@@ -117,3 +108,20 @@ class InProcessCaller:
                                                len(request.candidates), lambda: request,
                                                thinking_budget=request.options.thinking_budget)
             return RerankAnswer(ranked([c.id for c in request.candidates], outcome), outcome)
+
+    async def grade_pointwise(self, items: list[PointwiseItem]) -> list[int | None | SubCallError]:
+        """The orchestrator has checked every pair and cover: the grader builds the prompts and reads the answers."""
+        with self.times(names.POINTWISE.entry):
+            answers = await self.pointwise(items)
+        return [_grade_of(answer) for answer in answers]
+
+
+def _grade_of(answer: Arrays | Exception) -> int | None | SubCallError:
+    if isinstance(answer, SubCallError):
+        return answer
+    if isinstance(answer, RequestError):
+        return SubCallError(names.POINTWISE.entry, "INVALID_ARG", str(answer))
+    if isinstance(answer, Exception):
+        return SubCallError(names.POINTWISE.entry, "INTERNAL", f"{type(answer).__name__}: {answer}")
+    grade = int(answer["grade"][0])
+    return None if grade == UNKNOWN_GRADE else grade

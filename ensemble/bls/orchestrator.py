@@ -1,4 +1,5 @@
-"""What `rich_media_reranker` does for one call: grade the covers it lacks, re-rank, map ids back.
+"""What `rich_media_reranker` does for one call: grade the covers it lacks, the pointwise grades when asked,
+re-rank (listwise, in windows past one, or by pointwise grade), map ids back.
 
 Written against `ModelCaller` (ensemble/bls/caller.py). Degradation rules, besides the covers'
 (ensemble/bls/covers.py):
@@ -17,6 +18,7 @@ from typing import Any
 
 from ensemble.bls.caller import DEADLINE, ModelCaller, RerankAnswer, SubCallError
 from ensemble.bls.covers import CoverGrading
+from ensemble.bls.pointwise import grade_pointwise, pointwise_order, with_grades
 from ensemble.config import PipelineConfig
 from ensemble.cover.grade_cache import CoverGradeCache, image_key
 from ensemble.cover.grade_store import GradeStore
@@ -24,6 +26,7 @@ from ensemble.cover.image import CheckedImages
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
 from ensemble.outcome_counts import OutcomeCounts
+from ensemble.pointwise.request import PointwiseUse
 from ensemble.rerank.outcome import DEADLINE as DEADLINE_REASON
 from ensemble.rerank.outcome import RERANKER_FAILED, RerankOutcome
 from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_rerank_request
@@ -80,18 +83,34 @@ class Orchestrator:
         candidates = [c.model_copy(update={"cover_relevance": g.relevance, "cover_quality": g.quality})
                       for c, g in zip(request.candidates, covers.grades)]
         enriched = request.model_copy(update={"candidates": tuple(candidates)})
+        use = request.options.pointwise
+        pointwise = None
+        if use is not PointwiseUse.OFF:  # one batch of short calls, before any listwise call reads the grades
+            reserve = plan.rerank_reserve_ms if use is PointwiseUse.SIGNAL and request.options.rerank else plan.margin_ms
+            pointwise = await grade_pointwise(self.caller, enriched, images, time_left=None if deadline is None else
+                                              deadline - time.perf_counter() - reserve / 1000)
+            enriched = with_grades(enriched, pointwise.grades)
+        pointwise_done = time.perf_counter()
 
         if not request.options.rerank:
-            answer = _not_reranked(request)
+            answer, ranked_by = _not_reranked(request), "none"
+        elif use is PointwiseUse.RANK:
+            answer, ranked_by = _pointwise_ranked(enriched, pointwise.grades), "pointwise"
         elif deadline is None:
-            answer = await self._rerank(enriched)
+            answer, ranked_by = await self._rerank(enriched), "listwise"
         else:
-            answer = await self._rerank_by(enriched, deadline - plan.margin_ms / 1000, budget_s)
+            answer, ranked_by = await self._rerank_by(enriched, deadline - plan.margin_ms / 1000, budget_s), "listwise"
+        if answer.outcome.fallback:
+            ranked_by = "fallback"
+        elif answer.outcome.windows:
+            ranked_by = "windows"
         done = time.perf_counter()
         response = {
             "ranked_ids": answer.ranked_ids,
             **answer.outcome.to_json_dict(),
             "reranked": request.options.rerank,
+            "ranked_by": ranked_by,
+            "pointwise": None if pointwise is None else pointwise.to_json_dict(request),
             "model_version": self.model_version,
             "versions": self.versions,
             "cover_grades": [g.to_json_dict(c.id) for c, g in zip(request.candidates, covers.grades)],
@@ -99,10 +118,10 @@ class Orchestrator:
             "cover_reads": covers.reads,
             "cover_cache": covers.cache,
             "cover_store": covers.store,
-            "timings_ms": {"covers": _ms(graded - started), "rerank": _ms(done - graded),
-                           "total": _ms(done - started)},
+            "timings_ms": {"covers": _ms(graded - started), "pointwise": _ms(pointwise_done - graded),
+                           "rerank": _ms(done - pointwise_done), "total": _ms(done - started)},
         }
-        if request.options.rerank:
+        if ranked_by in ("listwise", "windows", "fallback"):
             self.counts.rerank(answer.outcome)
         self.counts.cover_grades((task.value, source.value) for g in covers.grades for task, source in g.sources.items())
         if covers.pending is not None:
@@ -175,6 +194,12 @@ def _fallen_back(request: RerankRequest, reason: str) -> RerankAnswer:
     """The fallback ranker's order, with why no model answer is used."""
     order = tuple(fallback_order(request.query, request.candidates))
     return RerankAnswer([request.candidates[i - 1].id for i in order], RerankOutcome.fallen_back(order, reason))
+
+
+def _pointwise_ranked(request: RerankRequest, grades: list[int | None]) -> RerankAnswer:
+    """options.pointwise "rank": the grades' order, no listwise call."""
+    order = pointwise_order(request, grades)
+    return RerankAnswer([request.candidates[i - 1].id for i in order], RerankOutcome(order, False, 0.0))
 
 
 def _not_reranked(request: RerankRequest) -> RerankAnswer:

@@ -1,4 +1,5 @@
-"""Reading a cover grade: ``<answer>3</answer>`` is 3; anything that is not a grade 1-4 is no grade."""
+"""Reading a grade: ``<answer>3</answer>`` is 3; anything that is not a grade of the scale (the paper's 1-4, or
+a pointwise grader's, e.g. 0-4) is no grade. Cover grades and pointwise grades are read by this one reader."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from ensemble.constraint import GRADE_SCALE
 from ensemble.tags import split_answer
 
 # Paper eq. (7).
@@ -15,7 +17,7 @@ GRADE_REWARD_NONE, GRADE_REWARD_NON_INTEGER, GRADE_REWARD_VALID = 0.0, 0.3, 0.5
 @dataclass(frozen=True, slots=True)
 class GradeReport:
     grade: int | None
-    """1..4, or None when the answer held no usable grade."""
+    """A grade of the scale, or None when the answer held no usable grade."""
     format_reward: float
     issue: str = ""
     thinking: str = ""
@@ -45,14 +47,14 @@ _GRADE_PREFIXES = ("rating", "grade", "score")
 _NUMBER = re.compile(r"[+-]?\d{1,6}(?:\.\d{1,6})?")
 
 
-def parse_grade(text: str) -> GradeReport:
+def parse_grade(text: str, scale: tuple[int, int] = GRADE_SCALE) -> GradeReport:
     """Read ``<answer>3</answer>`` (also ``[3]``, ``Rating: 3``) as grade 3; anything else is no grade."""
     parts = split_answer(text)
     if not parts.answer:
         return GradeReport(None, GRADE_REWARD_NONE, "no answer", parts.thinking)
     number = _grade_number(parts.answer)
     if number is None:
-        lenient = read_grade_leniently(parts.answer) if parts.tagged or _labelled(parts.answer) else None
+        lenient = read_grade_leniently(parts.answer, scale) if parts.tagged or _labelled(parts.answer) else None
         if lenient is not None:
             return GradeReport(lenient, GRADE_REWARD_VALID, "", parts.thinking,
                                f"grade read out of {parts.answer[:60]!r}")
@@ -61,9 +63,9 @@ def parse_grade(text: str) -> GradeReport:
         return GradeReport(None, GRADE_REWARD_NON_INTEGER, "answer is not an integer", parts.thinking)
     if not number.lstrip("+-").isdigit():
         return GradeReport(None, GRADE_REWARD_NON_INTEGER, "answer is not an integer", parts.thinking)
-    value = int(number)
-    if not 1 <= value <= 4:
-        return GradeReport(None, GRADE_REWARD_NON_INTEGER, f"grade {value} outside 1..4", parts.thinking)
+    value, (low, high) = int(number), scale
+    if not low <= value <= high:
+        return GradeReport(None, GRADE_REWARD_NON_INTEGER, f"grade {value} outside {low}..{high}", parts.thinking)
     return GradeReport(value, GRADE_REWARD_VALID, "", parts.thinking)
 
 
@@ -89,18 +91,19 @@ def _labelled(answer: str) -> bool:
 
 
 _INTEGER = re.compile(r"(?<![\d.])\d{1,3}(?![\d.]\d)")
-_OUT_OF = re.compile(r"(\d{1,3})\s*(?:/|out of)\s*4(?!\d)", re.IGNORECASE)
+_OUT_OF = r"(\d{{1,3}})\s*(?:/|out of)\s*{high}(?!\d)"
 
 
-def read_grade_leniently(answer: str) -> int | None:
+def read_grade_leniently(answer: str, scale: tuple[int, int] = GRADE_SCALE) -> int | None:
     """A grade said in words around it: ``评分：3``, ``Rating 4: Strongly Relevant``, ``3/4``, ``3 out of 4``.
-    NFKC first (full-width digits). Read only beside a grade's label or as ``N/4``, and only when exactly one
-    integer is there and it is 1-4: ``Rating: 3 or 4`` is no grade."""
+    NFKC first (full-width digits). Read only beside a grade's label or as ``N/high``, and only when exactly one
+    integer is there and it is on the scale: ``Rating: 3 or 4`` is no grade."""
+    low, high = scale
     text = unicodedata.normalize("NFKC", answer)
-    scaled = _OUT_OF.findall(text)
+    scaled = re.findall(_OUT_OF.format(high=high), text, re.IGNORECASE)
     if len(scaled) != 1 and not any(label in text.lower() for label in _LABELS):
         return None  # a lone number in unlabelled words is not a grade
     numbers = [int(n) for n in scaled] if len(scaled) == 1 else [int(n) for n in _INTEGER.findall(text)]
-    if len(numbers) != 1 or not 1 <= numbers[0] <= 4:
+    if len(numbers) != 1 or not low <= numbers[0] <= high:
         return None
     return numbers[0]

@@ -14,7 +14,7 @@ import numpy as np
 from ensemble.arrays import Arrays, as_bytes, scalar_bytes
 from ensemble.bls.caller import SubCallError
 from ensemble.bls.covers import GradeSource
-from ensemble.bls.inprocess import EngineCaller, Slot
+from ensemble.bls.caller import EngineCaller, Slot
 from ensemble.config import PipelineConfig
 from ensemble.cover.grade_cache import image_key
 from ensemble.cover.grade_store import GradeRef, GradeStore

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
 
@@ -13,16 +14,20 @@ from ensemble.rerank.request import RerankRequest
 from ensemble.template import PromptTemplate, RenderedPrompt, TemplateSpec, Tokenizer, load_template, render_chat
 
 CANDIDATE_FIELDS = frozenset({"id", "title", "content", "intent_dimensions", "publish_time", "cover_relevance",
-                              "cover_quality", "click_through_rate", "completion_rate"})
-"""The placeholders a candidate block may use."""
+                              "cover_quality", "click_through_rate", "completion_rate", "pointwise"})
+"""The placeholders a candidate block may use. ``{pointwise}`` is "" unless the request asks for pointwise grades
+as a signal (options.pointwise), then `pointwise_format` filled in: the prompt is unchanged for other requests."""
 
 TEMPLATE = TemplateSpec(
     "rerank", Path(__file__).parent,
-    {"user": (frozenset({"query", "candidates"}), frozenset()), "candidate": (frozenset({"id"}), CANDIDATE_FIELDS)},
-    frozenset({"candidate_separator", "unknown", "time_format", "rate_format", "truncation_mark"}))
+    {"user": (frozenset({"query", "candidates"}), frozenset()), "candidate": (frozenset({"id"}), CANDIDATE_FIELDS),
+     "pointwise_format": (frozenset({"grade"}), frozenset({"grader", "low", "high"}))},
+    frozenset({"candidate_separator", "unknown", "time_format", "rate_format", "truncation_mark"}),
+    frozenset({"pointwise_format"}))
 
 
-RELEVANCE_ONLY = TemplateSpec("rerank_relevance_only", TEMPLATE.folder, TEMPLATE.placeholders, TEMPLATE.plain_keys)
+RELEVANCE_ONLY = TemplateSpec("rerank_relevance_only", TEMPLATE.folder, TEMPLATE.placeholders, TEMPLATE.plain_keys,
+                              TEMPLATE.optional_keys)
 """The ablation of Table 2's "w/o principles" row: title and content only."""
 
 
@@ -34,9 +39,17 @@ def relevance_only_template() -> PromptTemplate:
     return load_template(RELEVANCE_ONLY)
 
 
+@dataclass(frozen=True, slots=True)
+class PointwiseSignal:
+    """Pointwise grades as a listwise signal: which grader gave them, on which scale."""
+
+    grader: str
+    scale: tuple[int, int]
+
+
 def format_candidate(template: PromptTemplate, prompt_id: int, candidate: Candidate,
                      *, title: str | None = None, content: str | None = None,
-                     mark: Callable[[str], str] = str) -> str:
+                     mark: Callable[[str], str] = str, pointwise: PointwiseSignal | None = None) -> str:
     """One candidate's block; `mark` makes request text safe to encode (`PromptEncoder.mark`)."""
     p = template.parts
     unknown = p["unknown"]
@@ -47,6 +60,11 @@ def format_candidate(template: PromptTemplate, prompt_id: int, candidate: Candid
     def grade(value: int | None) -> str:
         return unknown if value is None else str(value)
 
+    signal = ""
+    if pointwise is not None and "pointwise_format" in p:
+        low, high = pointwise.scale
+        signal = p["pointwise_format"].format(grade=grade(candidate.pointwise_grade), grader=pointwise.grader.title(),
+                                              low=low, high=high)
     published = unknown
     if candidate.publish_time is not None:
         published = candidate.publish_time.astimezone(timezone.utc).strftime(p["time_format"])
@@ -60,15 +78,18 @@ def format_candidate(template: PromptTemplate, prompt_id: int, candidate: Candid
         cover_quality=grade(candidate.cover_quality),
         click_through_rate=rate(candidate.click_through_rate),
         completion_rate=rate(candidate.completion_rate),
+        pointwise=signal,
     )
 
 
 def _rerank_text(template: PromptTemplate, request: RerankRequest, tokenizer: Tokenizer, encoder: PromptEncoder,
-                 cuts: Sequence[tuple[str | None, str | None]] | None = None) -> str:
+                 cuts: Sequence[tuple[str | None, str | None]] | None = None,
+                 pointwise: PointwiseSignal | None = None) -> str:
     """The chat-templated prompt, request text marked; `cuts` holds each candidate's shortened (title,
     content), None = whole."""
     cuts = cuts or [(None, None)] * len(request.candidates)
-    blocks = [format_candidate(template, i + 1, c, title=title, content=content, mark=encoder.mark)
+    blocks = [format_candidate(template, i + 1, c, title=title, content=content, mark=encoder.mark,
+                               pointwise=pointwise)
               for i, (c, (title, content)) in enumerate(zip(request.candidates, cuts))]
     user = template.user.format(query=encoder.mark(request.query),
                                 candidates=template.parts["candidate_separator"].join(blocks))
@@ -76,7 +97,8 @@ def _rerank_text(template: PromptTemplate, request: RerankRequest, tokenizer: To
 
 
 def build_rerank_prompt(template: PromptTemplate, request: RerankRequest, tokenizer: Tokenizer,
-                        max_input_len: int, *, encoder: PromptEncoder | None = None) -> RenderedPrompt:
+                        max_input_len: int, *, encoder: PromptEncoder | None = None,
+                        pointwise: PointwiseSignal | None = None) -> RenderedPrompt:
     """Prompt ids 1..n in request order; contents (then titles) trimmed fairly to fit `max_input_len`.
 
     Fair: every text keeps min(its length, c) tokens for the largest cap c that fits, so short texts
@@ -93,7 +115,7 @@ def build_rerank_prompt(template: PromptTemplate, request: RerankRequest, tokeni
         cuts = [(_cut(tokenizer, titles[i], title_cap, mark) if titles else None,
                  _cut(tokenizer, contents[i], content_cap, mark) if contents else None)
                 for i in range(len(candidates))]
-        text = _rerank_text(template, request, tokenizer, encoder, cuts)
+        text = _rerank_text(template, request, tokenizer, encoder, cuts, pointwise)
         return encoder.unmarked(text), encoder(text), tuple(i for i, cut in enumerate(cuts) if cut != (None, None))
 
     text, ids, cut = render(None, None)
@@ -137,3 +159,8 @@ def _cut(tokenizer: Tokenizer, ids: list[int], cap: int | None, mark: str) -> st
         return None
     # A byte-level BPE cut can split a multi-byte character; drop the broken tail.
     return tokenizer.decode(ids[:cap]).rstrip("\ufffd") + mark
+
+
+def carries_pointwise(template: PromptTemplate) -> bool:
+    """Whether the template can show pointwise grades: its candidate block has {pointwise} and it says how."""
+    return "{pointwise}" in template.parts["candidate"] and "pointwise_format" in template.parts

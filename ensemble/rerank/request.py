@@ -7,10 +7,11 @@ from enum import Enum
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from ensemble.candidate import Candidate
+from ensemble.candidate import Candidate, check_candidate_limits
 from ensemble.cover.request import CoverTask
 from ensemble.config import Limits
 from ensemble.errors import RequestError
+from ensemble.pointwise.request import Grader, PointwiseUse
 from ensemble.schema import STRICT, check_len, from_validation, not_blank, utf8
 
 
@@ -36,6 +37,11 @@ class RerankOptions(BaseModel):
     prompt: PromptVariant = PromptVariant.FULL
     thinking_budget: int | None = Field(default=None, ge=0)
     """Tokens of reasoning before the answer is forced (0: answer at once); default: the deployment's."""
+    pointwise: PointwiseUse = PointwiseUse.OFF
+    """Pointwise grades (ensemble/pointwise/): `signal` puts each candidate's into the listwise prompt, `rank`
+    ranks by them alone (no listwise call); `rich_media_reranker` computes those the candidates lack."""
+    pointwise_grader: Grader = Grader.RELEVANCE
+    """Which pointwise grader (its template and scale)."""
     deadline_ms: float | None = Field(default=None, gt=0)
     """This request's time budget in the BLS (config [deadlines] says how it is spent); default: the Triton
     request's timeout, if it has one, else none."""
@@ -93,6 +99,9 @@ def _count_candidates(text: str, limits: Limits) -> None:
 def check_rerank_limits(request: RerankRequest, limits: Limits, *, one_call: bool = False) -> None:
     """`one_call`: the request is one listwise call (the `reranker` entry), held to max_window_candidates."""
     check_len("query", request.query, limits.max_query_chars)
+    if one_call and request.options.pointwise is PointwiseUse.RANK:
+        raise RequestError("options.pointwise", "'rank' ranks without a listwise call: send it to "
+                           "rich_media_reranker (this entry is one listwise call)", value="rank")
     if one_call and len(request.candidates) > limits.max_window_candidates:
         raise RequestError("candidates", f"must hold at most {limits.max_window_candidates} items in one listwise "
                            f"call (limits.max_window_candidates; rich_media_reranker takes up to "
@@ -105,6 +114,4 @@ def check_rerank_limits(request: RerankRequest, limits: Limits, *, one_call: boo
         raise RequestError("options.max_new_tokens", f"must be <= {limits.max_new_tokens} (limits.max_new_tokens)",
                            value=asked)
     for index, candidate in enumerate(request.candidates):
-        check_len(f"candidates[{index}].id", candidate.id, limits.max_id_chars)
-        check_len(f"candidates[{index}].title", candidate.title, limits.max_title_chars)
-        check_len(f"candidates[{index}].content", candidate.content, limits.max_content_chars)
+        check_candidate_limits(f"candidates[{index}]", candidate, limits)

@@ -18,7 +18,9 @@ from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
 from ensemble.rerank.answer import parse_permutation
 from ensemble.rerank.outcome import RerankOutcome
-from ensemble.rerank.prompt import build_rerank_prompt, relevance_only_template, rerank_template
+from ensemble.pointwise.request import PointwiseUse
+from ensemble.rerank.prompt import (PointwiseSignal, build_rerank_prompt, carries_pointwise, relevance_only_template,
+                                    rerank_template)
 from ensemble.rerank.request import PromptVariant, RerankRequest, check_rerank_limits, parse_rerank_request
 from ensemble.step import BudgetReport, PostStep, PreStep
 from ensemble.tensors import Interface
@@ -45,8 +47,16 @@ class RerankPre(PreStep):
     def for_request(self, request: RerankRequest) -> Arrays:
         """The engine tensors (and candidate ids) of a request already parsed and checked against the limits;
         the BLS calls this directly (its orchestrator has done both)."""
-        prompt = build_rerank_prompt(self.templates[request.options.prompt], request, self.tokenizer,
-                                     self.generation.max_input_len, encoder=self.encoder)
+        options = request.options
+        template, signal = self.templates[options.prompt], None
+        if options.pointwise is PointwiseUse.SIGNAL:
+            if not carries_pointwise(template):
+                raise RequestError("options.pointwise", f"'signal' needs a {template.name} template whose candidate "
+                                   "block has {pointwise} and a pointwise_format", value="signal")
+            grader = options.pointwise_grader.value
+            signal = PointwiseSignal(grader, self.config.pointwise.scale(grader))
+        prompt = build_rerank_prompt(template, request, self.tokenizer,
+                                     self.generation.max_input_len, encoder=self.encoder, pointwise=signal)
         out = self.engine_inputs(prompt, constraint=AnswerConstraint.permutation(len(request.candidates)),
                                  max_new_tokens=request.options.max_new_tokens,
                                  thinking_budget=request.options.thinking_budget)

@@ -21,8 +21,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ensemble.arrays import Arrays
-from ensemble.bls.caller import DEADLINE, CoverItem, ModelCaller, RerankAnswer, SubCallError
-from ensemble.bls.inprocess import InProcessCaller, Slot, StepTimes
+from ensemble.bls.caller import DEADLINE, CoverItem, ModelCaller, RerankAnswer, Slot, SubCallError
+from ensemble.bls.inprocess import InProcessCaller, StepTimes
 from ensemble.config import ConfigError, PipelineConfig
 from ensemble.cover.grade_store import GradeStore
 from ensemble.cover.prompt import cover_template
@@ -30,6 +30,8 @@ from ensemble.cover.request import CoverTask
 from ensemble.version import Versions, checkpoint_identity, grade_version
 from ensemble.names import STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
 from ensemble.outcome_counts import ANSWER_KINDS, OutcomeCounts
+from ensemble.pointwise.answer import UNKNOWN_GRADE
+from ensemble.pointwise.grader import PointwiseItem
 from ensemble.rerank.answer import RepairKind
 from ensemble.rerank.outcome import FALLBACK_LABELS, RerankOutcome
 from ensemble.rerank.request import RerankRequest
@@ -92,9 +94,10 @@ class TritonEngines:
 class EnsembleCaller:
     """`ModelCaller` over the `cover_evaluator` and `reranker` ensembles."""
 
-    def __init__(self, cover_model: str, rerank_model: str) -> None:
+    def __init__(self, cover_model: str, rerank_model: str, pointwise_model: str) -> None:
         self.cover_model = cover_model
         self.rerank_model = rerank_model
+        self.pointwise_model = pointwise_model
 
     async def evaluate_covers(self, query: str, batches: list[list[CoverItem]]
                               ) -> list[list[int | None] | SubCallError]:
@@ -113,6 +116,21 @@ class EnsembleCaller:
             raise out
         ranked = [bytes(v).decode("utf-8") for v in out["ranked_ids"].reshape(-1)]
         return RerankAnswer(ranked, RerankOutcome.from_json_dict(json.loads(bytes(out["result"].reshape(-1)[0]))))
+
+
+    async def grade_pointwise(self, items: list[PointwiseItem]) -> list[int | None | SubCallError]:
+        """Every pair in one request, a row each; a refused row refuses the request (its error names the row)."""
+        if not items:
+            return []
+        inputs = {"query": _rows([p.query.encode("utf-8") for p, _ in items]),
+                  "candidate": _rows([p.candidate.model_dump_json(exclude_none=True).encode("utf-8")
+                                      for p, _ in items]),
+                  "grader": _rows([p.grader.value.encode() for p, _ in items]),
+                  "image": _rows([image for _, image in items])}
+        [out] = await call_each(self.pointwise_model, [inputs], ["grade"])
+        if isinstance(out, SubCallError):
+            return [out] * len(items)
+        return [None if int(g) == UNKNOWN_GRADE else int(g) for g in out["grade"].reshape(-1)]
 
 
 class StepMetrics:
@@ -235,11 +253,12 @@ def caller_for(context: ModelContext, config: PipelineConfig) -> ModelCaller:
         raise ConfigError(f"model {context.name!r}: parameter {Param.SUB_CALLS} must be one of {choices}, "
                           f"got {value!r}") from None
     if sub_calls is SubCalls.ENSEMBLES:
-        return EnsembleCaller(context.param(Param.COVER_MODEL), context.param(Param.RERANK_MODEL))
+        return EnsembleCaller(context.param(Param.COVER_MODEL), context.param(Param.RERANK_MODEL),
+                              context.param(Param.POINTWISE_MODEL))
+    engine = EngineKind(context.param(Param.LLM_ENGINE_KIND))
     return InProcessCaller(
-        config, TritonEngines(),
+        config, TritonEngines(), one_pair_per_text_call=engine is EngineKind.TENSORRTLLM,
         cover_slot=Slot(context.param(Param.COVER_ENGINE), VLM_SLOT),
-        rerank_slot=Slot(context.param(Param.RERANK_ENGINE),
-                         llm_slot(EngineKind(context.param(Param.LLM_ENGINE_KIND)))),
+        rerank_slot=Slot(context.param(Param.RERANK_ENGINE), llm_slot(engine)),
         cover_tokenizer=load_tokenizer(context.path(Param.COVER_TOKENIZER_DIR)),
         rerank_tokenizer=load_tokenizer(context.path(Param.RERANK_TOKENIZER_DIR)))

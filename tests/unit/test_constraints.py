@@ -151,3 +151,14 @@ def test_engine_attention_never_uses_cudnn():
     engine.generate([GenerationRequest((1000, 2000, 3000), 3, 151645, 151643)])
     assert seen and not any(seen)
     assert torch.backends.cuda.cudnn_sdp_enabled()  # the process-wide setting is restored afterwards
+
+
+@pytest.mark.parametrize("wire,digits", [("grade", "1234"), ("grade:0-4", "01234"), ("grade:1-9", "123456789")])
+def test_a_grade_answer_is_one_digit_of_its_scale(tokenizer, vocab, wire, digits):
+    """A pointwise grader's scale (config [pointwise]) is what the slot lets the model answer, 0 included."""
+    state = RowState(vocab, 0, AnswerConstraint.parse(wire), end_id=151645)
+    state.advance(state.allowed()[0][0], "")  # the forced <answer>
+    while state.forced:
+        state.advance(state.forced[0], "")
+    allowed, _ = state.allowed()
+    assert sorted(tokenizer.decode([t]) for t in allowed) == list(digits)

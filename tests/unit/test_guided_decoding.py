@@ -19,6 +19,8 @@ from ensemble.constraint import AnswerConstraint, AnswerKind
 from ensemble.tags import FORCED_CLOSING
 
 GRADE, PERMUTATION, FREE = AnswerConstraint(AnswerKind.GRADE), AnswerConstraint.permutation(5), AnswerConstraint()
+GRADE_0_4 = AnswerConstraint.grade((0, 4))
+"""A pointwise grader's scale (config [pointwise])."""
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +52,14 @@ def test_the_tests_use_the_xgrammar_tensorrt_llm_pins():
     (PERMUTATION, 0, "<answer>[5,4,3,2,1]</answer>"),
     (GRADE, 8, "<thinking>sharp, on topic" + FORCED_CLOSING + "3</answer>"),  # cut at the budget
     (GRADE, -1, "\n<answer>4</answer>"),
+    (GRADE_0_4, 8, "<thinking>unrelated</thinking><answer>0</answer>"),
     (FREE, 4, "<thinking>x</thinking><answer>anything at all</answer>"),
 ])
 def test_what_a_good_model_writes_is_accepted_and_read(compiler, constraint, budget, text):
     regex = constraint.output_regex(budget)
     assert re.fullmatch(regex, text) and accepts(compiler, regex, text)
     if constraint.kind is AnswerKind.GRADE:
-        assert parse_grade(text).grade in (3, 4)
+        assert parse_grade(text, constraint.scale).grade in (0, 3, 4)
     if constraint.kind is AnswerKind.PERMUTATION:
         assert parse_permutation(text, 5).valid
 
@@ -68,6 +71,8 @@ def test_what_a_good_model_writes_is_accepted_and_read(compiler, constraint, bud
     (PERMUTATION, 16, "<answer>[1,2,3,4]</answer>"),  # n ids, no fewer
     (PERMUTATION, 16, "<answer>[6,1,2,3,4]</answer>"),  # ids of 1..n only
     (GRADE, 8, "<answer>5</answer>"),
+    (GRADE, 8, "<answer>0</answer>"),
+    (GRADE_0_4, 8, "<answer>5</answer>"),
     (GRADE, 8, "<thinking>no closing<answer>3</answer>"),
     (GRADE, 0, "<thinking>x</thinking><answer>3</answer>"),  # answer only: no reasoning
     (GRADE, 8, "the grade is 3"),

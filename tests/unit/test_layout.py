@@ -43,10 +43,10 @@ def test_a_task_is_one_folder_with_its_schema_template_prompt_reading_and_steps(
 
 def test_an_unknown_step_model_names_the_known_ones():
     with pytest.raises(KeyError, match="reranker_preprocess"):
-        step_class("grader_preprocess")
+        step_class("setwise_preprocess")
 
 
-def test_a_fourth_task_is_rendered_and_wired_from_its_registration_alone(monkeypatch, tmp_path):
+def test_a_new_task_is_rendered_and_wired_from_its_registration_alone(monkeypatch, tmp_path):
     """docs/architecture.md's checklist: a Task (here the planner's steps under new names) plus its
     [generation.<name>] table is all rendering and the wiring check need."""
     import build.render
@@ -55,15 +55,15 @@ def test_a_fourth_task_is_rendered_and_wired_from_its_registration_alone(monkeyp
     from ensemble.planner.steps import ENTRY, PlannerPost, PlannerPre
     from ensemble.task import Task
 
-    class GraderPre(PlannerPre):
-        task = "grader"
+    class SetwisePre(PlannerPre):
+        task = "setwise"
 
-    grader = Task("grader", names.TaskModels("pointwise_grader", "grader_preprocess", "grader_postprocess"),
-                  ENTRY, GraderPre, PlannerPost, names.LLM_ENGINE)
-    monkeypatch.setattr(build.render, "TASKS", (*TASKS, grader))
-    generation = {"grader": {"max_input_len": 512, "max_new_tokens": 16}}
+    setwise = Task("setwise", names.TaskModels("setwise_ranker", "setwise_preprocess", "setwise_postprocess"),
+                   ENTRY, SetwisePre, PlannerPost, names.LLM_ENGINE)
+    monkeypatch.setattr(build.render, "TASKS", (*TASKS, setwise))
+    generation = {"setwise": {"max_input_len": 512, "max_new_tokens": 16}}
     repository = build.render.render("cpu", tmp_path / "repo", Checkpoints("/c/q", "/c/v"),
                                      overrides={"pipeline": {"generation": generation}})
-    assert {"pointwise_grader", "grader_preprocess", "grader_postprocess"} <= {p.name for p in repository.iterdir()}
+    assert {"setwise_ranker", "setwise_preprocess", "setwise_postprocess"} <= {p.name for p in repository.iterdir()}
     assert check_repository(repository) == []
-    assert (repository / "grader_preprocess" / "1" / "model.py").exists()
+    assert (repository / "setwise_preprocess" / "1" / "model.py").exists()

@@ -1,6 +1,6 @@
 """A cover grade for a direct caller: from the shared grade store, or the VLM slot (ensemble/cover/evaluator.py)."""
 
-from ensemble.bls.inprocess import Slot
+from ensemble.bls.caller import Slot
 from ensemble.cover.evaluator import CoverEvaluator
 from ensemble.cover.steps import ENTRY
 from ensemble.names import Param
