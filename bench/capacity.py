@@ -124,9 +124,32 @@ def listwise_tokens(workload_path: str) -> tuple[float, float]:
     return tokens(1) - per_candidate, per_candidate
 
 
-def ranking_modes(base: float, per_candidate: float, n: int, thinking: int, window=None) -> list[Call]:
-    """The re-rank of n candidates as one listwise call and as sliding windows (`window`: the pipeline's
-    rerank_window by default)."""
+def pointwise_tokens(workload_path: str, grader: str = "relevance") -> float:
+    """Mean prompt tokens of one pointwise pair (text, no cover) over the workload's candidates."""
+    from build.tiny_checkpoints import build_tokenizer
+    from clients.workload import Workload
+    from ensemble.config import PipelineConfig
+    from ensemble.pointwise.prompt import build_pointwise_prompt, pointwise_template
+    from ensemble.pointwise.request import Grader, parse_pointwise_request
+
+    tokenizer, template, config = build_tokenizer(), pointwise_template(Grader(grader)), PipelineConfig.load()
+    scale = config.pointwise.scale(grader)
+    pair = lambda query, candidate: parse_pointwise_request(  # noqa: E731
+        query, json.dumps(candidate, ensure_ascii=False), grader, config.limits)
+    lengths = [len(build_pointwise_prompt(template, pair(r.query, c), scale, tokenizer, 10 ** 6).input_ids)
+               for r in Workload.load(workload_path).requests()[:4] for c in r.candidates]
+    return sum(lengths) / len(lengths)
+
+
+POINTWISE_ANSWER_TOKENS = 8
+"""The forced closing, one digit and the answer tags."""
+
+
+def ranking_modes(base: float, per_candidate: float, n: int, thinking: int, window=None, *,
+                  pointwise_prompt: float | None = None, pointwise_thinking: int = 0) -> dict[str, list[Call]]:
+    """The re-rank of n candidates by mode, each the calls it makes: one listwise call, sliding windows
+    (`window`: the pipeline's rerank_window by default) and, given `pointwise_prompt` (tokens of one pair), n
+    pointwise calls alone ("rank") or before the listwise call(s) ("signal")."""
     from ensemble.constraint import AnswerConstraint
     from ensemble.rerank.window import window_count
 
@@ -136,9 +159,16 @@ def ranking_modes(base: float, per_candidate: float, n: int, thinking: int, wind
         window = PipelineConfig.load().rerank_window
     size, calls = min(n, window.size), window_count(n, window.size, window.stride)
     answer = lambda k: AnswerConstraint.permutation(k).answer_tokens + 8  # noqa: E731  (tags)
-    return [Call(f"one listwise call of {n}", QWEN3_4B, base + per_candidate * n, thinking + answer(n), 1),
-            Call(f"windows {window.size}/{window.stride}: {calls} calls", QWEN3_4B, base + per_candidate * size,
-                 thinking + answer(size), calls)]
+    one = Call(f"one listwise call of {n}", QWEN3_4B, base + per_candidate * n, thinking + answer(n), 1)
+    windows = Call(f"windows {window.size}/{window.stride}: {calls} calls", QWEN3_4B, base + per_candidate * size,
+                   thinking + answer(size), calls)
+    modes = {"one listwise call": [one], "windows": [windows]}
+    if pointwise_prompt is not None:
+        pointwise = Call(f"pointwise: {n} calls", QWEN3_4B, pointwise_prompt,
+                         pointwise_thinking + POINTWISE_ANSWER_TOKENS, n)
+        modes["pointwise rank"] = [pointwise]
+        modes["pointwise signal + windows"] = [pointwise, windows]
+    return modes
 
 
 def pipeline_compute_rps(calls: list[Call], gpu: Gpu) -> float:
@@ -185,19 +215,27 @@ def main(argv: list[str] | None = None) -> int:
                       f"{pipeline_c:>13.1f} {pipeline_b:>15.1f}\n")
     from ensemble.config import PipelineConfig
 
+    config = PipelineConfig.load()
     base, per_candidate = listwise_tokens(args.workload)
+    pointwise = pointwise_tokens(args.workload)
     thinking = int(args.thinking.split(",")[-1])
-    window = PipelineConfig.load().rerank_window
-    print(f"ranking modes: the re-rank of n candidates (prompt {base:.0f} + {per_candidate:.0f} tokens a candidate, "
-          f"thinking {thinking}; one call of n > max_window_candidates is shown for the comparison only)")
-    print(f"{'gpu':5} {'n':>4}  {'mode':34} {'calls':>5} {'TFLOP/req':>9} {'GB/req':>8} {'compute req/s':>13} "
-          f"{'bandwidth req/s':>15}")
+    pointwise_thinking = config.generation_for("pointwise").thinking_budget
+    print(f"ranking modes: the re-rank of n candidates (listwise prompt {base:.0f} + {per_candidate:.0f} tokens a "
+          f"candidate, thinking {thinking}; pointwise prompt {pointwise:.0f} tokens a pair, thinking "
+          f"{pointwise_thinking}; one call of n > max_window_candidates is shown for the comparison only)")
+    print(f"{'gpu':5} {'n':>4}  {'mode':28} {'calls':>5} {'in tok/req':>10} {'TFLOP/req':>9} {'GB/req':>8} "
+          f"{'compute req/s':>13} {'bandwidth req/s':>15}")
     for key in ("A10", "A800"):
         for n in (20, 60, 100):
-            calls = ranking_modes(base, per_candidate, n, thinking, window)
-            for call, (name, tflop, gb, compute, bandwidth) in zip(calls, bounds(calls, GPUS[key], args.batch)):
-                print(f"{key:5} {n:>4}  {name:34} {call.calls_per_request:>5.0f} {tflop:>9.2f} {gb:>8.2f} "
-                      f"{compute:>13.1f} {bandwidth:>15.1f}")
+            modes = ranking_modes(base, per_candidate, n, thinking, config.rerank_window,
+                                  pointwise_prompt=pointwise, pointwise_thinking=pointwise_thinking)
+            for mode, calls in modes.items():
+                rows = bounds(calls, GPUS[key], args.batch)
+                count = sum(c.calls_per_request for c in calls)
+                tokens = sum(c.calls_per_request * c.input_tokens for c in calls)
+                print(f"{key:5} {n:>4}  {mode:28} {count:>5.0f} {tokens:>10.0f} {sum(r[1] for r in rows):>9.2f} "
+                      f"{sum(r[2] for r in rows):>8.2f} {1 / sum(1 / r[3] for r in rows):>13.1f} "
+                      f"{1 / sum(1 / r[4] for r in rows):>15.1f}")
     return 0
 
 

@@ -26,11 +26,19 @@ class ModelStats:
     compute_ns: int
     """compute_input + compute_infer + compute_output."""
     failures: int
+    inferences: int = 0
+    """Batch rows served (a request of n rows is one request and n inferences)."""
+
+    def __add__(self, other: ModelStats) -> ModelStats:
+        return ModelStats(*(a + b for a, b in zip(self._values(), other._values())))
+
+    def _values(self) -> tuple[int, ...]:
+        return (self.requests, self.executions, self.queue_ns, self.compute_ns, self.failures, self.inferences)
 
     def __sub__(self, other: ModelStats) -> ModelStats:
         return ModelStats(self.requests - other.requests, self.executions - other.executions,
                           self.queue_ns - other.queue_ns, self.compute_ns - other.compute_ns,
-                          self.failures - other.failures)
+                          self.failures - other.failures, self.inferences - other.inferences)
 
 
 _STEP_METRIC = re.compile(rf'^({Metric.STEP_US}|{Metric.STEP_CALLS})\{{step="([^"]+)"\}}\s+(\S+)$')
@@ -75,7 +83,7 @@ def snapshot(url: str, metrics_url: str | None = None) -> dict[str, ModelStats]:
 
         out[model["name"]] = ModelStats(count("success"), int(model.get("execution_count", 0)), ns("queue"),
                                         ns("compute_input") + ns("compute_infer") + ns("compute_output"),
-                                        count("fail"))
+                                        count("fail"), int(model.get("inference_count", 0)))
     if metrics_url:
         out.update(bls_steps(metrics_url))
     return out

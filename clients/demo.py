@@ -95,10 +95,25 @@ def run_demo(client: RerankClient, tiny: bool) -> bool:
     print(f"timings: covers {timings['covers']:.0f} ms, re-rank {timings['rerank']:.0f} ms, "
           f"total in server {timings['total']:.0f} ms, round trip {elapsed:.0f} ms; "
           f"{response['output_tokens']} tokens generated")
+
+    _section("5. Pointwise graders: a grade per candidate, then ranked by it (options.pointwise = \"rank\")")
+    grades = {g.id: g.grade for g in client.grade(sample["query"], candidates, grader="experience",
+                                                  cover_images=covers)}
+    ranked = client.rerank(sample["query"], candidates, cover_images=covers,
+                           options={"pointwise": "rank", "grader": "relevance"}).response
+    relevance = {g["id"]: g["grade"] for g in ranked["pointwise"]["grades"]}
+    print(f"{'rank':>4}  {'id':10} {'title':44} {'relevance 0-4':>13} {'experience 1-4':>14}")
+    for rank, doc_id in enumerate(ranked["ranked_ids"], start=1):
+        show = lambda v: "unknown" if v is None else str(v)  # noqa: E731
+        print(f"{rank:>4}  {doc_id:10} {_cell(by_id[doc_id]['title'], 44)} {show(relevance[doc_id]):>13} "
+              f"{show(grades[doc_id]):>14}")
+    print(f"ranked by {ranked['ranked_by']} (no listwise call) in {ranked['timings_ms']['total']:.0f} ms; "
+          "candidates with a cover were graded by the VLM with it, the others by the text model")
+    ok &= sorted(ranked["ranked_ids"]) == sorted(by_id)
     if tiny:
         print(textwrap.fill(
             "Note: these are tiny models with RANDOM weights. Constrained decoding makes their answers valid "
-            "(every id once, grades 1-4), but the order and the grades themselves are arbitrary: valid format says "
+            "(every id once, grades on their scale), but the order and the grades themselves are arbitrary: valid format says "
             "nothing about quality. With constraints off (constrain_answer = false in the pipeline config) the same "
             "models write nonsense and the repair and fallback-ranker path takes over. Point RERANKER_CKPT and "
             "VLM_CKPT at trained checkpoints for real answers.", width=100))

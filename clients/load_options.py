@@ -36,3 +36,25 @@ def call_schedule(weights: dict[str, int]) -> list[str]:
     so a short run still calls every model and two runs send the same mix."""
     rounds = max(weights.values())
     return [name for r in range(rounds) for name, weight in weights.items() if r < weight]
+
+
+def rerank_options(text: str) -> dict | None:
+    """--rerank-options: a JSON object sent as every rich_media_reranker request's options, checked by the
+    request schema here so that a typo fails the load test at start, not as thousands of refused calls."""
+    import json
+
+    from ensemble.errors import RequestError
+    from ensemble.rerank.request import parse_rerank_request
+
+    if not text:
+        return None
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--rerank-options must be a JSON object ({error.msg})") from None
+    probe = json.dumps({"query": "q", "candidates": [{"id": "x", "title": "t"}], "options": options})
+    try:
+        parse_rerank_request(probe)
+    except RequestError as error:
+        raise ValueError(f"--rerank-options: {error}") from None
+    return options

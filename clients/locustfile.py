@@ -5,6 +5,9 @@
 
     locust -f clients/locustfile.py ... --day day.jsonl --corpus corpus.jsonl   # the T+1 chain, as `rmr batch`
 
+    locust -f clients/locustfile.py ... --weights pointwise_grader=1 --grader experience   # pointwise grades
+    locust -f clients/locustfile.py ... --rerank-options '{"pointwise": "rank"}'         # a ranking mode
+
 With `--day`, every call is one query of the day through the T+1 job's own chain (plan, retrieval from the
 corpus, C(Q), re-rank with covers), reported as `t1_chain`: the server's saturated rate on the job's work.
 
@@ -23,7 +26,7 @@ grpc_gevent.init_gevent()  # before any channel exists, or gRPC's C core blocks 
 
 from locust import User, constant, events, task  # noqa: E402
 
-from clients.load_options import MODELS, call_schedule, parse_weights, require_loopback  # noqa: E402
+from clients.load_options import MODELS, call_schedule, parse_weights, require_loopback, rerank_options  # noqa: E402
 from clients.rerank_client import RerankClient  # noqa: E402
 from clients.workload import Workload  # noqa: E402
 from ensemble import names  # noqa: E402
@@ -39,6 +42,9 @@ def _arguments(parser) -> None:
     parser.add_argument("--day", default="", help="a day's queries (JSONL): run the T+1 chain instead")
     parser.add_argument("--corpus", default="", help="with --day: the corpus the chain retrieves from")
     parser.add_argument("--call-timeout", type=float, default=120.0, help="client deadline per call, seconds")
+    parser.add_argument("--rerank-options", default="", help="JSON options of every rich_media_reranker call, "
+                        'e.g. {"pointwise": "signal"} (the request schema\'s options)')
+    parser.add_argument("--grader", default="relevance", help="the pointwise_grader calls' grader")
 
 
 @events.init.add_listener
@@ -56,13 +62,22 @@ def _setup(environment, **_kwargs) -> None:
         TritonUser.schedule = [T1_CHAIN]
         return
     _state["requests"] = Workload.load(options.workload).requests()
+    _state["rerank_options"] = rerank_options(options.rerank_options)
     TritonUser.schedule = call_schedule(parse_weights(options.weights))
 
 
 def _rich(user: TritonUser) -> None:
     r = user.next_request()
     with user.environment.events.request.measure("grpc", names.RICH_MEDIA_RERANKER):
-        user.client.rerank(r.query, r.candidates, cover_images=r.covers)
+        user.client.rerank(r.query, r.candidates, cover_images=r.covers, options=_state.get("rerank_options"))
+
+
+def _pointwise(user: TritonUser) -> None:
+    """Every candidate of a request graded (a row each; the covers go to the VLM)."""
+    r = user.next_request()
+    grader = user.environment.parsed_options.grader if user.environment.parsed_options else "relevance"
+    with user.environment.events.request.measure("grpc", names.POINTWISE.entry):
+        user.client.grade(r.query, r.candidates, grader=grader, cover_images=r.covers)
 
 
 def _reranker(user: TritonUser) -> None:
@@ -97,7 +112,7 @@ def _t1_chain(user: TritonUser) -> None:
 
 _day_position = itertools.count()
 TASKS = {T1_CHAIN: _t1_chain, names.RICH_MEDIA_RERANKER: _rich, names.RERANK.entry: _reranker,
-         names.COVER.entry: _cover, names.PLANNER.entry: _planner}
+         names.COVER.entry: _cover, names.PLANNER.entry: _planner, names.POINTWISE.entry: _pointwise}
 
 
 class TritonUser(User):

@@ -20,6 +20,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcclient_aio
 from tritonclient.utils import InferenceServerException
 
+from clients.pointwise import POINTWISE_ROWS_PER_CALL, PointwiseGrade, covers_of, pointwise_grades, pointwise_inputs
 from ensemble import names
 from ensemble import tensors as T
 
@@ -58,14 +59,6 @@ class Plan:
 class CoverGrade:
     grade: int | None
     """1..4, None when the model gave no usable grade."""
-    reasoning: str
-
-
-@dataclass(frozen=True, slots=True)
-class PointwiseGrade:
-    id: str
-    grade: int | None
-    """On the grader's scale (config [pointwise]); None when the model gave no usable grade."""
     reasoning: str
 
 
@@ -151,45 +144,6 @@ def cover_inputs(query: str, image: bytes, task: str) -> list[grpcclient.InferIn
             _input(T.TASK, [task.encode("utf-8")])]
 
 
-POINTWISE_ROWS_PER_CALL = 32
-"""Pairs per `pointwise_grader` request: within every profile's max_batch_size (64 on cpu and a10)."""
-
-
-def pointwise_inputs(query: str, candidates: Sequence[Mapping[str, Any]], grader: str,
-                     cover_images: Sequence[bytes] | None = None) -> list[grpcclient.InferInput]:
-    """One row per candidate (the batch dimension): query, candidate JSON, grader and cover (b"": none)."""
-    def column(spec: T.TensorSpec, values: Sequence[bytes]) -> grpcclient.InferInput:
-        array = np.empty((len(values), 1), dtype=np.object_)
-        array[:, 0] = list(values)
-        tensor = grpcclient.InferInput(spec.name, list(array.shape), spec.wire_dtype)
-        tensor.set_data_from_numpy(array)
-        return tensor
-
-    n = len(candidates)
-    inputs = [column(T.QUERY, [query.encode("utf-8")] * n),
-              column(T.CANDIDATE, [json.dumps(dict(c), ensure_ascii=False).encode("utf-8") for c in candidates]),
-              column(T.GRADER, [grader.encode("utf-8")] * n)]
-    if cover_images is not None:
-        inputs.append(column(T.IMAGE, list(cover_images)))
-    return inputs
-
-
-def _covers_of(candidates: Sequence[Mapping[str, Any]],
-               cover_images: Mapping[str, bytes] | Sequence[bytes] | None) -> list[bytes] | None:
-    if cover_images is None or isinstance(cover_images, Sequence):
-        return None if cover_images is None else list(cover_images)
-    return [cover_images.get(str(c["id"]), b"") for c in candidates]
-
-
-def _pointwise(result, candidates: Sequence[Mapping[str, Any]]) -> list[PointwiseGrade]:
-    from ensemble.pointwise.answer import UNKNOWN_GRADE
-
-    grades = result.as_numpy("grade").reshape(-1).tolist()
-    reasons = [bytes(v).decode("utf-8") for v in result.as_numpy("reasoning").reshape(-1)]
-    return [PointwiseGrade(str(c["id"]), None if g == UNKNOWN_GRADE else int(g), r)
-            for c, g, r in zip(candidates, grades, reasons)]
-
-
 def _plan(result) -> Plan:
     raw = json.loads(_text(result.as_numpy("plan")))
     return Plan(raw["query_type"], raw["sub_queries"], raw["degraded"], raw)
@@ -271,13 +225,13 @@ class RerankClient:
               timeout_s: float | None = None) -> list[PointwiseGrade]:
         """A pointwise grade per candidate (`pointwise_grader`): from its text, or with the VLM where it has a
         cover. Sent POINTWISE_ROWS_PER_CALL pairs a request; the server batches them over the engine slots."""
-        covers = _covers_of(candidates, cover_images)
+        covers = covers_of(candidates, cover_images)
         grades: list[PointwiseGrade] = []
         for start in range(0, len(candidates), POINTWISE_ROWS_PER_CALL):
             part = candidates[start:start + POINTWISE_ROWS_PER_CALL]
             inputs = pointwise_inputs(query, part, grader,
                                       None if covers is None else covers[start:start + len(part)])
-            grades += _pointwise(self._infer(self.pointwise_model, inputs, ["grade", "reasoning"], timeout_s), part)
+            grades += pointwise_grades(self._infer(self.pointwise_model, inputs, ["grade", "reasoning"], timeout_s), part)
         return grades
 
     def rerank_step(self, query: str, candidates: Sequence[Mapping[str, Any]], *,
@@ -340,14 +294,14 @@ class AsyncRerankClient:
                     cover_images: Mapping[str, bytes] | Sequence[bytes] | None = None,
                     timeout_s: float | None = None) -> list[PointwiseGrade]:
         """`RerankClient.grade`, its requests all out together."""
-        covers = _covers_of(candidates, cover_images)
+        covers = covers_of(candidates, cover_images)
         parts = [(start, candidates[start:start + POINTWISE_ROWS_PER_CALL])
                  for start in range(0, len(candidates), POINTWISE_ROWS_PER_CALL)]
         results = await asyncio.gather(*(
             self._infer(RerankClient.pointwise_model,
                         pointwise_inputs(query, part, grader, None if covers is None else covers[s:s + len(part)]),
                         ["grade", "reasoning"], timeout_s) for s, part in parts))
-        return [grade for (_, part), result in zip(parts, results) for grade in _pointwise(result, part)]
+        return [grade for (_, part), result in zip(parts, results) for grade in pointwise_grades(result, part)]
 
     async def rerank_step(self, query: str, candidates: Sequence[Mapping[str, Any]], *,
                           options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:

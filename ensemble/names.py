@@ -115,6 +115,8 @@ class Metric:
     """Answers whose reasoning was cut at the thinking budget, labels ``model`` and ``task``."""
     COVER_GRADES = "rmr_cover_grades_total"
     """Cover grades in responses, labels ``model``, ``task`` and ``source`` (ensemble/bls/covers.py: GradeSource)."""
+    POINTWISE_GRADES = "rmr_pointwise_grades_total"
+    """Pointwise grades in responses, labels ``model``, ``grader`` and ``source`` (GradeSource's names)."""
     ENGINE_CALL_SECONDS = "rmr_engine_call_seconds"
     """Histogram of engine calls as the BLS waits for them (queue, compute, hand-off), labels ``model``, ``engine``."""
 

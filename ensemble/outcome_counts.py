@@ -1,6 +1,6 @@
 """Running totals of what the pipeline answered, for the metrics an operator alerts on (names in
 `ensemble.names.Metric`): answers valid / repaired / fallback, repairs by kind, fallbacks by reason, thinking
-cut at its budget, cover grades by source. Pure counting; the stub publishes them (server/stub/adapter.py)."""
+cut at its budget, cover and pointwise grades by source. Pure counting; the stub publishes them (server/stub/adapter.py)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ class OutcomeCounts:
         """(task,) -> answers whose reasoning was cut at the thinking budget"""
         self.grades: Counter[tuple[str, ...]] = Counter()
         """(task, source) -> cover grades"""
+        self.pointwise: Counter[tuple[str, ...]] = Counter()
+        """(grader, source) -> pointwise grades"""
 
     def rerank(self, outcome: RerankOutcome) -> None:
         self.answers[(answer_kind(outcome),)] += 1
@@ -38,6 +40,11 @@ class OutcomeCounts:
             self.fallbacks[(outcome.fallback_kind,)] += 1
         if outcome.budget_forced:
             self.budget_cut[("rerank",)] += 1
+
+    def pointwise_grades(self, sources: Iterable[tuple[str, str]]) -> None:
+        """(grader, source) of every pointwise grade a response carries."""
+        for grader, source in sources:
+            self.pointwise[(grader, source)] += 1
 
     def cover_grades(self, sources: Iterable[tuple[str, str]]) -> None:
         """(task, source) of every grade a response carries."""

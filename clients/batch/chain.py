@@ -45,13 +45,15 @@ def parse_line(raw: str | dict[str, Any]) -> QueryLine:
 
 
 class Chain:
-    def __init__(self, retriever: Retriever | None, *, k: int = 10, max_candidates: int | None = None) -> None:
+    def __init__(self, retriever: Retriever | None, *, k: int = 10, max_candidates: int | None = None,
+                 options: dict[str, Any] | None = None) -> None:
         """`max_candidates`: C(Q) is cut there; by default the pipeline's limit (rich_media_reranker ranks a
-        list longer than one window in windows)."""
+        list longer than one window in windows). `options`: the re-rank request's (e.g. pointwise grades)."""
         from ensemble.config import PipelineConfig
 
         self.retriever = retriever
         self.k = k
+        self.options = options or None
         self.max_candidates = max_candidates or PipelineConfig.load().limits.max_candidates
 
     def candidates(self, line: QueryLine, plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -68,13 +70,14 @@ class Chain:
         """(plan, re-rank response). Raises LineError, or RerankError from the server."""
         plan = client.plan(line.query, line.session).raw
         request, covers = self.rerank_request(line, plan)
-        return plan, client.rerank(line.query, request, cover_images=covers or None).response
+        return plan, client.rerank(line.query, request, cover_images=covers or None, options=self.options).response
 
     async def run_async(self, client: AsyncRerankClient, line: QueryLine) -> tuple[dict[str, Any], dict[str, Any]]:
         """The same chain over an asyncio client: one process keeps many queries in flight."""
         plan = (await client.plan(line.query, line.session)).raw
         request, covers = self.rerank_request(line, plan)
-        return plan, (await client.rerank(line.query, request, cover_images=covers or None)).response
+        return plan, (await client.rerank(line.query, request, cover_images=covers or None,
+                                          options=self.options)).response
 
     def rerank_request(self, line: QueryLine, plan: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
         """C(Q) as re-rank candidates, and the covers their `cover_path`s name."""

@@ -30,6 +30,7 @@ from typing import Any
 from clients.batch.chain import Chain, LineError, parse_line
 from clients.batch.results import DEFAULT_TTL_S, ResultStore, result_value
 from clients.rerank_client import AsyncRerankClient, RerankClient, RerankError
+from ensemble.pointwise.request import Grader, PointwiseUse
 from ensemble.rerank.outcome import RERANKER_FAILED
 
 RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "NOT_FOUND")
@@ -66,6 +67,15 @@ class JobOptions:
     backoff_s: float = 5.0
     ttl_s: float = DEFAULT_TTL_S
     store_base: Path = Path(".")
+    pointwise: str = "off"
+    """The re-rank's options.pointwise: "signal" or "rank" adds a pointwise grader's grades (ensemble/pointwise/)."""
+    pointwise_grader: str = "relevance"
+
+    @property
+    def rerank_options(self) -> dict[str, str]:
+        if self.pointwise == "off":
+            return {}
+        return {"pointwise": self.pointwise, "grader": self.pointwise_grader}
 
 
 def open_results(options: JobOptions, version: str) -> ResultStore:
@@ -86,7 +96,7 @@ class QueryWorker:
         self.version = version
         self.down_until = dict.fromkeys(options.endpoints, 0.0)
         self.turn = random.randrange(len(options.endpoints))  # actors start on different endpoints
-        self.chain = Chain(retriever, k=options.k)
+        self.chain = Chain(retriever, k=options.k, options=options.rerank_options)
         self.clients: dict[str, AsyncRerankClient] | None = None
 
     def _open(self) -> None:
@@ -293,6 +303,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", default="", help="an existing Ray cluster (e.g. ray://head:10001)")
     parser.add_argument("--ttl-hours", type=float, default=DEFAULT_TTL_S / 3600, help="0 = results never expire")
     parser.add_argument("--backoff", type=float, default=5.0, help="seconds an UNAVAILABLE endpoint is left alone")
+    parser.add_argument("--pointwise", choices=[u.value for u in PointwiseUse], default="off",
+                        help="pointwise grades as a listwise signal, or ranking by them alone (no listwise call)")
+    parser.add_argument("--pointwise-grader", choices=[g.value for g in Grader], default=Grader.RELEVANCE.value)
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -303,6 +316,6 @@ def run(args: argparse.Namespace) -> int:
                          concurrency=args.concurrency, num_cpus=args.num_cpus,
                          batch_size=args.batch_size,
                          ray_address=args.ray_address, ttl_s=args.ttl_hours * 3600, backoff_s=args.backoff,
-                         store_base=Path.cwd())
+                         store_base=Path.cwd(), pointwise=args.pointwise, pointwise_grader=args.pointwise_grader)
     summary = run_job(options, progress=not args.quiet)
     return 1 if summary.statuses["failed"] else 0

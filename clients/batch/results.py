@@ -36,7 +36,9 @@ def result_value(query: str, response: dict[str, Any], plan: dict[str, Any], ver
     record = {"query": query, "ranked_ids": response["ranked_ids"], "plan": plan,
               "cover_grades": response.get("cover_grades", []), "valid": response.get("valid"),
               "repairs": response.get("repairs", []), "fallback": response.get("fallback"),
-              "fallback_reason": response.get("fallback_reason"), "version": version, "written_at": time.time()}
+              "fallback_reason": response.get("fallback_reason"), "ranked_by": response.get("ranked_by"),
+              "pointwise": response.get("pointwise"), "windows": len(response.get("windows") or ()),
+              "version": version, "written_at": time.time()}
     return json.dumps(record, ensure_ascii=False).encode("utf-8")
 
 

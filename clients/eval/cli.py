@@ -5,6 +5,7 @@ the position-bias check, and the paired comparison of two saved runs.
     rmr eval --set rerank.jsonl --ranker fallback,input,random   # the floors, no server needed
     rmr eval --set rerank.jsonl --server 127.0.0.1:8001 --ablations --json run.json --predictions run.jsonl
     rmr eval --covers covers.jsonl --server 127.0.0.1:8001
+    rmr eval --set rerank.jsonl --server 127.0.0.1:8001 --modes pointwise_rank,pointwise_signal
     rmr eval --set rerank.jsonl --server 127.0.0.1:8001 --shuffles 3
     rmr eval --compare before.json after.json
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from clients.eval.covers import cover_table, cover_text, grade_covers
 from clients.eval.labelled import LabelledFileError, read_cover_set, read_rerank_set
-from clients.eval.rankers import ABLATIONS, FLOORS, deployment, floor
+from clients.eval.rankers import ABLATIONS, FLOORS, MODES, deployment, floor
 from clients.eval.report import Run, compare, score, text_table
 from ensemble.metrics import rbo
 
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ranker", default="", help=f"floor rankers, comma-separated: {', '.join(FLOORS)}")
     parser.add_argument("--ablations", action="store_true",
                         help=f"with --server: every row of Table 2 ({', '.join(ABLATIONS)})")
+    parser.add_argument("--modes", default="", help=f"with --server: ranking modes beside the deployment's, "
+                        f"comma-separated: {', '.join(MODES)}")
     parser.add_argument("--shuffles", type=int, default=0,
                         help="with --server: rank each query under K shuffled input orders, report mean pairwise RBO")
     parser.add_argument("--limit", type=int, default=0, help="only the first N queries (and covers)")
@@ -57,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not (args.set or args.covers):
         raise SystemExit("rmr eval needs --set, --covers, --compare or --sample")
-    if (args.covers or args.ablations or args.shuffles) and not args.server:
-        raise SystemExit("--covers, --ablations and --shuffles need --server")
+    if (args.covers or args.ablations or args.shuffles or args.modes) and not args.server:
+        raise SystemExit("--covers, --ablations, --modes and --shuffles need --server")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if unknown := [m for m in modes if m not in MODES]:
+        raise SystemExit(f"--modes takes {', '.join(MODES)}; got {', '.join(unknown)}")
     try:
         queries = read_rerank_set(args.set)[: args.limit or None] if args.set else []
         covers = read_cover_set(args.covers)[: args.limit or None] if args.covers else []
@@ -96,6 +102,7 @@ def _rankers(args, client):
     if client is not None:
         ablations = list(ABLATIONS) if args.ablations else ["full"]
         out += [(f"deployment:{a}" if a != "full" else "deployment", deployment(client, a)) for a in ablations]
+        out += [(f"deployment:{m.strip()}", deployment(client, m.strip())) for m in args.modes.split(",") if m.strip()]
     if not out:
         raise SystemExit("nothing to rank with: give --server and/or --ranker")
     return out

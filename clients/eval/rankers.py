@@ -22,6 +22,13 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no_thinking": {"thinking_budget": 0},
 }
 """Table 2's rows as request options. ``no_covers`` also strips grades the file gives and sends no image."""
+MODES: dict[str, dict[str, Any]] = {
+    "pointwise_rank": {"pointwise": "rank"},
+    "pointwise_signal": {"pointwise": "signal"},
+    "experience_rank": {"pointwise": "rank", "grader": "experience"},
+    "experience_signal": {"pointwise": "signal", "grader": "experience"},
+}
+"""Ranking modes past the paper's (ensemble/pointwise/): pointwise grades alone, or as a listwise signal."""
 FLOORS = ("fallback", "input", "random")
 
 Ranking = Callable[[LabelledQuery, list[dict[str, Any]]], tuple[list[str], dict[str, Any]]]
@@ -46,8 +53,8 @@ def floor(name: str, seed: int = 0) -> Ranking:
 
 
 def deployment(client: Any, ablation: str = "full") -> Ranking:
-    """The deployment's `rich_media_reranker` under one of `ABLATIONS`."""
-    options = dict(ABLATIONS[ablation])
+    """The deployment's `rich_media_reranker` under one of `ABLATIONS` or `MODES`."""
+    options = dict({**ABLATIONS, **MODES}[ablation])
     covers_off = ablation == "no_covers"
 
     def rank(item: LabelledQuery, candidates: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
@@ -63,6 +70,7 @@ def deployment(client: Any, ablation: str = "full") -> Ranking:
         result = client.rerank(item.query, request, cover_images=covers or None, options=options or None)
         response = result.response
         said = {"valid": response.get("valid"), "fallback": response.get("fallback"),
+                "ranked_by": response.get("ranked_by"),
                 "repairs": [r["kind"] for r in response.get("repairs", [])]}
         return list(result.ranked_ids), said
 

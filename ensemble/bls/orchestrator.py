@@ -124,6 +124,9 @@ class Orchestrator:
         if ranked_by in ("listwise", "windows", "fallback"):
             self.counts.rerank(answer.outcome)
         self.counts.cover_grades((task.value, source.value) for g in covers.grades for task, source in g.sources.items())
+        if pointwise is not None:
+            grader = request.options.grader.value
+            self.counts.pointwise_grades((grader, source.value) for source in pointwise.sources)
         if covers.pending is not None:
             self.later(covers.pending)
         return answer.ranked_ids, response

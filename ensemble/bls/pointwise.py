@@ -31,7 +31,7 @@ class PointwiseReport:
 
     def to_json_dict(self, request: RerankRequest) -> dict[str, Any]:
         options = request.options
-        return {"use": options.pointwise.value, "grader": options.pointwise_grader.value,
+        return {"use": options.pointwise.value, "grader": options.grader.value,
                 "grades": [{"id": c.id, "grade": g, "source": s.value}
                            for c, g, s in zip(request.candidates, self.grades, self.sources)],
                 "errors": self.errors}
@@ -46,7 +46,7 @@ async def grade_pointwise(caller: ModelCaller, request: RerankRequest, images: l
     todo = [i for i, grade in enumerate(grades) if grade is None]
     if not todo:
         return PointwiseReport(grades, sources, [])
-    grader = request.options.pointwise_grader
+    grader = request.options.grader
     items: list[PointwiseItem] = [(PointwiseRequest(query=request.query, candidate=candidates[i], grader=grader),
                                    images[i]) for i in todo]
     errors: list[str] = []

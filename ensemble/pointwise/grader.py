@@ -14,10 +14,13 @@ import numpy as np
 
 from ensemble.arrays import Arrays, scalar_bytes, stack_rows
 from ensemble.bls.caller import EngineCaller, Slot, SubCallError
+from ensemble.bls.covers import GradeSource
 from ensemble.config import PipelineConfig
 from ensemble.cover.grade_cache import image_key
 from ensemble.cover.image import CheckedImages
 from ensemble.errors import RequestError
+from ensemble.outcome_counts import OutcomeCounts
+from ensemble.pointwise.answer import UNKNOWN_GRADE
 from ensemble.pointwise.request import PointwiseRequest, parse_pointwise_request
 from ensemble.pointwise.steps import PointwisePost, PointwisePre
 
@@ -35,6 +38,8 @@ class PointwiseGrader:
         self.vision = PointwisePre(config, vision_tokenizer, vision=True), PointwisePost(config, vision_tokenizer)
         self.one_pair_per_text_call = one_pair_per_text_call
         self.checked = CheckedImages(config.limits)
+        self.counts = OutcomeCounts()
+        """Grades answered, by grader and source, for the entry's outcome metrics."""
 
     def parse(self, row: Arrays) -> PointwiseItem:
         """One entry row, checked; raises RequestError naming the input."""
@@ -53,6 +58,8 @@ class PointwiseGrader:
         await asyncio.gather(self._on_slot(items, text, self.text_slot, *self.text, results,
                                            split=self.one_pair_per_text_call),
                              self._on_slot(items, vision, self.vision_slot, *self.vision, results, split=False))
+        self.counts.pointwise_grades((request.grader.value, _source(result).value)
+                                     for (request, _), result in zip(items, results))
         return results  # type: ignore[return-value] - every row was answered
 
     async def _on_slot(self, items: Sequence[PointwiseItem], rows: list[int], slot: Slot, pre: PointwisePre,
@@ -82,3 +89,9 @@ class PointwiseGrader:
                 continue
             for (i, _), answer in zip(group, post.batch_answers(out, [items[i][0].grader for i, _ in group])):
                 results[i] = answer
+
+
+def _source(result: Arrays | Exception | None) -> GradeSource:
+    if not isinstance(result, dict):
+        return GradeSource.FAILED
+    return GradeSource.MODEL_UNUSABLE if int(result["grade"][0]) == UNKNOWN_GRADE else GradeSource.MODEL

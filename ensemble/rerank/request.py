@@ -40,8 +40,8 @@ class RerankOptions(BaseModel):
     pointwise: PointwiseUse = PointwiseUse.OFF
     """Pointwise grades (ensemble/pointwise/): `signal` puts each candidate's into the listwise prompt, `rank`
     ranks by them alone (no listwise call); `rich_media_reranker` computes those the candidates lack."""
-    pointwise_grader: Grader = Grader.RELEVANCE
-    """Which pointwise grader (its template and scale)."""
+    grader: Grader = Grader.RELEVANCE
+    """Which pointwise grader (its template and scale) options.pointwise uses."""
     deadline_ms: float | None = Field(default=None, gt=0)
     """This request's time budget in the BLS (config [deadlines] says how it is spent); default: the Triton
     request's timeout, if it has one, else none."""

@@ -53,7 +53,7 @@ class RerankPre(PreStep):
             if not carries_pointwise(template):
                 raise RequestError("options.pointwise", f"'signal' needs a {template.name} template whose candidate "
                                    "block has {pointwise} and a pointwise_format", value="signal")
-            grader = options.pointwise_grader.value
+            grader = options.grader.value
             signal = PointwiseSignal(grader, self.config.pointwise.scale(grader))
         prompt = build_rerank_prompt(template, request, self.tokenizer,
                                      self.generation.max_input_len, encoder=self.encoder, pointwise=signal)

@@ -208,6 +208,8 @@ class OutcomeMetrics:
                                  ("model", "task"))
         self.grades = CounterExport(Metric.COVER_GRADES, "Cover grades in responses by task and source",
                                     ("model", "task", "source"))
+        self.pointwise = CounterExport(Metric.POINTWISE_GRADES, "Pointwise grades in responses by grader and source",
+                                       ("model", "grader", "source"))
         if ranks:
             self.answers.declare([(model, kind) for kind in ANSWER_KINDS])
             self.fallbacks.declare([(model, kind) for kind in FALLBACK_LABELS])
@@ -219,7 +221,7 @@ class OutcomeMetrics:
     def publish(self) -> None:
         for export, totals in ((self.answers, self.counts.answers), (self.repairs, self.counts.repairs),
                                (self.fallbacks, self.counts.fallbacks), (self.cut, self.counts.budget_cut),
-                               (self.grades, self.counts.grades)):
+                               (self.grades, self.counts.grades), (self.pointwise, self.counts.pointwise)):
             export.publish({(self.model, *labels): n for labels, n in totals.items()})
         if self.latency is not None:
             self.latency.publish([((self.model, engine), s) for engine, s in self.times.take_engine_seconds()])

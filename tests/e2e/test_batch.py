@@ -18,10 +18,11 @@ from tests.e2e.conftest import ROOT
 pytestmark = pytest.mark.e2e
 
 
-def batch(tmp_path, log, corpus, endpoints: str, actors: int = 2) -> tuple[int, str]:
+def batch(tmp_path, log, corpus, endpoints: str, actors: int = 2, *more: str) -> tuple[int, str]:
     command = [sys.executable, "-m", "clients.cli", "batch", "--queries", str(log), "--corpus", str(corpus),
                "--store", f"sqlite:///{tmp_path}/results.sqlite", "--server", endpoints, "--num-cpus", "2",
-               "--actors", str(actors), "--dead-letters", str(tmp_path / "dead.jsonl"), "--backoff", "60", "--quiet"]
+               "--actors", str(actors), "--dead-letters", str(tmp_path / "dead.jsonl"), "--backoff", "60", "--quiet",
+               *more]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     return done.returncode, done.stdout + done.stderr[-2000:]
 
@@ -30,7 +31,9 @@ def test_a_day_goes_into_the_store_once_and_the_backend_reads_it(grpc_url, tmp_p
     refused = '{"query": "q", "candidates": [{"id": "x", "title": "t", "click_through_rate": 5}]}'
     log, corpus = make_sample_day(tmp_path, queries=5, bad_lines=("{not json", '{"session": ["x"]}', refused))
     # More actors than `--num-cpus` holds at a quarter CPU each: they must not starve the read tasks.
-    code, out = batch(tmp_path, log, corpus, f"127.0.0.1:1,{grpc_url}", actors=8)  # nothing listens on port 1
+    # Ranked by pointwise grade (options.pointwise): the job's option reaches every re-rank request.
+    code, out = batch(tmp_path, log, corpus, f"127.0.0.1:1,{grpc_url}", 8,  # nothing listens on port 1
+                      "--pointwise", "rank", "--pointwise-grader", "experience")
     assert code == 1, out  # three lines failed
     assert "8 lines" in out and "5 done, 0 already stored, 3 failed" in out, out
     assert f"per endpoint: {{'{grpc_url}': 5}}" in out, out
@@ -44,6 +47,8 @@ def test_a_day_goes_into_the_store_once_and_the_backend_reads_it(grpc_url, tmp_p
         query = json.loads(line)["query"]
         result = cached_ranking(store, query.upper() + "  ")  # the key is the normalised query
         assert result is not None and result["ranked_ids"] and result["query"] == query
+        assert result["ranked_by"] == "pointwise" and result["pointwise"]["grader"] == "experience"
+        assert len(result["pointwise"]["grades"]) == len(result["ranked_ids"])
     with RerankClient(grpc_url) as client:
         assert client.cached_ranking(query, store_url=f"sqlite:///{tmp_path}/results.sqlite") == result
     code, out = batch(tmp_path, log, corpus, grpc_url)

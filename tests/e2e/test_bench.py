@@ -19,10 +19,11 @@ pytestmark = pytest.mark.e2e
 def test_locust_headless_run_reports_every_call(grpc_url, tmp_path):
     prefix = tmp_path / "smoke"
     done = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", "clients/locustfile.py", "--headless", "-u", "4", "-r", "4", "-t", "6s",
+        [sys.executable, "-m", "locust", "-f", "clients/locustfile.py", "--headless", "-u", "5", "-r", "5", "-t", "6s",
          "--host", grpc_url, "--csv", str(prefix), "--only-summary", "--stop-timeout", "60",
          "--workload", "bench/workloads/smoke.json",
-         "--weights", "rich_media_reranker=1,reranker=1,cover_evaluator=1,query_planner=1"],
+         "--weights", "rich_media_reranker=1,reranker=1,cover_evaluator=1,query_planner=1,pointwise_grader=1",
+         "--rerank-options", '{"pointwise": "rank"}', "--grader", "experience"],
         cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     with open(f"{prefix}_stats.csv", newline="") as fh:
@@ -30,7 +31,7 @@ def test_locust_headless_run_reports_every_call(grpc_url, tmp_path):
     assert int(rows["Aggregated"]["Request Count"]) > 0
     failures = Path(f"{prefix}_failures.csv")
     assert rows["Aggregated"]["Failure Count"] == "0", failures.read_text() if failures.exists() else rows
-    assert {"rich_media_reranker", "reranker", "cover_evaluator", "query_planner"} <= set(rows)
+    assert {"rich_media_reranker", "reranker", "cover_evaluator", "query_planner", "pointwise_grader"} <= set(rows)
 
 
 def test_locust_refuses_non_loopback_targets():

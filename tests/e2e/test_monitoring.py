@@ -37,15 +37,21 @@ def test_every_metric_the_rules_and_dashboard_read_is_exported(client, server, s
     response = client.rerank(data["query"], candidates, cover_images=covers).response
     kind = "fallback" if response["fallback"] else "valid" if response["valid"] else "repaired"
     model_grades = sum(g["source"].get("relevance") == "model" for g in response["cover_grades"])
+    pointwise = client.grade(data["query"], candidates[:3], grader="experience")
+    known = sum(g.grade is not None for g in pointwise)
     deadline = time.monotonic() + METRICS_FLUSH_S + 5
-    while True:  # the BLS publishes at most METRICS_FLUSH_S after a request
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    while True:  # the BLS and the pointwise entry publish at most METRICS_FLUSH_S after a request
         after = scrape(server)
-        counted = (value(after, "rmr_rerank_answers_total", model="rich_media_reranker", kind=kind)
-                   - value(before, "rmr_rerank_answers_total", model="rich_media_reranker", kind=kind))
-        if counted >= 1 or time.monotonic() > deadline:
+        counted = grew("rmr_rerank_answers_total", model="rich_media_reranker", kind=kind)
+        graded = grew("rmr_pointwise_grades_total", model="pointwise_grader", grader="experience", source="model")
+        if (counted >= 1 and graded >= known) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert counted == 1
+    assert counted == 1 and graded == known
     assert (value(after, "rmr_cover_grades_total", task="relevance", source="model")
             - value(before, "rmr_cover_grades_total", task="relevance", source="model")) == model_grades
     assert value(after, "rmr_engine_call_seconds_count", engine="reranker_llm") >= 1

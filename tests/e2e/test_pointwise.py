@@ -41,7 +41,7 @@ def test_a_bad_pair_is_refused_naming_the_field(client):
 def test_ranking_by_pointwise_grade_makes_no_listwise_call(client, sample):
     data, candidates, covers = sample
     response = client.rerank(data["query"], candidates, cover_images=covers,
-                             options={"pointwise": "rank", "pointwise_grader": "experience"}).response
+                             options={"pointwise": "rank", "grader": "experience"}).response
     assert response["ranked_by"] == "pointwise" and response["reasoning"] == ""
     assert sorted(response["ranked_ids"]) == sorted(c["id"] for c in candidates)
     grade = {g["id"]: g["grade"] for g in response["pointwise"]["grades"]}

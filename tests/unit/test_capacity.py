@@ -33,10 +33,22 @@ def test_cache_and_thinking_move_the_right_terms():
 def test_windows_cost_their_calls_of_one_window_each():
     from bench.capacity import ranking_modes
 
-    one, windows = ranking_modes(300.0, 180.0, 60, 512)
+    modes = ranking_modes(300.0, 180.0, 60, 512)
+    [one], [windows] = modes["one listwise call"], modes["windows"]
     assert windows.calls_per_request == 5 and one.calls_per_request == 1
     assert windows.input_tokens == 300 + 180 * 20 and one.input_tokens == 300 + 180 * 60
     # Five windows of 20 read more prompt than one call of 60 (each candidate about twice), and write five answers.
     assert windows.flops() > one.flops()
     single = ranking_modes(300.0, 180.0, 20, 512)
-    assert single[0].flops() == single[1].flops()
+    assert single["one listwise call"][0].flops() == single["windows"][0].flops()
+
+
+def test_pointwise_costs_n_short_calls_and_the_signal_adds_them_to_the_listwise_calls():
+    from bench.capacity import ranking_modes
+
+    modes = ranking_modes(300.0, 180.0, 60, 512, pointwise_prompt=400.0, pointwise_thinking=256)
+    [rank] = modes["pointwise rank"]
+    assert rank.calls_per_request == 60 and rank.input_tokens == 400 and rank.output_tokens == 256 + 8
+    assert [c.calls_per_request for c in modes["pointwise signal + windows"]] == [60, 5]
+    # 60 prompts of 400 tokens read more than one of 300 + 180 x 60, and each writes its own reasoning.
+    assert rank.flops() > modes["one listwise call"][0].flops()

@@ -1,6 +1,6 @@
 import pytest
 
-from clients.load_options import call_schedule, parse_weights
+from clients.load_options import call_schedule, parse_weights, rerank_options
 
 
 def test_weights_parse_and_schedule_round_robin():
@@ -36,3 +36,13 @@ def test_task_inputs_follow_the_entry_points_tensors():
         task_inputs(names.COVER.entry, {"query": "q", "imgae": b"", "task": "quality"})
     with pytest.raises(ValueError, match="no entry point"):
         task_inputs("cover_vlm", {})
+
+
+def test_rerank_options_are_checked_by_the_request_schema_before_the_load_starts():
+    assert rerank_options('{"pointwise": "rank", "grader": "experience"}') == {
+        "pointwise": "rank", "grader": "experience"}
+    assert rerank_options("") is None
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        rerank_options("{pointwise: rank}")
+    with pytest.raises(ValueError, match="options.pointwise must be one of"):
+        rerank_options('{"pointwise": "sort"}')

@@ -124,6 +124,7 @@ def test_pairs_without_a_cover_go_to_the_text_slot_in_one_request_and_with_one_t
     c, slots = caller(tokenizer)
     grades = asyncio.run(c.grade_pointwise(items(5, covered={1, 3})))
     assert grades == [2] * 5  # the simulated engine's grade: a good model's answer read on the scale
+    assert c.pointwise.counts.pointwise == {("relevance", "model"): 5}
     calls = {model: inputs for model, inputs in slots.calls}
     assert len(slots.calls) == 2 and len(calls["reranker_llm"]["input_ids"]) == 3
     assert len(calls["cover_vlm"]["image"]) == 2 and "image" not in calls["reranker_llm"]
@@ -208,8 +209,11 @@ def test_ranking_by_grade_breaks_ties_by_the_fallback_ranker_and_puts_unknown_la
 
 def test_a_failed_grader_leaves_grades_unknown_and_rank_still_answers(tokenizer):
     c, _ = caller(tokenizer, fail="reranker_llm")
-    ranked, response = asyncio.run(Orchestrator(CONFIG, c)(body(3, pointwise="rank"), None))
+    orchestrator = Orchestrator(CONFIG, c)
+    ranked, response = asyncio.run(orchestrator(body(3, pointwise="rank"), None))
     assert sorted(ranked) == ["doc-0", "doc-1", "doc-2"]
+    assert orchestrator.counts.pointwise == {("relevance", "failed"): 3}  # the metrics port's series
+    assert not orchestrator.counts.answers  # no listwise answer to count
     assert {g["source"] for g in response["pointwise"]["grades"]} == {"failed"}
     assert len(response["pointwise"]["errors"]) == 3 and "UNAVAILABLE" in response["pointwise"]["errors"][0]
 

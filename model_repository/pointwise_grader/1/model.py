@@ -8,7 +8,8 @@ from ensemble.pointwise.steps import ENTRY
 from ensemble.tensors import VLM_SLOT, llm_slot
 from ensemble.tokenizer import load_tokenizer
 from server.stub.adapter import ModelContext, run_batched_async
-from server.stub.bls import TritonEngines
+from server.stub.bls import OutcomeMetrics, TritonEngines
+from server.stub.metrics import DeferredPublish
 
 
 class TritonPythonModel:
@@ -22,6 +23,10 @@ class TritonPythonModel:
             text_tokenizer=load_tokenizer(self.context.path(Param.RERANK_TOKENIZER_DIR)),
             vision_tokenizer=load_tokenizer(self.context.path(Param.COVER_TOKENIZER_DIR)),
             one_pair_per_text_call=engine is EngineKind.TENSORRTLLM)
+        outcomes = OutcomeMetrics(self.context.name, self.grader.counts, None, ranks=False)
+        self.metrics = DeferredPublish(outcomes.publish)
 
     async def execute(self, requests):
-        return await run_batched_async(requests, self.grader.parse, self.grader, ENTRY, self.context)
+        responses = await run_batched_async(requests, self.grader.parse, self.grader, ENTRY, self.context)
+        self.metrics.changed()
+        return responses
