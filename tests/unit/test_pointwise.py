@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from build.tiny_checkpoints import build_tokenizer
 from ensemble.bls.covers import GradeSource
 from ensemble.bls.orchestrator import Orchestrator
 from ensemble.bls.pointwise import pointwise_order
@@ -16,10 +17,15 @@ from ensemble.errors import RequestError
 from ensemble.pointwise.prompt import build_pointwise_prompt, pointwise_template
 from ensemble.pointwise.request import Grader, PointwiseRequest, parse_pointwise_request
 from ensemble.rerank.request import check_rerank_limits, parse_rerank_request
-from tests.unit.test_inprocess_caller import caller, candidates, jpeg, tokenizer  # noqa: F401 - a fixture
+from tests.unit.test_inprocess_caller import caller, candidates, jpeg
 
 CONFIG = PipelineConfig.load()
 LIMITS = CONFIG.limits
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
 
 
 def pair(title="Forbidden City tickets", content="Book a week ahead; Tuesdays are quiet.", grader="relevance"):
