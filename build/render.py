@@ -85,7 +85,7 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
         if task.entry_source:  # a Python entry may call either slot (the pointwise grader does)
             entry = {Param.COVER_TOKENIZER_DIR: ckpts.vlm, Param.COVER_ENGINE: names.VLM_ENGINE,
                      Param.RERANK_TOKENIZER_DIR: ckpts.reranker, Param.RERANK_ENGINE: names.LLM_ENGINE,
-                     Param.LLM_ENGINE_KIND: profile.engine.value}
+                     Param.LLM_ENGINE_KIND: profile.engine.value, Param.ENGINE_BATCH_SIZE: serving("max_batch_size")}
             configs[task.models.entry] = pbtxt.python_model(
                 task.models.entry, task.entry, profile, common | entry, instances=serving("step_instances"),
                 delay_us=serving("step_queue_delay_us"))
@@ -101,7 +101,7 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
            Param.COVER_TOKENIZER_DIR: ckpts.vlm, Param.RERANK_TOKENIZER_DIR: ckpts.reranker,
            Param.COVER_MODEL: names.COVER.entry, Param.RERANK_MODEL: names.RERANK.entry,
            Param.POINTWISE_MODEL: names.POINTWISE.entry,
-           Param.COVER_BATCH_SIZE: serving("max_batch_size")}
+           Param.ENGINE_BATCH_SIZE: serving("max_batch_size")}
     configs[names.RICH_MEDIA_RERANKER] = pbtxt.python_model(
         names.RICH_MEDIA_RERANKER, T.RICH_MEDIA_RERANKER, profile, common | bls,
         instances=serving("bls_instances"), delay_us=serving("step_queue_delay_us"))

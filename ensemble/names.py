@@ -87,7 +87,8 @@ class Param:
     COVER_MODEL = "cover_model"
     RERANK_MODEL = "rerank_model"
     POINTWISE_MODEL = "pointwise_model"
-    COVER_BATCH_SIZE = "cover_batch_size"
+    ENGINE_BATCH_SIZE = "engine_batch_size"
+    """Most rows one engine request carries (cover or pointwise batches): the slots' max_batch_size."""
 
 
 class Metric:

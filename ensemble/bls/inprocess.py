@@ -66,8 +66,10 @@ class StepTimes:
 
 class InProcessCaller:
     def __init__(self, config: PipelineConfig, engines: EngineCaller, *, cover_slot: Slot, rerank_slot: Slot,
-                 cover_tokenizer: Any, rerank_tokenizer: Any, one_pair_per_text_call: bool = False) -> None:
-        """`one_pair_per_text_call`: the text slot takes one sequence per request (the C++ tensorrtllm backend)."""
+                 cover_tokenizer: Any, rerank_tokenizer: Any, one_pair_per_text_call: bool = False,
+                 rows_per_call: int = 64) -> None:
+        """`one_pair_per_text_call`: the text slot takes one sequence per request (the C++ tensorrtllm backend);
+        `rows_per_call`: most rows in one engine request (the slots' max_batch_size)."""
         self.times = StepTimes()
         self.engines = engines
         self.cover_slot = cover_slot
@@ -76,7 +78,7 @@ class InProcessCaller:
         self.rerank_pre, self.rerank_post = RerankPre(config, rerank_tokenizer), RerankPost(config, rerank_tokenizer)
         self.pointwise = PointwiseGrader(config, engines, text_slot=rerank_slot, vision_slot=cover_slot,
                                          text_tokenizer=rerank_tokenizer, vision_tokenizer=cover_tokenizer,
-                                         one_pair_per_text_call=one_pair_per_text_call)
+                                         one_pair_per_text_call=one_pair_per_text_call, rows_per_call=rows_per_call)
 
     async def evaluate_covers(self, query: str, batches: list[list[CoverItem]]
                               ) -> list[list[int | None] | SubCallError]:

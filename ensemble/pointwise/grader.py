@@ -1,6 +1,7 @@
 """`pointwise_grader` as callers reach it, and the BLS's pointwise stage: pairs without a cover go to the text
-slot, pairs with one to the VLM slot, each slot's pairs in one engine request (on the C++ `tensorrtllm` slot one
-request per pair, all out together: it takes one sequence per request, and batches them in flight). The entry is
+slot, pairs with one to the VLM slot, each slot's pairs in requests of up to its max_batch_size, all out together
+(on the C++ `tensorrtllm` slot one request per pair: it takes one sequence per request, and batches them in
+flight). The entry is
 a Python model (model_repository/pointwise_grader/1/model.py) because an ensemble has one engine slot.
 """
 
@@ -30,8 +31,11 @@ PointwiseItem = tuple[PointwiseRequest, bytes]
 
 class PointwiseGrader:
     def __init__(self, config: PipelineConfig, engines: EngineCaller, *, text_slot: Slot, vision_slot: Slot,
-                 text_tokenizer: Any, vision_tokenizer: Any, one_pair_per_text_call: bool = False) -> None:
+                 text_tokenizer: Any, vision_tokenizer: Any, one_pair_per_text_call: bool = False,
+                 rows_per_call: int = 64) -> None:
+        """`rows_per_call`: most pairs in one engine request (the slots' max_batch_size)."""
         self.config = config
+        self.rows_per_call = rows_per_call
         self.engines = engines
         self.text_slot, self.vision_slot = text_slot, vision_slot
         self.text = PointwisePre(config, text_tokenizer), PointwisePost(config, text_tokenizer)
@@ -73,7 +77,8 @@ class PointwiseGrader:
                 results[i] = error
         if not inputs:
             return
-        groups = [[pair] for pair in inputs] if split else [inputs]
+        size = 1 if split else self.rows_per_call
+        groups = [inputs[start:start + size] for start in range(0, len(inputs), size)]
         batches = []
         for group in groups:
             batch = stack_rows([row for _, row in group], slot.interface.inputs)

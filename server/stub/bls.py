@@ -94,10 +94,12 @@ class TritonEngines:
 class EnsembleCaller:
     """`ModelCaller` over the `cover_evaluator` and `reranker` ensembles."""
 
-    def __init__(self, cover_model: str, rerank_model: str, pointwise_model: str) -> None:
+    def __init__(self, cover_model: str, rerank_model: str, pointwise_model: str, rows_per_call: int = 64) -> None:
         self.cover_model = cover_model
         self.rerank_model = rerank_model
         self.pointwise_model = pointwise_model
+        self.rows_per_call = rows_per_call
+        """Most rows in one request to an entry (its max_batch_size)."""
 
     async def evaluate_covers(self, query: str, batches: list[list[CoverItem]]
                               ) -> list[list[int | None] | SubCallError]:
@@ -119,18 +121,19 @@ class EnsembleCaller:
 
 
     async def grade_pointwise(self, items: list[PointwiseItem]) -> list[int | None | SubCallError]:
-        """Every pair in one request, a row each; a refused row refuses the request (its error names the row)."""
-        if not items:
-            return []
-        inputs = {"query": _rows([p.query.encode("utf-8") for p, _ in items]),
-                  "candidate": _rows([p.candidate.model_dump_json(exclude_none=True).encode("utf-8")
-                                      for p, _ in items]),
-                  "grader": _rows([p.grader.value.encode() for p, _ in items]),
-                  "image": _rows([image for _, image in items])}
-        [out] = await call_each(self.pointwise_model, [inputs], ["grade"])
-        if isinstance(out, SubCallError):
-            return [out] * len(items)
-        return [None if int(g) == UNKNOWN_GRADE else int(g) for g in out["grade"].reshape(-1)]
+        """A row per pair, `rows_per_call` rows a request, all out together; a refused row refuses its request."""
+        parts = [items[start:start + self.rows_per_call] for start in range(0, len(items), self.rows_per_call)]
+        inputs = [{"query": _rows([p.query.encode("utf-8") for p, _ in part]),
+                   "candidate": _rows([p.candidate.model_dump_json(exclude_none=True).encode("utf-8")
+                                       for p, _ in part]),
+                   "grader": _rows([p.grader.value.encode() for p, _ in part]),
+                   "image": _rows([image for _, image in part])} for part in parts]
+        outputs = await call_each(self.pointwise_model, inputs, ["grade"])
+        grades: list[int | None | SubCallError] = []
+        for part, out in zip(parts, outputs):
+            grades += ([out] * len(part) if isinstance(out, SubCallError) else
+                       [None if int(g) == UNKNOWN_GRADE else int(g) for g in out["grade"].reshape(-1)])
+        return grades
 
 
 class StepMetrics:
@@ -254,12 +257,13 @@ def caller_for(context: ModelContext, config: PipelineConfig) -> ModelCaller:
         choices = [s.value for s in SubCalls]
         raise ConfigError(f"model {context.name!r}: parameter {Param.SUB_CALLS} must be one of {choices}, "
                           f"got {value!r}") from None
+    rows = int(context.param(Param.ENGINE_BATCH_SIZE, "64"))
     if sub_calls is SubCalls.ENSEMBLES:
         return EnsembleCaller(context.param(Param.COVER_MODEL), context.param(Param.RERANK_MODEL),
-                              context.param(Param.POINTWISE_MODEL))
+                              context.param(Param.POINTWISE_MODEL), rows)
     engine = EngineKind(context.param(Param.LLM_ENGINE_KIND))
     return InProcessCaller(
-        config, TritonEngines(), one_pair_per_text_call=engine is EngineKind.TENSORRTLLM,
+        config, TritonEngines(), one_pair_per_text_call=engine is EngineKind.TENSORRTLLM, rows_per_call=rows,
         cover_slot=Slot(context.param(Param.COVER_ENGINE), VLM_SLOT),
         rerank_slot=Slot(context.param(Param.RERANK_ENGINE), llm_slot(engine)),
         cover_tokenizer=load_tokenizer(context.path(Param.COVER_TOKENIZER_DIR)),

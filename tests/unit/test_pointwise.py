@@ -151,6 +151,21 @@ def test_on_the_tensorrtllm_slot_each_pair_is_its_own_request(tokenizer):
     assert [len(inputs["input_ids"]) for _, inputs in slots.calls] == [1, 1, 1, 1]
 
 
+def test_more_pairs_than_a_slot_request_holds_go_out_in_parts_together(tokenizer):
+    """A 200-candidate request must not send a slot more rows than its max_batch_size (Triton refuses them)."""
+    from ensemble.bls.inprocess import InProcessCaller, Slot
+    from ensemble.tensors import TORCH_LLM_SLOT, VLM_SLOT
+    from tests.unit.test_inprocess_caller import FakeSlots
+
+    slots = FakeSlots(tokenizer)
+    c = InProcessCaller(CONFIG, slots, cover_slot=Slot("cover_vlm", VLM_SLOT),
+                        rerank_slot=Slot("reranker_llm", TORCH_LLM_SLOT), cover_tokenizer=tokenizer,
+                        rerank_tokenizer=tokenizer, rows_per_call=4)
+    assert asyncio.run(c.grade_pointwise(items(10, covered={9}))) == [2] * 10
+    assert sorted((model, len(inputs["input_ids"])) for model, inputs in slots.calls) == [
+        ("cover_vlm", 1), ("reranker_llm", 1), ("reranker_llm", 4), ("reranker_llm", 4)]
+
+
 def test_a_failed_slot_fails_only_its_pairs_and_a_pair_that_cannot_fit_only_itself(tokenizer):
     pairs = items(3, covered={0})
     pairs[2] = (pair(title="长" * 1000, content=""), b"")

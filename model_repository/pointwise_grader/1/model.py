@@ -22,7 +22,8 @@ class TritonPythonModel:
             vision_slot=Slot(self.context.param(Param.COVER_ENGINE), VLM_SLOT),
             text_tokenizer=load_tokenizer(self.context.path(Param.RERANK_TOKENIZER_DIR)),
             vision_tokenizer=load_tokenizer(self.context.path(Param.COVER_TOKENIZER_DIR)),
-            one_pair_per_text_call=engine is EngineKind.TENSORRTLLM)
+            one_pair_per_text_call=engine is EngineKind.TENSORRTLLM,
+            rows_per_call=int(self.context.param(Param.ENGINE_BATCH_SIZE, "64")))
         outcomes = OutcomeMetrics(self.context.name, self.grader.counts, None, ranks=False)
         self.metrics = DeferredPublish(outcomes.publish)
 

@@ -27,7 +27,7 @@ class TritonPythonModel:
         versions = deployment_version(self.context, config)
         self.context.log_tag = versions.tag
         self.orchestrator = Orchestrator(config, self.caller, grade_store=grade_store, later=_after_execution,
-                                         cover_batch_size=int(self.context.param(Param.COVER_BATCH_SIZE)),
+                                         cover_batch_size=int(self.context.param(Param.ENGINE_BATCH_SIZE)),
                                          model_version=versions.model_version, versions=versions.to_json_dict())
         self.context.logger.log_info(f"{self.context.name} {versions.tag}: ready")
         self.cache_metric = CounterExport(Metric.COVER_CACHE, "Cover-grade cache lookups by result and task",
