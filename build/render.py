@@ -34,8 +34,11 @@ RAGGED = frozenset({"input_ids", "stop_words_list"})
 
 
 def step_models() -> dict[str, tuple[str, T.Interface]]:
-    """Step model name -> (the engine slot its task runs on, the step's tensors)."""
-    return {model: (task.engine, step.interface) for task in TASKS for model, step in task.step_classes().items()}
+    """Step model name -> (the engine slot its task runs on, the step's tensors). A task whose entry is a Python
+    model runs its steps in that model (and in the BLS): nothing would call its step models, and each is a Python
+    process of its own (some 500 MB with torch), so they are not rendered."""
+    return {model: (task.engine, step.interface) for task in TASKS if not task.entry_source
+            for model, step in task.step_classes().items()}
 
 
 def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelConfig]:

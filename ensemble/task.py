@@ -22,8 +22,9 @@ class Task:
     engine: str
     """The engine slot it runs on (`names.LLM_ENGINE` or `names.VLM_ENGINE`)."""
     entry_source: str | None = None
-    """The model_repository/ folder of a Python entry model that calls the engine slot itself (and so may skip
-    it); None: the entry is an ensemble of the two step models around the slot."""
+    """The model_repository/ folder of a Python entry model that runs the steps itself and calls the engine
+    slot(s) (and so may skip them); None: the entry is an ensemble of the two step models around the slot. A
+    task with a Python entry has no step models in the repository."""
 
     @property
     def vision(self) -> bool:

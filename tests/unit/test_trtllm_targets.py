@@ -67,7 +67,7 @@ def test_vlm_slot_is_the_llm_api_model_and_steps_are_unchanged(gpu_repository, t
     source = (repository / "cover_vlm" / "1" / "model.py").read_text()
     assert "TensorRTLLMVisionEngine" in source
     cpu = render("cpu", tmp_path / "cpu", Checkpoints("/c/q", "/c/v"))
-    for step in ("reranker_preprocess", "cover_postprocess", "rich_media_reranker"):
+    for step in ("reranker_preprocess", "planner_postprocess", "rich_media_reranker"):
         assert (repository / step / "1" / "model.py").read_text() == (cpu / step / "1" / "model.py").read_text()
 
 
