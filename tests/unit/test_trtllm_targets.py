@@ -198,3 +198,16 @@ def test_ensembles_over_the_tensorrtllm_slot_take_one_request_per_call(gpu_repos
         assert load(repository, entry).input[0].dims == load(cpu, entry).input[0].dims
     assert load(repository, "reranker_llm").max_batch_size > 1  # requests from many clients still batch in flight
     assert load(repository, names.COVER.entry).max_batch_size == Profile.load(target).get("serving", "max_batch_size")
+
+
+def test_the_pointwise_entry_knows_the_text_slot_takes_one_pair_per_request(gpu_repository):
+    """It sends the C++ slot one request per pair (ensemble/pointwise/grader.py) and no more rows a request than
+    the slots' max_batch_size."""
+    from ensemble.names import POINTWISE, EngineKind, Param
+
+    target, repository = gpu_repository
+    config = load(repository, POINTWISE.entry)
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    assert params[Param.LLM_ENGINE_KIND] == EngineKind.TENSORRTLLM.value
+    assert int(params[Param.ENGINE_BATCH_SIZE]) == config.max_batch_size > 1
+    assert not (repository / POINTWISE.pre).exists()  # it runs its steps itself
