@@ -11,11 +11,19 @@ from tests.e2e.test_pipeline import jpeg
 pytestmark = pytest.mark.e2e
 
 
-def test_a_pointwise_request_returns_a_grade_or_unknown_per_candidate(client, sample):
+def test_a_pointwise_request_returns_a_grade_or_unknown_per_candidate(client, grpc_url, sample):
+    from bench.triton_stats import diff, snapshot
+    from ensemble import names
+
     data, candidates, _ = sample
     covers = {candidates[0]["id"]: jpeg(), candidates[2]["id"]: jpeg((20, 200, 40))}
     for grader, scale in (("relevance", range(0, 5)), ("experience", range(1, 5))):
+        before = snapshot(grpc_url)
         grades = client.grade(data["query"], candidates, grader=grader, cover_images=covers)
+        served = diff(snapshot(grpc_url), before)
+        # Pairs with a cover went to the VLM slot, the others to the text slot.
+        assert served[names.VLM_ENGINE].inferences == 2
+        assert served[names.LLM_ENGINE].inferences == len(candidates) - 2
         assert [g.id for g in grades] == [c["id"] for c in candidates]
         assert all(g.grade is None or g.grade in scale for g in grades), grades
         # Text pairs run on the constrained PyTorch slot: an answer of the scale by construction.

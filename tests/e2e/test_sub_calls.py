@@ -46,3 +46,20 @@ def test_engines_and_ensembles_modes_answer_alike(server, via_ensembles, sample)
     grades = [[(g["relevance"], g["quality"]) for g in a.response["cover_grades"]] for a in answers]
     assert grades[0] == grades[1]
     assert sum(g != (None, None) for g in grades[0]) == 6
+
+
+def test_both_modes_grade_pointwise_alike(server, via_ensembles, sample):
+    """The ensembles mode reaches the pointwise_grader entry (a row per pair); the default runs the grader in the
+    BLS: the same grades, the same ranking by them."""
+    candidates = sample[1][:5]
+    covers = {candidates[1]["id"]: cover((120, 40, 200))}
+    answers = []
+    for url in (server.options.grpc_url, via_ensembles.options.grpc_url):
+        with RerankClient(url, timeout_s=120) as client:
+            answers.append(client.rerank("北京旅游攻略", candidates, cover_images=covers,
+                                         options={"pointwise": "rank", "grader": "experience",
+                                                  "evaluate_covers": False}).response)
+    engines, ensembles = answers
+    assert engines["ranked_by"] == ensembles["ranked_by"] == "pointwise"
+    assert engines["pointwise"]["grades"] == ensembles["pointwise"]["grades"]
+    assert engines["ranked_ids"] == ensembles["ranked_ids"]
