@@ -26,7 +26,7 @@ from ensemble.cover.image import CheckedImages
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
 from ensemble.outcome_counts import OutcomeCounts
-from ensemble.pointwise.request import PointwiseUse
+from ensemble.pointwise.request import PointwiseUse, check_given_grades
 from ensemble.rerank.outcome import DEADLINE as DEADLINE_REASON
 from ensemble.rerank.outcome import RERANKER_FAILED, RerankOutcome
 from ensemble.rerank.request import RerankRequest, check_rerank_limits, parse_rerank_request
@@ -61,6 +61,9 @@ class Orchestrator:
         started = time.perf_counter()
         request = parse_rerank_request(raw_request, self.config.limits)
         check_rerank_limits(request, self.config.limits)
+        if request.options.pointwise is not PointwiseUse.OFF:
+            grader = request.options.grader
+            check_given_grades(request.candidates, grader, self.config.pointwise.scale(grader.value))
         images, digests = self._checked_images(request, cover_images)
         budget_s = request.options.deadline_ms / 1000 if request.options.deadline_ms else timeout_s
         deadline = started + budget_s if budget_s else None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -64,3 +65,14 @@ def parse_pointwise_request(query: bytes | str, candidate: bytes | str, grader: 
         raise from_validation(exc) from None
     check_candidate_limits("candidate", request.candidate, limits)
     return request
+
+
+def check_given_grades(candidates: Sequence[Candidate], grader: Grader, scale: tuple[int, int]) -> None:
+    """Pointwise grades a request carries must be on the grader's scale: they are used as they are."""
+    low, high = scale
+    for index, candidate in enumerate(candidates):
+        grade = candidate.pointwise_grade
+        if grade is not None and not low <= grade <= high:
+            raise RequestError(f"candidates[{index}].pointwise_grade",
+                               f"must be on the {grader.value} grader's scale {low}-{high} (config [pointwise])",
+                               value=grade)

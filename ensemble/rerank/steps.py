@@ -18,7 +18,7 @@ from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
 from ensemble.rerank.answer import parse_permutation
 from ensemble.rerank.outcome import RerankOutcome
-from ensemble.pointwise.request import PointwiseUse
+from ensemble.pointwise.request import PointwiseUse, check_given_grades
 from ensemble.rerank.prompt import (PointwiseSignal, build_rerank_prompt, carries_pointwise, relevance_only_template,
                                     rerank_template)
 from ensemble.rerank.request import PromptVariant, RerankRequest, check_rerank_limits, parse_rerank_request
@@ -55,6 +55,7 @@ class RerankPre(PreStep):
                                    "block has {pointwise} and a pointwise_format", value="signal")
             grader = options.grader.value
             signal = PointwiseSignal(grader, self.config.pointwise.scale(grader))
+            check_given_grades(request.candidates, options.grader, signal.scale)
         prompt = build_rerank_prompt(template, request, self.tokenizer,
                                      self.generation.max_input_len, encoder=self.encoder, pointwise=signal)
         out = self.engine_inputs(prompt, constraint=AnswerConstraint.permutation(len(request.candidates)),

@@ -268,3 +268,19 @@ def test_a_template_without_the_signal_refuses_it_by_name(tokenizer):
     request = parse_rerank_request(body(2, pointwise="signal", prompt="relevance_only"))
     with pytest.raises(RequestError, match="options.pointwise 'signal' needs a rerank_relevance_only template"):
         pre.for_request(request)
+
+
+def test_a_given_grade_off_the_graders_scale_is_refused_naming_it(tokenizer):
+    from ensemble.rerank.steps import RerankPre
+
+    c, slots = caller(tokenizer)
+    given = candidates(2)
+    given[1]["pointwise_grade"] = 0  # experience is graded 1-4
+    raw = json.dumps({"query": "q", "candidates": given, "options": {"pointwise": "rank", "grader": "experience"}})
+    with pytest.raises(RequestError, match=r"candidates\[1\].pointwise_grade must be on the experience grader's "
+                                           "scale 1-4"):
+        asyncio.run(Orchestrator(CONFIG, c)(raw.encode(), None))
+    assert not slots.calls
+    signal = parse_rerank_request(raw.replace('"rank"', '"signal"'))
+    with pytest.raises(RequestError, match="pointwise_grade must be on"):
+        RerankPre(CONFIG, tokenizer).for_request(signal)
