@@ -7,9 +7,11 @@ Tests supply fakes. How the sub-calls of one request are scheduled is the implem
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ensemble.arrays import Arrays
 from ensemble.cover.request import CoverTask
@@ -21,6 +23,23 @@ from ensemble.tensors import Interface
 DEADLINE: ContextVar[float | None] = ContextVar("request_deadline", default=None)
 """The current request's deadline (a time.perf_counter() value), set by the orchestrator around its sub-calls: a
 caller must then make them cancellable (never wait for one in place)."""
+
+SIDE_BY_SIDE: ContextVar[bool] = ContextVar("sub_calls_side_by_side", default=False)
+"""Set while sub-calls of one request run side by side (`side_by_side`): a caller must then wait for none of them
+in place, or they would run one after another."""
+
+_T = TypeVar("_T")
+
+
+async def side_by_side(*calls: Awaitable[_T]) -> list[_T]:
+    """`asyncio.gather` for sub-calls that should overlap (windows of one wave, the two slots' pointwise pairs):
+    the tasks it starts see SIDE_BY_SIDE set."""
+    token = SIDE_BY_SIDE.set(True)
+    try:
+        return list(await asyncio.gather(*calls))
+    finally:
+        SIDE_BY_SIDE.reset(token)
+
 
 CoverItem = tuple[bytes, CoverTask]
 """One cover evaluation: the encoded image and the grade asked for."""

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ensemble.bls.caller import DEADLINE, ModelCaller, RerankAnswer, SubCallError
+from ensemble.bls.caller import DEADLINE, ModelCaller, RerankAnswer, SubCallError, side_by_side
 from ensemble.bls.covers import CoverGrading
 from ensemble.bls.pointwise import grade_pointwise, pointwise_order, with_grades
 from ensemble.config import PipelineConfig
@@ -180,7 +180,7 @@ class Orchestrator:
         for wave in waves(window_spans(len(order), window.size, window.stride)):
             subsets = [request.model_copy(update={"candidates": tuple(request.candidates[i] for i in order[s:e])})
                        for s, e in wave]
-            answers = await asyncio.gather(*(self._rerank_call(subset) for subset in subsets))
+            answers = await side_by_side(*(self._rerank_call(subset) for subset in subsets))
             for (start, end), answer in zip(wave, answers):
                 order[start:end] = [order[start + i - 1] for i in answer.outcome.order]
                 windows.append(((start, end), answer.outcome))

@@ -7,14 +7,13 @@ a Python model (model_repository/pointwise_grader/1/model.py) because an ensembl
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ensemble.arrays import Arrays, scalar_bytes, stack_rows
-from ensemble.bls.caller import EngineCaller, Slot, SubCallError
+from ensemble.bls.caller import EngineCaller, Slot, SubCallError, side_by_side
 from ensemble.bls.covers import GradeSource
 from ensemble.config import PipelineConfig
 from ensemble.cover.grade_cache import image_key
@@ -59,9 +58,9 @@ class PointwiseGrader:
         results: list[Arrays | Exception | None] = [None] * len(items)
         text = [i for i, (_, image) in enumerate(items) if not image]
         vision = [i for i, (_, image) in enumerate(items) if image]
-        await asyncio.gather(self._on_slot(items, text, self.text_slot, *self.text, results,
-                                           split=self.one_pair_per_text_call),
-                             self._on_slot(items, vision, self.vision_slot, *self.vision, results, split=False))
+        await side_by_side(self._on_slot(items, text, self.text_slot, *self.text, results,
+                                         split=self.one_pair_per_text_call),
+                           self._on_slot(items, vision, self.vision_slot, *self.vision, results, split=False))
         self.counts.pointwise_grades((request.grader.value, _source(result).value)
                                      for (request, _), result in zip(items, results))
         return results  # type: ignore[return-value] - every row was answered

@@ -21,7 +21,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ensemble.arrays import Arrays
-from ensemble.bls.caller import DEADLINE, CoverItem, ModelCaller, RerankAnswer, Slot, SubCallError
+from ensemble.bls.caller import DEADLINE, SIDE_BY_SIDE, CoverItem, ModelCaller, RerankAnswer, Slot, SubCallError
 from ensemble.bls.inprocess import InProcessCaller, StepTimes
 from ensemble.config import ConfigError, PipelineConfig
 from ensemble.cover.grade_store import GradeStore
@@ -70,10 +70,10 @@ def _read(model: str, response, outputs: list[str]) -> Arrays | SubCallError:
 
 async def call_each(model: str, batches: list[Arrays], outputs: list[str]) -> list[Arrays | SubCallError]:
     """One request per batch, all out together. A lone one in an execution of one request is waited for in
-    place (`waits_in_place`) unless the request has a deadline (a wait in place cannot be cut short); several go
-    out with `async_exec` so none holds up the others."""
+    place (`waits_in_place`) unless the request has a deadline (a wait in place cannot be cut short) or other
+    sub-calls run beside it (`side_by_side`); several go out with `async_exec` so none holds up the others."""
     requests = [_request(model, inputs, outputs) for inputs in batches]
-    if len(requests) == 1 and _ALONE.get() and DEADLINE.get() is None:
+    if len(requests) == 1 and _ALONE.get() and DEADLINE.get() is None and not SIDE_BY_SIDE.get():
         responses = [requests[0].exec()]
     else:
         responses = await asyncio.gather(*(r.async_exec() for r in requests))
