@@ -80,10 +80,5 @@ class CoverPost(PostStep):
                 "reasoning": as_bytes(report.thinking)}
 
     def grades(self, outputs: Arrays) -> list[int | None]:
-        """The grade of each row of a batched engine answer (beam 0); the BLS uses this. Rows are decoded one
-        by one: `decode_batch` would wake the tokenizer's thread pool, whose spinning threads cost more on a
-        few cores than these short decodes take."""
-        ids, lengths = outputs["output_ids"], outputs["sequence_length"]
-        rows = ids.reshape(len(ids), -1, ids.shape[-1])[:, 0].tolist()  # beam 0 of every row, in one conversion
-        lengths = lengths.reshape(len(lengths), -1)[:, 0].tolist()
-        return [usable_grade(parse_grade(self.detokenize(row[:length]))) for row, length in zip(rows, lengths)]
+        """The grade of each row of a batched engine answer (beam 0); the BLS uses this."""
+        return [usable_grade(parse_grade(text)) for text in self.batch_texts(outputs)]
