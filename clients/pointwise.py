@@ -11,7 +11,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from ensemble import tensors as T
-from ensemble.pointwise.answer import UNKNOWN_GRADE
+from ensemble.pointwise.answer import known
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,5 +55,5 @@ def covers_of(candidates: Sequence[Mapping[str, Any]],
 def pointwise_grades(result, candidates: Sequence[Mapping[str, Any]]) -> list[PointwiseGrade]:
     grades = result.as_numpy("grade").reshape(-1).tolist()
     reasons = [bytes(v).decode("utf-8") for v in result.as_numpy("reasoning").reshape(-1)]
-    return [PointwiseGrade(str(c["id"]), None if g == UNKNOWN_GRADE else int(g), r)
+    return [PointwiseGrade(str(c["id"]), known(int(g)), r)
             for c, g, r in zip(candidates, grades, reasons)]

@@ -21,7 +21,7 @@ from ensemble.bls.caller import CoverItem, EngineCaller, RerankAnswer, Slot, Sub
 from ensemble.config import PipelineConfig
 from ensemble.cover.steps import CoverPost, CoverPre
 from ensemble.errors import RequestError
-from ensemble.pointwise.answer import UNKNOWN_GRADE
+from ensemble.pointwise.answer import known
 from ensemble.pointwise.grader import PointwiseGrader, PointwiseItem
 from ensemble.rerank.request import RerankRequest
 from ensemble.rerank.steps import RerankPost, RerankPre, ranked
@@ -125,5 +125,4 @@ def _grade_of(answer: Arrays | Exception) -> int | None | SubCallError:
         return SubCallError(names.POINTWISE.entry, "INVALID_ARG", str(answer))
     if isinstance(answer, Exception):
         return SubCallError(names.POINTWISE.entry, "INTERNAL", f"{type(answer).__name__}: {answer}")
-    grade = int(answer["grade"][0])
-    return None if grade == UNKNOWN_GRADE else grade
+    return known(int(answer["grade"][0]))

@@ -10,6 +10,11 @@ from ensemble.cover.answer import parse_grade
 UNKNOWN_GRADE = -1
 
 
+def known(grade: int) -> int | None:
+    """A grade as the wire carries it (UNKNOWN_GRADE: none) -> the grade, or None."""
+    return None if grade == UNKNOWN_GRADE else grade
+
+
 @dataclass(frozen=True, slots=True)
 class PointwiseAnswer:
     grade: int
@@ -20,7 +25,7 @@ class PointwiseAnswer:
 
     @property
     def known(self) -> int | None:
-        return None if self.grade == UNKNOWN_GRADE else self.grade
+        return known(self.grade)
 
 
 def read_pointwise(text: str, scale: tuple[int, int]) -> PointwiseAnswer:

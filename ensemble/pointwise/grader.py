@@ -20,7 +20,7 @@ from ensemble.cover.grade_cache import image_key
 from ensemble.cover.image import CheckedImages
 from ensemble.errors import RequestError
 from ensemble.outcome_counts import OutcomeCounts
-from ensemble.pointwise.answer import UNKNOWN_GRADE
+from ensemble.pointwise.answer import known
 from ensemble.pointwise.request import PointwiseRequest, parse_pointwise_request
 from ensemble.pointwise.steps import PointwisePost, PointwisePre
 
@@ -98,4 +98,4 @@ class PointwiseGrader:
 def _source(result: Arrays | Exception | None) -> GradeSource:
     if not isinstance(result, dict):
         return GradeSource.FAILED
-    return GradeSource.MODEL_UNUSABLE if int(result["grade"][0]) == UNKNOWN_GRADE else GradeSource.MODEL
+    return GradeSource.MODEL if known(int(result["grade"][0])) is not None else GradeSource.MODEL_UNUSABLE

@@ -72,8 +72,4 @@ class PointwisePost(PostStep):
 
     def batch_answers(self, outputs: Arrays, graders: Sequence[Grader]) -> list[Arrays]:
         """The answer of each row of a batched engine answer (beam 0)."""
-        ids, lengths = outputs["output_ids"], outputs["sequence_length"]
-        rows = ids.reshape(len(ids), -1, ids.shape[-1])[:, 0].tolist()
-        lengths = lengths.reshape(len(lengths), -1)[:, 0].tolist()
-        return [self.answer(self.detokenize(row[:length]), grader)
-                for row, length, grader in zip(rows, lengths, graders)]
+        return [self.answer(text, grader) for text, grader in zip(self.batch_texts(outputs), graders)]

@@ -30,7 +30,7 @@ from ensemble.cover.request import CoverTask
 from ensemble.version import Versions, checkpoint_identity, grade_version
 from ensemble.names import STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
 from ensemble.outcome_counts import ANSWER_KINDS, OutcomeCounts
-from ensemble.pointwise.answer import UNKNOWN_GRADE
+from ensemble.pointwise.answer import known
 from ensemble.pointwise.grader import PointwiseItem
 from ensemble.rerank.answer import RepairKind
 from ensemble.rerank.outcome import FALLBACK_LABELS, RerankOutcome
@@ -132,7 +132,7 @@ class EnsembleCaller:
         grades: list[int | None | SubCallError] = []
         for part, out in zip(parts, outputs):
             grades += ([out] * len(part) if isinstance(out, SubCallError) else
-                       [None if int(g) == UNKNOWN_GRADE else int(g) for g in out["grade"].reshape(-1)])
+                       [known(int(g)) for g in out["grade"].reshape(-1)])
         return grades
 
 
