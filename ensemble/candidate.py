@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -82,3 +85,11 @@ def check_candidate_limits(field: str, candidate: Candidate, limits: Limits) -> 
 REQUEST_FIELDS = frozenset(Candidate.model_fields)
 """The keys a re-rank request's candidate may carry: what a client keeps of a richer document (a corpus row,
 a labelled candidate with its `cover_path`) before it sends it."""
+
+
+def candidate_from_json(data: Mapping[str, Any]) -> Candidate:
+    """A candidate as a client holds it (a dict of JSON values: arrays, enum names, ISO text), read exactly as the
+    server reads the wire (JSON mode: strict Python mode would refuse a list or an enum's name). Keys outside
+    `REQUEST_FIELDS` (a corpus row's `cover_path`) are dropped, as a client drops them before sending. Raises
+    pydantic's ValidationError; `ensemble.schema.from_validation` names the field."""
+    return Candidate.model_validate_json(json.dumps({k: v for k, v in data.items() if k in REQUEST_FIELDS}))

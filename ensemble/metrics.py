@@ -4,7 +4,8 @@ Conventions: rankings are sequences of document ids, best first; ranks are 1-bas
 ``label`` is the ground-truth ranking and n = len(label).
 - NDCG@K: rel(d) = n - rank_label(d) when d is in label[:K], else 0; gain rel / log2(i + 1) at
   position i = 1..K; normalised by the same sum over the label itself.
-- Recall@K = |pred[:K] ∩ label[:K]| / K.
+- Recall@K = |pred[:K] ∩ label[:K]| / K. For a query with n < K candidates it is n/K for every ranking, where
+  trec_eval's `recall` (relevant retrieved / relevant) gives 1; for n >= K the two agree.
 - RBO = (1 - p) Σ_{d=1..n} p^(d-1) A_d with A_d = |pred[:d] ∩ label[:d]| / d, **truncated at n with no
   extrapolation**: identical lists score 1 - p^n, not 1. Default p = 0.9.
 """

@@ -2,7 +2,8 @@
 
 Strict where the paper is: the format reward needs a closed reasoning block (``<think>`` or the project's
 prompt's ``<thinking>``) followed by a closed ``<answer>`` block, and an answer that is the bare integer or the
-bare id list. What serving reads leniently ("The final ranking is [2,1,3].") earns no format reward here.
+bare id list. What serving reads leniently ("The final ranking is [2,1,3].") earns no format reward here. A
+grade answer in paired tags that is not an integer grade ("three", "3.5", 7) earns eq. (7)'s partial 0.3.
 The re-rank's prompt ids are positions 1..n of `candidate_ids`; the label ranks the same ids, best first.
 """
 
@@ -26,7 +27,6 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.toml")
 _SHAPE = re.compile(r"^\s*<(?P<tag>think|thinking)>.*?</(?P=tag)>\s*<answer>(?P<answer>.*?)</answer>\s*$",
                     re.DOTALL | re.IGNORECASE)
 _INTEGER = re.compile(r"[+-]?\d{1,6}")
-_DECIMAL = re.compile(r"[+-]?\d{1,6}\.\d{1,6}")
 _ID_LIST = re.compile(r"\[\s*\d{1,4}\s*(?:,\s*\d{1,4}\s*){0,199}\]")
 
 
@@ -53,9 +53,9 @@ def grade_reward(completion: str, truth: int) -> Reward:
         return Reward(GRADE_REWARD_NONE, 0.0)
     if _INTEGER.fullmatch(answer) and 1 <= int(answer) <= 4:
         return Reward(GRADE_REWARD_VALID, grade_task_reward(int(answer), truth))
-    if _DECIMAL.fullmatch(answer) or _INTEGER.fullmatch(answer):
-        return Reward(GRADE_REWARD_NON_INTEGER, 0.0)  # a number, not one of the four grades
-    return Reward(GRADE_REWARD_NONE, 0.0)
+    # Eq. (7): the tags paired and an answer extracted, but not one of the integer grades ("three", "3.5",
+    # "**3**", 7): the partial format reward. Only a missing or empty answer is "no valid answer".
+    return Reward(GRADE_REWARD_NON_INTEGER, 0.0)
 
 
 def rerank_reward(completion: str, candidate_ids: Sequence[str], label: Sequence[str],

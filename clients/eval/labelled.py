@@ -8,7 +8,10 @@ Re-rank file (Table 1-2)::
      "label": ["d3", "d1", ...]}
 
 `label` ranks every candidate id, best first. `cover_path` is relative to the file. `query_type` is one of the
-planner's three types (its rows in the table); `session` is optional.
+planner's three types (its rows in the table); `session` is optional. The query and candidates are checked with
+the re-rank request's own schema (ensemble/rerank/request.py) as the file is read, whatever ranks them: a line
+the server would refuse is refused here, naming its line and field (``rerank.jsonl:7: candidates[1].
+click_through_rate must be <= 1.0, got 1.5``).
 
 Cover file (Table 3)::
 
@@ -22,8 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ensemble.candidate import REQUEST_FIELDS
 from ensemble.cover.request import CoverTask
 from ensemble.domain import QueryType
+from ensemble.errors import RequestError
+from ensemble.rerank.request import parse_rerank_request
 
 QUERY_TYPES = tuple(t.value for t in QueryType)
 
@@ -79,9 +85,15 @@ def read_rerank_set(path: Path) -> list[LabelledQuery]:
         candidates = data.get("candidates")
         if not isinstance(candidates, list) or not candidates or not all(isinstance(c, dict) for c in candidates):
             raise LabelledFileError(f"{where}: candidates must be a non-empty array of objects")
-        ids = [str(c.get("id", "")) for c in candidates]
-        if "" in ids or len(set(ids)) != len(ids):
-            raise LabelledFileError(f"{where}: candidates[].id must be present and unique")
+        session = data.get("session") or []
+        if not isinstance(session, list) or not all(isinstance(s, str) for s in session):
+            raise LabelledFileError(f"{where}: session must be an array of text")
+        try:  # what the server would refuse, refused here: the same schema, the same field names
+            parse_rerank_request(json.dumps({"query": query, "candidates": [
+                {k: v for k, v in c.items() if k in REQUEST_FIELDS} for c in candidates]}, ensure_ascii=False))
+        except RequestError as error:
+            raise LabelledFileError(f"{where}: {error}") from None
+        ids = [str(c["id"]) for c in candidates]
         label = data.get("label")
         if not isinstance(label, list) or sorted(map(str, label)) != sorted(ids):
             raise LabelledFileError(f"{where}: label must rank every candidate id exactly once")
@@ -91,7 +103,7 @@ def read_rerank_set(path: Path) -> list[LabelledQuery]:
             if candidate.get("cover_path"):
                 candidate["cover_path"] = str(path.parent / candidate["cover_path"])
             resolved.append(candidate)
-        out.append(LabelledQuery(query, kind, list(data.get("session") or []), resolved, [str(i) for i in label]))
+        out.append(LabelledQuery(query, kind, list(session), resolved, [str(i) for i in label]))
     if not out:
         raise LabelledFileError(f"{path}: holds no labelled query")
     return out

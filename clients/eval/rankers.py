@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from clients.eval.labelled import LabelledQuery
-from ensemble.candidate import REQUEST_FIELDS, Candidate
+from ensemble.candidate import REQUEST_FIELDS, candidate_from_json
 from ensemble.fallback import fallback_order
 
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -44,7 +44,7 @@ def floor(name: str, seed: int = 0) -> Ranking:
             return ids, {}
         if name == "random":
             return rng.sample(ids, len(ids)), {}
-        parsed = [Candidate.model_validate({k: v for k, v in c.items() if k in REQUEST_FIELDS}) for c in candidates]
+        parsed = [candidate_from_json(c) for c in candidates]  # read_rerank_set has validated each
         return [ids[i - 1] for i in fallback_order(item.query, parsed)], {}
 
     if name not in FLOORS:

@@ -52,21 +52,43 @@ def parse_grade(text: str, scale: tuple[int, int] = GRADE_SCALE) -> GradeReport:
     parts = split_answer(text)
     if not parts.answer:
         return GradeReport(None, GRADE_REWARD_NONE, "no answer", parts.thinking)
-    number = _grade_number(parts.answer)
+    plain = without_emphasis(parts.answer)
+    number = _grade_number(plain)
+    if number is not None and plain != parts.answer:
+        read = f"grade read out of {parts.answer[:60]!r}"  # "**3**": a chat model's emphasis, said as a repair
+        report = _on_scale(number, scale, parts.thinking)
+        return report if report.grade is None else GradeReport(report.grade, GRADE_REWARD_VALID, "", parts.thinking,
+                                                               read)
     if number is None:
-        lenient = read_grade_leniently(parts.answer, scale) if parts.tagged or _labelled(parts.answer) else None
+        lenient = read_grade_leniently(plain, scale) if parts.tagged or _labelled(plain) else None
         if lenient is not None:
             return GradeReport(lenient, GRADE_REWARD_VALID, "", parts.thinking,
                                f"grade read out of {parts.answer[:60]!r}")
         if not parts.tagged:
             return GradeReport(None, GRADE_REWARD_NONE, "no answer", parts.thinking)
         return GradeReport(None, GRADE_REWARD_NON_INTEGER, "answer is not an integer", parts.thinking)
+    return _on_scale(number, scale, parts.thinking)
+
+
+def _on_scale(number: str, scale: tuple[int, int], thinking: str) -> GradeReport:
     if not number.lstrip("+-").isdigit():
-        return GradeReport(None, GRADE_REWARD_NON_INTEGER, "answer is not an integer", parts.thinking)
+        return GradeReport(None, GRADE_REWARD_NON_INTEGER, "answer is not an integer", thinking)
     value, (low, high) = int(number), scale
     if not low <= value <= high:
-        return GradeReport(None, GRADE_REWARD_NON_INTEGER, f"grade {value} outside {low}..{high}", parts.thinking)
-    return GradeReport(value, GRADE_REWARD_VALID, "", parts.thinking)
+        return GradeReport(None, GRADE_REWARD_NON_INTEGER, f"grade {value} outside {low}..{high}", thinking)
+    return GradeReport(value, GRADE_REWARD_VALID, "", thinking)
+
+
+_EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|`)(?=\S)(.+?)(?<=\S)\1")
+
+
+def without_emphasis(text: str) -> str:
+    """Markdown emphasis and inline code taken off, as chat models wrap an answer: ``**3**``, ``*Rating: 3*``,
+    ``__3__``, `` `3` `` -> the text inside."""
+    previous = None
+    while previous != text:  # nested: ***3*** or **`3`**
+        previous, text = text, _EMPHASIS.sub(r"\2", text)
+    return text
 
 
 def _grade_number(answer: str) -> str | None:

@@ -9,6 +9,7 @@ import pytest
 from clients.eval import cli
 from clients.eval.covers import cover_table
 from clients.eval.labelled import LabelledFileError, read_cover_set, read_rerank_set
+from clients.eval.rankers import FLOORS
 from clients.eval.report import METRICS, Run, paired_test, recompute, score
 from clients.eval.sample import make_eval_set
 from ensemble.metrics import ndcg_at_k, recall_at_k
@@ -60,12 +61,25 @@ def test_paired_test_finds_no_difference_between_a_run_and_itself_and_a_clear_on
         paired_test(a, a[:-1])
 
 
+def _line(candidates, label=None, **fields):
+    return json.dumps({"query": "q", "query_type": "Simple Query", "candidates": candidates,
+                       "label": label if label is not None else [c.get("id") for c in candidates], **fields})
+
+
 @pytest.mark.parametrize(("line", "message"), [
     ("{not json", ":1: not JSON"),
     ('{"query": "q", "query_type": "Odd Query", "candidates": [{"id": "a"}], "label": ["a"]}', "query_type"),
-    ('{"query": "q", "query_type": "Simple Query", "candidates": [{"id": "a"}, {"id": "b"}], "label": ["a"]}',
-     "label must rank every candidate id"),
+    (_line([{"id": "a", "title": "t"}, {"id": "b", "title": "u"}], ["a"]), "label must rank every candidate id"),
     ('{"query": "", "query_type": "Simple Query", "candidates": [{"id": "a"}], "label": ["a"]}', "query"),
+    # Candidates are checked with the request schema as the file is read, for every ranker, naming the field.
+    (_line([{"id": "a", "title": "t", "click_through_rate": 1.5}]), r":1: candidates\[0\].click_through_rate must be <= 1"),
+    (_line([{"id": "a", "title": "t"}, {"id": "b"}]), r"candidates\[1\].title is required"),
+    (_line([{"id": "a", "title": "t", "intent_dimensions": ["Cheapness"]}]), r"candidates\[0\].intent_dimensions\[0\]"),
+    (_line([{"id": "a", "title": "t", "publish_time": "yesterday"}]), r"candidates\[0\].publish_time"),
+    (_line([{"id": "a", "title": "t", "cover_quality": 5}]), r"candidates\[0\].cover_quality must be <= 4"),
+    (_line([{"id": "a", "title": "t"}, {"id": "a", "title": "u"}]), r"candidates\[1\].id must be unique"),
+    (_line([{"id": 7, "title": "t"}], ["7"]), r"candidates\[0\].id must be a string"),
+    (_line([{"id": "a", "title": "t"}], session="not a list"), "session must be an array of text"),
 ])
 def test_a_bad_labelled_line_names_the_file_line_and_field(tmp_path, line, message):
     path = tmp_path / "set.jsonl"
@@ -74,6 +88,23 @@ def test_a_bad_labelled_line_names_the_file_line_and_field(tmp_path, line, messa
         read_rerank_set(path)
     with pytest.raises(SystemExit, match=message):
         cli.main(["--set", str(path), "--ranker", "input"])
+
+
+README_REQUEST = {"id": "a", "title": "t", "content": "c", "intent_dimensions": ["Personal Experience"],
+                  "publish_time": "2025-09-12T10:00:00+08:00", "click_through_rate": 0.14, "completion_rate": 0.61,
+                  "cover_relevance": 3, "cover_quality": None}
+
+
+@pytest.mark.parametrize("ranker", FLOORS)
+def test_every_floor_ranks_candidates_in_the_readmes_request_format(tmp_path, ranker, capsys):
+    """JSON arrays, enum names, ISO times and nulls, as the README's request shows them: read as the server reads
+    the wire, by every ranker."""
+    path = tmp_path / "set.jsonl"
+    path.write_text(_line([README_REQUEST, {"id": "b", "title": "u", "intent_dimensions": ["High Freshness"],
+                                           "publish_time": 1757642400}], ["b", "a"]) + "\n")
+    assert cli.main(["--set", str(path), "--ranker", ranker, "--predictions", str(tmp_path / "p.jsonl")]) == 0
+    predicted = json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0])["predicted"]
+    assert sorted(predicted) == ["a", "b"]
 
 
 def test_cover_table_accuracy_recall_and_confusion():
@@ -114,6 +145,21 @@ def test_ndcg_and_recall_agree_with_trec_eval_where_the_definitions_coincide(see
         trec_ndcg, trec_recall = _trec(pred, label, k)
         assert ndcg_at_k(pred, label, k) == pytest.approx(trec_ndcg, abs=1e-4)
         assert recall_at_k(pred, label, k) == pytest.approx(trec_recall, abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_below_k_candidates_recall_is_the_papers_n_over_k_where_trec_eval_says_one(seed):
+    """A query with n < K candidates: every ranking holds all of them, so the paper's |pred[:K] ∩ label[:K]| / K
+    is n/K and trec_eval's recall (relevant retrieved / relevant) is 1, whatever the order. The README states it;
+    NDCG@K still agrees with ndcg_cut."""
+    rng = random.Random(seed)
+    n = rng.randint(2, 9)
+    label = [f"d{i}" for i in range(n)]
+    for pred in (label, rng.sample(label, n)):
+        trec_ndcg, trec_recall = _trec(pred, label, 10)
+        assert recall_at_k(pred, label, 10) == pytest.approx(n / 10)
+        assert trec_recall == pytest.approx(1.0)
+        assert ndcg_at_k(pred, label, 10) == pytest.approx(trec_ndcg, abs=1e-4)
 
 
 def test_score_has_every_column_of_table_one():

@@ -68,6 +68,16 @@ def test_a_prose_answer_is_repaired_like_any_other():
     ("<answer>3/4</answer>", 3),
     ("<answer>2 out of 4</answer>", 2),
     ("<answer>等级：４</answer>", 4),               # full-width digit
+    # Markdown emphasis and inline code, as chat models write an answer
+    ("<answer>**3**</answer>", 3),
+    ("<answer>*2*</answer>", 2),
+    ("<answer>__4__</answer>", 4),
+    ("<answer>`1`</answer>", 1),
+    ("<answer>***3***</answer>", 3),
+    ("<answer>**Rating: 3**</answer>", 3),
+    ("<answer>Rating: **4**</answer>", 4),
+    ("<answer>**3/4**</answer>", 3),
+    ("<answer> **3** </answer>", 3),
 ])
 def test_a_grade_said_in_words_is_read_and_reported(text, grade):
     report = parse_grade(text)
@@ -79,9 +89,15 @@ def test_a_grade_said_in_words_is_read_and_reported(text, grade):
     "<answer>Rating 5: excellent</answer>",      # off the scale
     "no tags at all, I say 4",                   # unlabelled prose
     "<answer>[1, ]x</answer>",
+    "<answer>**5**</answer>",                    # emphasis taken off, still off the scale
+    "<answer>**3** or **4**</answer>",           # two numbers
 ])
 def test_a_grade_that_is_not_clear_is_no_grade(text):
     assert parse_grade(text).grade is None
+
+
+def test_an_emphasised_grade_is_read_on_a_pointwise_scale_too():
+    assert parse_grade("<answer>**0**</answer>", (0, 4)).grade == 0
 
 
 def test_a_bare_grade_is_read_without_a_note():

@@ -20,7 +20,13 @@ PERFECT = "<think>c first</think><answer>[3,1,4,2]</answer>"  # prompt positions
     ("<think>x</think><answer>2.5</answer>", 0.3, 0.0),                 # eq. 7: a non-integer answer
     ("4", 0.0, 0.0),                       # a bare grade has no paired tags: no format reward (serving reads it)
     ("<answer>3</answer>", 0.0, 0.0),      # no reasoning block
-    ("<think>x</think><answer>Rating: 3</answer>", 0.0, 0.0),  # read leniently when serving, not rewarded
+    # eq. 7: paired tags and an answer extracted, but not an integer grade: the partial format reward, no task
+    # reward (serving reads "Rating: 3" leniently; a trainer rewards only the bare integer fully)
+    ("<think>x</think><answer>Rating: 3</answer>", 0.3, 0.0),
+    ("<think>x</think><answer>three</answer>", 0.3, 0.0),
+    ("<think>x</think><answer>**3**</answer>", 0.3, 0.0),
+    ("<think>x</think><answer>7</answer>", 0.3, 0.0),                   # an integer off the four grades
+    ("<think>x</think><answer> </answer>", 0.0, 0.0),                   # nothing to extract: no valid answer
     ("<think>x</think><answer>3</answer> trailing", 0.0, 0.0),
 ])
 def test_grade_reward_is_format_plus_task_and_strict(completion, format_reward, task):
