@@ -25,6 +25,7 @@ from pathlib import Path
 
 from clients.rerank_client import RerankClient, RerankError
 from clients.samples import make_cover
+from ensemble.outcome_counts import response_kind
 from ensemble.pointwise.request import Grader
 
 
@@ -59,8 +60,10 @@ def _rerank(client: RerankClient, args) -> None:
     for rank, doc_id in enumerate(result.ranked_ids, start=1):
         print(f"{rank:>3}. {doc_id}  {titles.get(doc_id, '')}")
     r = result.response
-    state = "model ranking used" if r["valid"] else (
-        f"fallback ranker ({r['fallback_reason']})" if r["fallback"] else "model ranking repaired")
+    kind = response_kind(r)
+    state = {"valid": "model ranking used", "repaired": "model ranking repaired",
+             "fallback": f"fallback ranker ({r['fallback_reason']})", "pointwise": "ranked by pointwise grade",
+             "none": "not re-ranked (options.rerank false)"}.get(kind, kind)
     repairs = [repair["message"] for repair in r["repairs"]]
     print(f"-- {state}; repairs: {repairs or 'none'}; timings ms: {r['timings_ms']}")
     if r.get("pointwise"):
@@ -90,9 +93,14 @@ def _grade(client: RerankClient, args) -> None:
 
 def _lookup(args) -> int:
     from clients.batch.results import cached_ranking
-    from store import open_store
+    from store import StoreError, checked_store
 
-    result = cached_ranking(open_store(args.store, timeout_s=5.0), args.query, version=args.version)
+    try:  # a reader: a sqlite file that is not there is refused, never created empty
+        store = checked_store(args.store, timeout_s=5.0, create=False)
+        result = cached_ranking(store, args.query, version=args.version)
+    except StoreError as error:
+        print(f"rmr lookup: {error}", file=sys.stderr)
+        return 1
     if result is None:
         print(f"no stored result for {args.query!r}", file=sys.stderr)
         return 1

@@ -246,7 +246,7 @@ class RerankClient:
         from store import open_store
 
         if getattr(self, "_results", None) is None or self._results.url != store_url:
-            self._results = open_store(store_url, timeout_s=1.0)
+            self._results = open_store(store_url, timeout_s=1.0, create=False)
         return cached_ranking(self._results, query, version=version)
 
     def close(self) -> None:

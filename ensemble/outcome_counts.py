@@ -5,16 +5,35 @@ cut at its budget, cover and pointwise grades by source. Pure counting; the stub
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ensemble.rerank.outcome import RerankOutcome
 
 
 ANSWER_KINDS = ("valid", "repaired", "fallback")
+"""What a listwise answer was: used as it was, used after a repair, replaced by the fallback ranker."""
+LISTWISE_RANKINGS = ("listwise", "windows", "fallback")
+"""`ranked_by` values of a response whose order came from listwise answers (or their fallback): only these have
+an answer kind. The others are `pointwise` (ranked by grade, no listwise call) and `none` (options.rerank false)."""
 
 
 def answer_kind(outcome: RerankOutcome) -> str:
-    return "fallback" if outcome.fallback else "valid" if outcome.valid else "repaired"
+    return _kind(fallback=outcome.fallback, valid=outcome.valid)
+
+
+def _kind(*, fallback: bool, valid: bool) -> str:
+    return "fallback" if fallback else "valid" if valid else "repaired"
+
+
+def response_kind(response: Mapping[str, Any]) -> str:
+    """What a `rich_media_reranker` response (or a `reranker` result) says its order is, as the server counts it:
+    an answer kind for a listwise order, else its `ranked_by` (``pointwise``, ``none``). A `reranker` result has no
+    `ranked_by`: it is one listwise call."""
+    ranked_by = response.get("ranked_by", "listwise")
+    if ranked_by not in LISTWISE_RANKINGS:
+        return str(ranked_by)
+    return _kind(fallback=bool(response.get("fallback")), valid=bool(response.get("valid")))
 
 
 class OutcomeCounts:

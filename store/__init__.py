@@ -8,6 +8,6 @@
 fails, so a store is an optimisation, never a dependency of correctness.
 """
 
-from store.base import Store, StoreError, open_store
+from store.base import Store, StoreError, checked_store, open_store, shown_url
 
-__all__ = ["Store", "StoreError", "open_store"]
+__all__ = ["Store", "StoreError", "checked_store", "open_store", "shown_url"]

@@ -22,11 +22,16 @@ class Store(Protocol):
         """(key, value, seconds to live or None for no expiry) for each item, in one round trip. Raises
         StoreError."""
 
+    def ping(self) -> None:
+        """One round trip that proves the store answers. Raises StoreError saying why not."""
+
     def close(self) -> None: ...
 
 
-def open_store(url: str, *, timeout_s: float = 0.05, base: Path | None = None) -> Store:
-    """The store a URL names; a relative sqlite path is taken from `base` (default: the working folder)."""
+def open_store(url: str, *, timeout_s: float = 0.05, base: Path | None = None, create: bool = True) -> Store:
+    """The store a URL names; a relative sqlite path is taken from `base` (default: the working folder).
+    `create=False` (a reader: `rmr lookup`) refuses a sqlite file that does not exist instead of making an empty
+    one. Raises ValueError for a URL of no known scheme, StoreError for a store that cannot be opened."""
     scheme = urlparse(url).scheme
     if scheme in ("redis", "rediss", "unix"):
         from store.redis_store import RedisStore
@@ -36,8 +41,28 @@ def open_store(url: str, *, timeout_s: float = 0.05, base: Path | None = None) -
         from store.sqlite_store import SqliteStore
 
         path = sqlite_path(url)
-        return SqliteStore(path if path.is_absolute() or base is None else base / path, timeout_s=timeout_s, url=url)
+        return SqliteStore(path if path.is_absolute() or base is None else base / path, timeout_s=timeout_s, url=url,
+                           create=create)
     raise ValueError(f"store URL must be redis://, rediss://, unix:// or sqlite:///, got {url[:80]!r}")
+
+
+def shown_url(url: str) -> str:
+    """The URL for messages and logs: a password in it (redis://:secret@host) is not written out."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    return parsed._replace(netloc=f"{parsed.username or ''}:***@{parsed.netloc.rsplit('@', 1)[1]}").geturl()
+
+
+def checked_store(url: str, *, timeout_s: float, base: Path | None = None, create: bool = True) -> Store:
+    """`open_store` and one `ping`, for a command that needs the store before it starts any work: every failure
+    is a StoreError that names the URL and the reason."""
+    try:
+        store = open_store(url, timeout_s=timeout_s, base=base, create=create)
+        store.ping()
+    except (StoreError, ValueError) as error:
+        raise StoreError(f"store {shown_url(url)}: {error}") from None
+    return store
 
 
 def sqlite_path(url: str) -> Path:

@@ -34,5 +34,11 @@ class RedisStore:
         except redis.RedisError as error:
             raise StoreError(f"{type(error).__name__}: {error}") from None
 
+    def ping(self) -> None:
+        try:
+            self._client.ping()
+        except redis.RedisError as error:
+            raise StoreError(f"{type(error).__name__}: {error}") from None
+
     def close(self) -> None:
         self._client.close()

@@ -16,20 +16,26 @@ _BATCH = 500  # keys per SELECT: SQLite bounds the number of parameters of one s
 
 
 class SqliteStore:
-    def __init__(self, path: Path, *, timeout_s: float, url: str = "") -> None:
+    def __init__(self, path: Path, *, timeout_s: float, url: str = "", create: bool = True) -> None:
+        """`create=False`: a reader's store, which must exist already (an empty new file would answer "no result"
+        to every lookup, hiding a wrong path)."""
         self.url = url or f"sqlite:///{path}"
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not self.path.is_file():
+            raise StoreError(f"sqlite store {self.path} does not exist (a reader never creates one)")
         self._lock = threading.Lock()
         try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=max(timeout_s, 0.001), check_same_thread=False,
                                        isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
             # No fsync per write: a store of grades and rankings may lose its last writes to a power cut (they
             # are computed again), never its consistency (WAL).
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
-        except sqlite3.Error as error:
+            if create:  # a reader's file is the writer's as it is
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(_SCHEMA)
+        except (sqlite3.Error, OSError) as error:
             raise StoreError(f"sqlite store {self.path}: {error}") from None
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -55,6 +61,13 @@ class SqliteStore:
         try:
             with self._lock:
                 self._db.executemany("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)", rows)
+        except sqlite3.Error as error:
+            raise StoreError(f"sqlite store {self.path}: {error}") from None
+
+    def ping(self) -> None:
+        try:
+            with self._lock:
+                self._db.execute("SELECT count(*) FROM entries WHERE 0").fetchall()
         except sqlite3.Error as error:
             raise StoreError(f"sqlite store {self.path}: {error}") from None
 

@@ -6,6 +6,9 @@ result store.
 read (JSONL lines or Parquet rows) -> map_batches over an actor pool of gRPC clients -> each result written to the
 store by the actor that made it. Locally with `--num-cpus`; unchanged on a cluster with `--ray-address`.
 Resumable: a query whose result of this deployment's version is stored is skipped, and writes are idempotent.
+Lines whose queries are equal after the result key's normalisation run once (clients/batch/claims.py); the others
+count as duplicates. The result store is checked before Ray starts: a store that cannot be reached ends the job at
+once, naming the URL and the reason.
 A line that fails (bad JSON, no query, a candidate the server refuses, no endpoint left) goes to the
 dead-letter file with its reason; the job goes on. Each actor keeps `--concurrency` queries in flight, so an
 endpoint has at most (actors x concurrency / endpoints); an endpoint that answers UNAVAILABLE, or cannot be reached, is
@@ -30,6 +33,7 @@ from typing import Any
 from clients.batch.chain import Chain, LineError, parse_line
 from clients.batch.results import DEFAULT_TTL_S, ResultStore, result_value
 from clients.rerank_client import AsyncRerankClient, RerankClient, RerankError
+from ensemble.outcome_counts import response_kind
 from ensemble.pointwise.request import Grader, PointwiseUse
 from ensemble.rerank.outcome import RERANKER_FAILED
 
@@ -90,9 +94,11 @@ class QueryWorker:
     batches run concurrently, at most `options.concurrency` at a time: one process keeps many in flight, as a
     load generator does, where a process per query would spend Ray's per-worker CPU many times over."""
 
-    def __init__(self, options: JobOptions, version: str, retriever: Any) -> None:
-        """`retriever`: built once by the driver (an index is shipped to every actor, not rebuilt by each)."""
+    def __init__(self, options: JobOptions, version: str, retriever: Any, claims: Any) -> None:
+        """`retriever`: built once by the driver (an index is shipped to every actor, not rebuilt by each);
+        `claims`: the job's `QueryClaims` actor."""
         self.options = options
+        self.claims = claims
         self.version = version
         self.down_until = dict.fromkeys(options.endpoints, 0.0)
         self.turn = random.randrange(len(options.endpoints))  # actors start on different endpoints
@@ -119,12 +125,17 @@ class QueryWorker:
                 parsed.append(parse_line(text))
             except LineError as error:
                 parsed.append(error)
-        queries = [p.query for p in parsed if not isinstance(p, LineError)]
-        stored = iter(self.results.stored(queries)) if queries else iter(())
+        lines = [i for i, p in enumerate(parsed) if not isinstance(p, LineError)]
+        firsts = await self.claims.claim.remote([parsed[i].query for i in lines]) if lines else []
+        claimed = {i for i, first in zip(lines, firsts) if first}  # the job's first line of its query
+        fresh = [parsed[i].query for i in sorted(claimed)]
+        stored = iter(self.results.stored(fresh)) if fresh else iter(())
         work = []
-        for text, line in zip(texts, parsed):
+        for i, (text, line) in enumerate(zip(texts, parsed)):
             if isinstance(line, LineError):
                 work.append(_done(_row("failed", text, "", reason=str(line))))
+            elif i not in claimed:
+                work.append(_done(_row("duplicate", text, line.query)))
             elif next(stored):
                 work.append(_done(_row("skipped", text, line.query)))
             else:
@@ -161,7 +172,7 @@ class QueryWorker:
             chain_s = time.perf_counter() - started
             self.results.put(line.query, result_value(line.query, response, plan, self.results.version))
             sources = Counter(s for g in response.get("cover_grades", []) for s in g["source"].values())
-            outcome = "fallback" if response.get("fallback") else "valid" if response.get("valid") else "repaired"
+            outcome = response_kind(response)
             return _row("done", text, line.query, endpoint=endpoint, outcome=outcome,
                         from_store=sources["store"] + sources["cache"], from_model=sources["model"],
                         chain_s=chain_s, store_s=time.perf_counter() - started - chain_s)
@@ -203,7 +214,8 @@ class Summary:
     def lines(self, seconds: float) -> list[str]:
         total = sum(self.statuses.values())
         out = [f"batch: {total} lines in {seconds:.0f} s: {self.statuses['done']} done, {self.statuses['skipped']} "
-               f"already stored, {self.statuses['failed']} failed",
+               f"already stored, {self.statuses['failed']} failed, {self.statuses['duplicate']} duplicates "
+               "(the query of an earlier line, after normalisation)",
                f"  answers: {dict(self.outcomes) or 'none'}; cover grades from the store {self.grades['store']}, "
                f"from the model {self.grades['model']}",
                f"  per endpoint: {dict(self.endpoints) or 'none'}"]
@@ -240,6 +252,12 @@ def run_job(options: JobOptions, *, progress: bool = True,
     import ray
     from tqdm import tqdm
 
+    from store import StoreError, checked_store
+
+    try:  # before Ray and the servers: a job that cannot keep its results should not start
+        checked_store(options.store_url, timeout_s=5.0, base=options.store_base).close()
+    except StoreError as error:
+        raise SystemExit(f"rmr batch: result {error}") from None
     if not ray.is_initialized():
         ray.init(address=options.ray_address or None, num_cpus=None if options.ray_address else options.num_cpus,
                  include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -261,8 +279,11 @@ def run_job(options: JobOptions, *, progress: bool = True,
             lambda row: {"text": json.dumps(row, ensure_ascii=False, default=str)})
     else:
         ds = ray.data.read_text(path, override_num_blocks=blocks)
+    from clients.batch.claims import QueryClaims
+
+    claims = ray.remote(num_cpus=0)(QueryClaims).remote()
     results = ds.map_batches(QueryWorker, fn_constructor_kwargs={"options": options, "version": version,
-                                                                 "retriever": retriever},
+                                                                 "retriever": retriever, "claims": claims},
                              compute=ray.data.ActorPoolStrategy(size=options.actors,
                                                                 max_concurrent_calls_per_actor=ACTOR_BATCHES),
                              batch_size=options.batch_size, num_cpus=ACTOR_CPUS)

@@ -25,7 +25,7 @@ from ensemble.cover.grade_store import GradeStore
 from ensemble.cover.image import CheckedImages
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
-from ensemble.outcome_counts import OutcomeCounts
+from ensemble.outcome_counts import LISTWISE_RANKINGS, OutcomeCounts
 from ensemble.pointwise.request import PointwiseUse, check_given_grades
 from ensemble.rerank.outcome import DEADLINE as DEADLINE_REASON
 from ensemble.rerank.outcome import RERANKER_FAILED, RerankOutcome
@@ -124,7 +124,7 @@ class Orchestrator:
             "timings_ms": {"covers": _ms(graded - started), "pointwise": _ms(pointwise_done - graded),
                            "rerank": _ms(done - pointwise_done), "total": _ms(done - started)},
         }
-        if ranked_by in ("listwise", "windows", "fallback"):
+        if ranked_by in LISTWISE_RANKINGS:
             self.counts.rerank(answer.outcome)
         self.counts.cover_grades((task.value, source.value) for g in covers.grades for task, source in g.sources.items())
         if pointwise is not None:

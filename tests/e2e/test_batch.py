@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import unicodedata
 
 import pytest
 
@@ -27,22 +28,42 @@ def batch(tmp_path, log, corpus, endpoints: str, actors: int = 2, *more: str) ->
     return done.returncode, done.stdout + done.stderr[-2000:]
 
 
+def planner_runs(grpc_url: str) -> int:
+    import tritonclient.grpc as grpcclient
+
+    from ensemble import names
+
+    client = grpcclient.InferenceServerClient(grpc_url)
+    return client.get_inference_statistics(names.PLANNER.entry).model_stats[0].inference_stats.success.count
+
+
 def test_a_day_goes_into_the_store_once_and_the_backend_reads_it(grpc_url, tmp_path):
+    import json
+
     refused = '{"query": "q", "candidates": [{"id": "x", "title": "t", "click_through_rate": 5}]}'
-    log, corpus = make_sample_day(tmp_path, queries=5, bad_lines=("{not json", '{"session": ["x"]}', refused))
+    log, corpus = make_sample_day(tmp_path, queries=5, distinct=True)
+    first = json.loads(log.read_text().splitlines()[0])["query"]
+    # The same query after the result key's normalisation (case, whitespace, NFKC): run once, counted.
+    wide = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else "\u3000" if c == " " else c for c in first)
+    again = [json.dumps({"query": f"  {first.upper()}  "}), json.dumps({"query": wide + "\t"}, ensure_ascii=False)]
+    assert unicodedata.normalize("NFKC", wide) == first
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(["{not json", '{"session": ["x"]}', refused, *again]) + "\n")
+    planned = planner_runs(grpc_url)
     # More actors than `--num-cpus` holds at a quarter CPU each: they must not starve the read tasks.
     # Ranked by pointwise grade (options.pointwise): the job's option reaches every re-rank request.
     code, out = batch(tmp_path, log, corpus, f"127.0.0.1:1,{grpc_url}", 8,  # nothing listens on port 1
                       "--pointwise", "rank", "--pointwise-grader", "experience")
     assert code == 1, out  # three lines failed
-    assert "8 lines" in out and "5 done, 0 already stored, 3 failed" in out, out
+    assert "10 lines" in out and "5 done, 0 already stored, 3 failed, 2 duplicates" in out, out
+    # the chain ran once per distinct query: the five done, and the refused line's (its re-rank was refused)
+    assert planner_runs(grpc_url) - planned == 6, out
+    assert "answers: {'pointwise': 5}" in out, out  # as the server counts them: no listwise answer, no repair
     assert f"per endpoint: {{'{grpc_url}': 5}}" in out, out
     dead = "\n".join((tmp_path / "dead.jsonl").read_text().splitlines())
     assert dead.count("\n") == 2 and "line is not JSON" in dead and "query is required" in dead
     assert "INVALID_ARGUMENT: candidates[0].click_through_rate must be <= 1" in dead
     store = open_store(f"sqlite:///{tmp_path}/results.sqlite")
-    import json
-
     for line in log.read_text().splitlines()[:5]:
         query = json.loads(line)["query"]
         result = cached_ranking(store, query.upper() + "  ")  # the key is the normalised query
@@ -52,7 +73,7 @@ def test_a_day_goes_into_the_store_once_and_the_backend_reads_it(grpc_url, tmp_p
     with RerankClient(grpc_url) as client:
         assert client.cached_ranking(query, store_url=f"sqlite:///{tmp_path}/results.sqlite") == result
     code, out = batch(tmp_path, log, corpus, grpc_url)
-    assert "0 done, 5 already stored, 3 failed" in out, out
+    assert "0 done, 5 already stored, 3 failed, 2 duplicates" in out, out
 
 
 def result_keys(tmp_path) -> int:
@@ -125,7 +146,8 @@ def test_a_server_that_goes_away_mid_job_costs_no_query(grpc_url, tmp_path):
         code, out = batch(tmp_path, log, corpus, f"{other.options.grpc_url},{grpc_url}")
     finally:
         stopper.join()
-    done, stored, failed = map(int, re.search(r"(\d+) done, (\d+) already stored, (\d+) failed", out).groups())
-    assert code == 0 and failed == 0 and done + stored == 12, out  # a query repeated in the log is stored once
+    done, stored, failed, repeated = map(int, re.search(
+        r"(\d+) done, (\d+) already stored, (\d+) failed, (\d+) duplicates", out).groups())
+    assert code == 0 and failed == 0 and done + stored + repeated == 12, out  # a repeated query runs once
     per_endpoint = out.split("per endpoint:")[1].splitlines()[0]
     assert grpc_url in per_endpoint and other.options.grpc_url in per_endpoint, out  # it served, then went away

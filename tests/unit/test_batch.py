@@ -96,3 +96,61 @@ def test_the_http_retriever_speaks_its_contract():
     finally:
         server.shutdown()
     assert seen == [{"query": "北京", "k": 3}] and [d["id"] for d in found] == ["0", "1", "2"]
+
+
+def test_lines_of_one_query_after_normalisation_are_claimed_once():
+    from clients.batch.claims import QueryClaims
+
+    claims = QueryClaims()
+    assert claims.claim(["北京 旅游", "北京　旅游 ", "Beijing", "ＢＥＩＪＩＮＧ", "other"]) == [True, False, True, False, True]
+    assert claims.claim(["beijing", "new"]) == [False, True]  # across batches and actors: one claim set a job
+
+
+@pytest.mark.parametrize(("response", "kind"), [
+    ({"ranked_by": "listwise", "valid": True, "fallback": False, "order": [1]}, "valid"),
+    ({"ranked_by": "windows", "valid": False, "fallback": False, "order": [1],
+      "repairs": [{"kind": "duplicate_id", "ids": [1], "message": "m"}]}, "repaired"),
+    ({"ranked_by": "fallback", "valid": False, "fallback": True, "order": [1]}, "fallback"),
+    ({"ranked_by": "pointwise", "valid": False, "fallback": False, "order": [1]}, "pointwise"),  # no listwise answer
+    ({"ranked_by": "none", "valid": False, "fallback": False, "order": [1]}, "none"),
+    ({"valid": True, "fallback": False, "order": [1]}, "valid"),  # the `reranker` entry's result: one listwise call
+])
+def test_a_response_is_classified_as_the_server_counts_it(response, kind):
+    from ensemble.outcome_counts import response_kind
+
+    assert response_kind(response) == kind
+
+
+def test_an_unreachable_result_store_ends_the_job_before_ray_naming_the_url(tmp_path):
+    import ray
+
+    from clients import cli
+
+    log, _ = make_sample_day(tmp_path, queries=1)
+    with pytest.raises(SystemExit, match=r"redis://127\.0\.0\.1:1/0: .*(refused|Connect)") as raised:
+        cli.main(["batch", "--queries", str(log), "--store", "redis://127.0.0.1:1/0", "--server", "127.0.0.1:1"])
+    assert "Traceback" not in str(raised.value)
+    assert not ray.is_initialized()
+    with pytest.raises(SystemExit, match=r"store URL must be"):
+        cli.main(["batch", "--queries", str(log), "--store", "memcached://x", "--server", "127.0.0.1:1"])
+
+
+def test_lookup_refuses_a_sqlite_store_that_does_not_exist_and_creates_nothing(tmp_path, capsys):
+    from clients import cli
+
+    missing = tmp_path / "no" / "results.sqlite"
+    assert cli.main(["lookup", "q", "--store", f"sqlite:///{missing}"]) == 1
+    assert f"{missing} does not exist" in capsys.readouterr().err
+    assert not missing.exists() and not missing.parent.exists()
+    present = open_store(f"sqlite:///{tmp_path}/r.sqlite")
+    ResultStore(present, "v1").publish()
+    assert cli.main(["lookup", "q", "--store", f"sqlite:///{tmp_path}/r.sqlite"]) == 1  # there, but no result
+    assert "no stored result" in capsys.readouterr().err
+
+
+def test_a_redis_password_is_not_written_in_messages():
+    from store import shown_url
+
+    assert shown_url("redis://:s3cret@cache:6379/1") == "redis://:***@cache:6379/1"
+    assert shown_url("redis://user:s3cret@cache:6379/1") == "redis://user:***@cache:6379/1"
+    assert shown_url("sqlite:///r.sqlite") == "sqlite:///r.sqlite"
