@@ -12,6 +12,9 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	@command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server >/dev/null; } \
 		|| { echo "redis-server is needed by the tests: install Debian's redis-server package" >&2; exit 1; }
+	@command -v promtool >/dev/null \
+		|| { apt-get update -q && apt-get install -y -q --no-install-recommends prometheus >/dev/null; } \
+		|| { echo "promtool is needed by the tests: install Debian's prometheus package" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,load,export]'

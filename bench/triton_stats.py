@@ -1,20 +1,20 @@
 """Triton's per-model statistics, diffed between two snapshots.
 
 Steps the BLS runs in its own process (bls_sub_calls = "engines") have no Triton statistics; the BLS exports
-their time as metrics (`rmr_bls_step_us_total{step}`), read here from the metrics endpoint as rows named
+their time as metrics (`rmr_bls_step_seconds_total{step}`), read here from the metrics endpoint as rows named
 "<step> (in BLS)" with the same meaning: compute time and runs.
 """
 
 from __future__ import annotations
 
-import re
 import time
 import urllib.request
 from dataclasses import dataclass
 
 import tritonclient.grpc as grpcclient
+from prometheus_client.parser import text_string_to_metric_families
 
-from ensemble.names import Metric
+from ensemble.names import RICH_MEDIA_RERANKER, Metric
 from server.stub.metrics import METRICS_FLUSH_S
 
 
@@ -41,7 +41,6 @@ class ModelStats:
                           self.failures - other.failures, self.inferences - other.inferences)
 
 
-_STEP_METRIC = re.compile(rf'^({Metric.STEP_US}|{Metric.STEP_CALLS})\{{step="([^"]+)"\}}\s+(\S+)$')
 IN_BLS = " (in BLS)"
 
 
@@ -53,14 +52,14 @@ def is_wait(name: str) -> bool:
 def bls_steps(metrics_url: str) -> dict[str, ModelStats]:
     """The in-BLS steps' totals from Triton's Prometheus endpoint (http://host:8002/metrics)."""
     text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
-    us: dict[str, float] = {}
-    calls: dict[str, float] = {}
-    for line in text.splitlines():
-        match = _STEP_METRIC.match(line)
-        if match:
-            (us if match[1] == Metric.STEP_US else calls)[match[2]] = float(match[3])
-    return {step + IN_BLS: ModelStats(int(calls.get(step, 0)), int(calls.get(step, 0)), 0, int(total * 1000), 0)
-            for step, total in us.items()}
+    totals: dict[str, dict[str, float]] = {Metric.STEP_SECONDS: {}, Metric.STEP_CALLS: {}}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in totals and sample.labels.get("model") == RICH_MEDIA_RERANKER:
+                totals[sample.name][sample.labels["step"]] = sample.value
+    seconds, calls = totals[Metric.STEP_SECONDS], totals[Metric.STEP_CALLS]
+    return {step + IN_BLS: ModelStats(int(calls.get(step, 0)), int(calls.get(step, 0)), 0, int(total * 1e9), 0)
+            for step, total in seconds.items()}
 
 
 def snapshot(url: str, metrics_url: str | None = None) -> dict[str, ModelStats]:

@@ -94,18 +94,18 @@ class Param:
 class Metric:
     """Custom metric families the BLS exports on Triton's metrics port."""
 
-    STEP_US = "rmr_bls_step_us_total"
-    """Microseconds in each pre/post step run inside the BLS, label ``step``."""
+    STEP_SECONDS = "rmr_bls_step_seconds_total"
+    """Seconds in each pre/post step run inside the BLS, and in each engine call it waits for, label ``step``."""
     STEP_CALLS = "rmr_bls_step_total"
-    """Runs of each pre/post step inside the BLS, label ``step``."""
+    """Runs of each pre/post step inside the BLS, and engine calls it made, label ``step``."""
     COVER_CACHE = "rmr_cover_cache_total"
     """Cover-grade cache lookups, labels ``result`` (hits | misses) and ``task``."""
     COVER_STORE = "rmr_cover_store_total"
     """Grade-store lookups, labels ``result`` (hits | misses | invalid | unavailable) and ``task``."""
     STORE_CALLS = "rmr_store_calls_total"
     """Calls to the shared store, labels ``op`` (get | set) and ``result`` (ok | error | bypassed)."""
-    STORE_US = "rmr_store_us_total"
-    """Microseconds in calls that reached the store, label ``op``."""
+    STORE_SECONDS = "rmr_store_seconds_total"
+    """Seconds in calls that reached the store, label ``op``."""
     ANSWERS = "rmr_rerank_answers_total"
     """Re-rank answers, labels ``model`` (the entry point) and ``kind`` (valid | repaired | fallback)."""
     REPAIRS = "rmr_rerank_repairs_total"
@@ -119,7 +119,8 @@ class Metric:
     POINTWISE_GRADES = "rmr_pointwise_grades_total"
     """Pointwise grades in responses, labels ``model``, ``grader`` and ``source`` (GradeSource's names)."""
     ENGINE_CALL_SECONDS = "rmr_engine_call_seconds"
-    """Histogram of engine calls as the BLS waits for them (queue, compute, hand-off), labels ``model``, ``engine``."""
+    """Histogram of engine calls as the BLS or a Python entry waits for them (queue, compute, hand-off), labels
+    ``model`` (the entry point) and ``engine``."""
 
 
 def engine_call_step(engine: str) -> str:

@@ -25,8 +25,8 @@ class GuardedStore:
         self.last_error = ""
         self.calls: Counter[tuple[str, str]] = Counter()
         """(get | set, ok | error | bypassed) -> calls."""
-        self.us: Counter[str] = Counter()
-        """get | set -> microseconds spent in calls that reached the store."""
+        self.seconds: Counter[str] = Counter()
+        """get | set -> seconds spent in calls that reached the store."""
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None] | None:
         """The values, or None when the store failed or is bypassed: the caller computes instead."""
@@ -38,9 +38,9 @@ class GuardedStore:
 
     def _call(self, op: str, call: Callable[[], T]) -> T | None:
         if self.clock() < self._closed_until:
-            self._count(op, "bypassed", 0)
+            self._count(op, "bypassed", None)
             return None
-        started = time.perf_counter_ns()
+        started = time.perf_counter()
         try:
             result = call()
         except StoreError as error:
@@ -52,8 +52,9 @@ class GuardedStore:
         self._count(op, "ok", started)
         return result
 
-    def _count(self, op: str, result: str, started_ns: int) -> None:
+    def _count(self, op: str, result: str, started: float | None) -> None:
+        """`started`: when the call went out (None: it never reached the store)."""
         with self._lock:
             self.calls[op, result] += 1
-            if started_ns:
-                self.us[op] += (time.perf_counter_ns() - started_ns) // 1000
+            if started is not None:
+                self.seconds[op] += time.perf_counter() - started

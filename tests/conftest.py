@@ -37,3 +37,14 @@ def redis_server(tmp_path_factory):
 
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus' own checker (Debian's prometheus package, which `make test` installs)."""
+    import shutil
+
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool not found: install Debian's prometheus package (make test does)")
+    return path

@@ -9,15 +9,12 @@ read their answers the same way; the ensembles stay the entry points for direct 
 
 from __future__ import annotations
 
-import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from ensemble import names
 from ensemble.arrays import Arrays, stack_rows
 from ensemble.bls.caller import CoverItem, EngineCaller, RerankAnswer, Slot, SubCallError
+from ensemble.bls.timing import StepTimes, TimedEngines
 from ensemble.config import PipelineConfig
 from ensemble.cover.steps import CoverPost, CoverPre
 from ensemble.errors import RequestError
@@ -27,43 +24,6 @@ from ensemble.rerank.request import RerankRequest
 from ensemble.rerank.steps import RerankPost, RerankPre, ranked
 
 
-class StepTimes:
-    """Running totals per step, named as the step models are, and per engine call as the BLS waits for it
-    (`names.engine_call_step`: the slot's queue and compute plus the hand-off). The BLS exports them as
-    Triton metrics (`names.Metric.STEP_US`, `names.Metric.STEP_CALLS`)."""
-
-    MAX_PENDING = 10_000
-    """Engine-call durations kept for the latency histogram until published (older ones dropped past this)."""
-
-    def __init__(self) -> None:
-        self.us: Counter[str] = Counter()
-        self.calls: Counter[str] = Counter()
-        self.engine_seconds: list[tuple[str, float]] = []
-        """(engine, seconds) of each engine call since the last `take_engine_seconds`."""
-
-    def take_engine_seconds(self) -> list[tuple[str, float]]:
-        taken, self.engine_seconds = self.engine_seconds, []
-        return taken
-
-    @contextmanager
-    def engine_call(self, engine: str) -> Iterator[None]:
-        """An engine call as the BLS waits for it: a step total, and one observation of its latency."""
-        started = time.perf_counter()
-        with self(names.engine_call_step(engine)):
-            yield
-        if len(self.engine_seconds) < self.MAX_PENDING:
-            self.engine_seconds.append((engine, time.perf_counter() - started))
-
-    @contextmanager
-    def __call__(self, step: str) -> Iterator[None]:
-        started = time.perf_counter_ns()
-        try:
-            yield
-        finally:
-            self.us[step] += (time.perf_counter_ns() - started) // 1000
-            self.calls[step] += 1
-
-
 class InProcessCaller:
     def __init__(self, config: PipelineConfig, engines: EngineCaller, *, cover_slot: Slot, rerank_slot: Slot,
                  cover_tokenizer: Any, rerank_tokenizer: Any, one_pair_per_text_call: bool = False,
@@ -71,12 +31,12 @@ class InProcessCaller:
         """`one_pair_per_text_call`: the text slot takes one sequence per request (the C++ tensorrtllm backend);
         `rows_per_call`: most rows in one engine request (the slots' max_batch_size)."""
         self.times = StepTimes()
-        self.engines = engines
+        self.engines = TimedEngines(engines, self.times)
         self.cover_slot = cover_slot
         self.rerank_slot = rerank_slot
         self.cover_pre, self.cover_post = CoverPre(config, cover_tokenizer), CoverPost(config, cover_tokenizer)
         self.rerank_pre, self.rerank_post = RerankPre(config, rerank_tokenizer), RerankPost(config, rerank_tokenizer)
-        self.pointwise = PointwiseGrader(config, engines, text_slot=rerank_slot, vision_slot=cover_slot,
+        self.pointwise = PointwiseGrader(config, self.engines, text_slot=rerank_slot, vision_slot=cover_slot,
                                          text_tokenizer=rerank_tokenizer, vision_tokenizer=cover_tokenizer,
                                          one_pair_per_text_call=one_pair_per_text_call, rows_per_call=rows_per_call)
 
@@ -89,8 +49,7 @@ class InProcessCaller:
                                                       self.cover_slot.interface.inputs) for items in batches]
             except RequestError as error:  # as the ensemble answers: the whole call, INVALID_ARG
                 return [SubCallError(self.cover_slot.model, "INVALID_ARG", str(error))] * len(batches)
-        with self.times.engine_call(self.cover_slot.model):
-            outputs = await self.engines.generate(self.cover_slot.model, inputs)
+        outputs = await self.engines.generate(self.cover_slot.model, inputs)
         with self.times(names.COVER.post):
             return [out if isinstance(out, SubCallError) else self.cover_post.grades(out) for out in outputs]
 
@@ -100,8 +59,7 @@ class InProcessCaller:
                 pre = stack_rows([self.rerank_pre.for_request(request)], self.rerank_slot.interface.inputs)
             except RequestError as error:
                 raise SubCallError(self.rerank_slot.model, "INVALID_ARG", str(error)) from None
-        with self.times.engine_call(self.rerank_slot.model):
-            [out] = await self.engines.generate(self.rerank_slot.model, [pre])
+        [out] = await self.engines.generate(self.rerank_slot.model, [pre])
         if isinstance(out, SubCallError):
             raise out
         with self.times(names.RERANK.post):

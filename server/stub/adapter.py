@@ -19,6 +19,7 @@ import triton_python_backend_utils as pb_utils
 from ensemble.config import ConfigError, PipelineConfig
 from ensemble.errors import RequestError
 from ensemble.names import Param
+from ensemble.metric_families import COUNTER, HISTOGRAM, Family
 from ensemble.arrays import stack_rows
 from ensemble.tensors import Interface
 
@@ -180,11 +181,15 @@ def error_code_name(error: Any) -> str:
 
 
 class _FamilyExport:
-    """A Triton custom metric family and its series, one per label tuple, made on first use."""
+    """A Triton custom metric family (ensemble/metric_families.py) and its series, one per label tuple, made on first
+    use."""
 
-    def __init__(self, name: str, description: str, label_names: Sequence[str], kind: Any, **series: Any) -> None:
-        self.family = pb_utils.MetricFamily(name=name, description=description, kind=kind)
-        self.label_names = tuple(label_names)
+    _KINDS = {COUNTER: "COUNTER", HISTOGRAM: "HISTOGRAM"}
+
+    def __init__(self, family: Family, **series: Any) -> None:
+        self.family = pb_utils.MetricFamily(name=family.name, description=family.help,
+                                            kind=getattr(pb_utils.MetricFamily, self._KINDS[family.kind]))
+        self.label_names = family.label_names
         self._series_args = series
         self._metrics: dict[tuple, Any] = {}
 
@@ -200,8 +205,8 @@ class HistogramExport(_FamilyExport):
     """Observations kept in Python, each published to a Triton custom histogram when the metrics are flushed: the
     stub-to-server call per observation leaves the request path (server/stub/metrics.py)."""
 
-    def __init__(self, name: str, description: str, label_names: Sequence[str], buckets: Sequence[float]) -> None:
-        super().__init__(name, description, label_names, pb_utils.MetricFamily.HISTOGRAM, buckets=list(buckets))
+    def __init__(self, family: Family, buckets: Sequence[float]) -> None:
+        super().__init__(family, buckets=list(buckets))
 
     def publish(self, observations: Sequence[tuple[tuple, float]]) -> None:
         for labels, value in observations:
@@ -211,16 +216,16 @@ class HistogramExport(_FamilyExport):
 class CounterExport(_FamilyExport):
     """Counts kept in Python (label tuple -> running total) published as a Triton custom counter family."""
 
-    def __init__(self, name: str, description: str, label_names: Sequence[str]) -> None:
-        super().__init__(name, description, label_names, pb_utils.MetricFamily.COUNTER)
-        self._published: dict[tuple, int] = {}
+    def __init__(self, family: Family) -> None:
+        super().__init__(family)
+        self._published: dict[tuple, float] = {}
 
     def declare(self, label_sets: Sequence[tuple]) -> None:
         """Series that exist at 0 from the start, so that rates and alerts on them work before the first event."""
         for labels in label_sets:
             self.series(labels)
 
-    def publish(self, totals: dict[tuple, int]) -> None:
+    def publish(self, totals: dict[tuple, float]) -> None:
         for labels, total in totals.items():
             delta = total - self._published.get(labels, 0)
             if delta <= 0:

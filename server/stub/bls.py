@@ -22,12 +22,14 @@ import triton_python_backend_utils as pb_utils
 
 from ensemble.arrays import Arrays
 from ensemble.bls.caller import DEADLINE, SIDE_BY_SIDE, CoverItem, ModelCaller, RerankAnswer, Slot, SubCallError
-from ensemble.bls.inprocess import InProcessCaller, StepTimes
+from ensemble.bls.inprocess import InProcessCaller
+from ensemble.bls.timing import StepTimes, TimedEngines
 from ensemble.config import ConfigError, PipelineConfig
 from ensemble.cover.grade_store import GradeStore
 from ensemble.cover.prompt import cover_template
 from ensemble.cover.request import CoverTask
 from ensemble.version import Versions, checkpoint_identity, grade_version
+from ensemble.metric_families import FAMILIES
 from ensemble.names import STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
 from ensemble.outcome_counts import ANSWER_KINDS, OutcomeCounts
 from ensemble.pointwise.answer import known
@@ -136,21 +138,34 @@ class EnsembleCaller:
         return grades
 
 
-class StepMetrics:
-    """The in-process steps' time and calls as Triton counters, labelled with the step model's name
-    (nothing for the ensembles caller)."""
+ENGINE_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Seconds: a cover batch on a CPU slot takes milliseconds, an A800 re-rank of 20 candidates about a second, and
+a thinking budget of 1,024 tokens on an A10 tens of seconds."""
 
-    def __init__(self, caller: ModelCaller) -> None:
-        self.times = getattr(caller, "times", None)
-        if self.times is not None:
-            self.us = CounterExport(Metric.STEP_US, "Microseconds spent in each pre/post step run inside the BLS",
-                                    ("step",))
-            self.calls = CounterExport(Metric.STEP_CALLS, "Runs of each pre/post step inside the BLS", ("step",))
+
+class StepMetrics:
+    """In-process steps and engine calls: their time and runs as Triton counters labelled with the entry point and
+    the step (the step model's name, or `names.engine_call_step`), and each engine call's latency as a histogram
+    observation."""
+
+    def __init__(self, model: str, times: StepTimes) -> None:
+        """`model`: the entry point whose steps these are (the histogram's ``model`` label)."""
+        self.model = model
+        self.times = times
+        self.seconds = CounterExport(FAMILIES[Metric.STEP_SECONDS])
+        self.calls = CounterExport(FAMILIES[Metric.STEP_CALLS])
+        self.latency = HistogramExport(FAMILIES[Metric.ENGINE_CALL_SECONDS], ENGINE_CALL_BUCKETS)
 
     def publish(self) -> None:
-        if self.times is not None:
-            self.us.publish({(step,): us for step, us in self.times.us.items()})
-            self.calls.publish({(step,): n for step, n in self.times.calls.items()})
+        self.seconds.publish({(self.model, step): s for step, s in self.times.seconds.items()})
+        self.calls.publish({(self.model, step): n for step, n in self.times.calls.items()})
+        self.latency.publish([((self.model, engine), s) for engine, s in self.times.take_engine_seconds()])
+
+
+def timed_engines(model: str) -> tuple[TimedEngines, StepMetrics]:
+    """The engine slots over BLS for a Python entry, each call timed, and the metrics that export the times."""
+    times = StepTimes()
+    return TimedEngines(TritonEngines(), times), StepMetrics(model, times)
 
 
 def grade_store_for(context: ModelContext, config: PipelineConfig) -> GradeStore | None:
@@ -158,7 +173,7 @@ def grade_store_for(context: ModelContext, config: PipelineConfig) -> GradeStore
     templates; None when there is none."""
     import os
 
-    from store import open_store
+    from store import open_store, shown_url
     from store.guarded import GuardedStore
 
     settings = config.cover_store
@@ -170,7 +185,7 @@ def grade_store_for(context: ModelContext, config: PipelineConfig) -> GradeStore
                          retry_after_s=settings.retry_after_s)
     identity = checkpoint_identity(context.path(Param.COVER_TOKENIZER_DIR))
     versions = {task: grade_version(identity, cover_template(task, config.prompts)) for task in CoverTask}
-    context.logger.log_info(f"{context.name}: cover grades shared through {url.split('@')[-1]} "
+    context.logger.log_info(f"{context.name}: cover grades shared through {shown_url(url)} "
                             f"(versions {', '.join(f'{t.value} {v}' for t, v in versions.items())})")
     return GradeStore(store, versions, relevance_ttl_s=settings.relevance_ttl_s or None,
                       quality_ttl_s=settings.quality_ttl_s or None)
@@ -189,45 +204,31 @@ def deployment_version(context: ModelContext, config: PipelineConfig) -> Version
     return Versions.of(reranker, vlm, templates, context.param(Param.PROFILE, "unknown"))
 
 
-ENGINE_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-"""Seconds: a cover batch on a CPU slot takes milliseconds, an A800 re-rank of 20 candidates about a second, and
-a thinking budget of 1,024 tokens on an A10 tens of seconds."""
-
-
 class OutcomeMetrics:
-    """What the answers and grades were (ensemble/outcome_counts.py) and the engine-call latency histogram, as
-    Triton metrics labelled with the entry point that served them."""
+    """What the answers and grades were (ensemble/outcome_counts.py), as Triton metrics labelled with the entry
+    point that served them."""
 
-    def __init__(self, model: str, counts: OutcomeCounts, times: StepTimes | None, *, ranks: bool = True) -> None:
+    def __init__(self, model: str, counts: OutcomeCounts, *, ranks: bool = True) -> None:
         """`ranks`: the model answers re-rank requests, so its answer series exist at 0 from the start."""
         self.model = model
         self.counts = counts
-        self.times = times
-        self.answers = CounterExport(Metric.ANSWERS, "Re-rank answers by kind", ("model", "kind"))
-        self.repairs = CounterExport(Metric.REPAIRS, "Repairs made to re-rank answers by kind", ("model", "kind"))
-        self.fallbacks = CounterExport(Metric.FALLBACKS, "Answers replaced by the fallback ranker by reason",
-                                       ("model", "reason"))
-        self.cut = CounterExport(Metric.THINKING_CUT, "Answers whose reasoning was cut at the thinking budget",
-                                 ("model", "task"))
-        self.grades = CounterExport(Metric.COVER_GRADES, "Cover grades in responses by task and source",
-                                    ("model", "task", "source"))
-        self.pointwise = CounterExport(Metric.POINTWISE_GRADES, "Pointwise grades in responses by grader and source",
-                                       ("model", "grader", "source"))
+        self.answers = CounterExport(FAMILIES[Metric.ANSWERS])
+        self.repairs = CounterExport(FAMILIES[Metric.REPAIRS])
+        self.fallbacks = CounterExport(FAMILIES[Metric.FALLBACKS])
+        self.cut = CounterExport(FAMILIES[Metric.THINKING_CUT])
+        self.grades = CounterExport(FAMILIES[Metric.COVER_GRADES])
+        self.pointwise = CounterExport(FAMILIES[Metric.POINTWISE_GRADES])
         if ranks:
             self.answers.declare([(model, kind) for kind in ANSWER_KINDS])
             self.fallbacks.declare([(model, kind) for kind in FALLBACK_LABELS])
             self.repairs.declare([(model, kind.value) for kind in RepairKind])
             self.cut.declare([(model, "rerank")])
-        self.latency = (HistogramExport(Metric.ENGINE_CALL_SECONDS, "Engine calls as the BLS waits for them",
-                                        ("model", "engine"), ENGINE_CALL_BUCKETS) if times is not None else None)
 
     def publish(self) -> None:
         for export, totals in ((self.answers, self.counts.answers), (self.repairs, self.counts.repairs),
                                (self.fallbacks, self.counts.fallbacks), (self.cut, self.counts.budget_cut),
                                (self.grades, self.counts.grades), (self.pointwise, self.counts.pointwise)):
             export.publish({(self.model, *labels): n for labels, n in totals.items()})
-        if self.latency is not None:
-            self.latency.publish([((self.model, engine), s) for engine, s in self.times.take_engine_seconds()])
 
 
 class StoreMetrics:
@@ -236,17 +237,15 @@ class StoreMetrics:
     def __init__(self, grades: GradeStore | None) -> None:
         self.grades = grades
         if grades is not None:
-            self.lookups = CounterExport(Metric.COVER_STORE, "Grade-store lookups by result and task",
-                                         ("result", "task"))
-            self.calls = CounterExport(Metric.STORE_CALLS, "Calls to the shared store by operation and result",
-                                       ("op", "result"))
-            self.us = CounterExport(Metric.STORE_US, "Microseconds in calls that reached the store", ("op",))
+            self.lookups = CounterExport(FAMILIES[Metric.COVER_STORE])
+            self.calls = CounterExport(FAMILIES[Metric.STORE_CALLS])
+            self.seconds = CounterExport(FAMILIES[Metric.STORE_SECONDS])
 
     def publish(self) -> None:
         if self.grades is not None:
             self.lookups.publish(dict(self.grades.counts))
             self.calls.publish(dict(self.grades.store.calls))
-            self.us.publish({(op,): us for op, us in self.grades.store.us.items()})
+            self.seconds.publish({(op,): s for op, s in self.grades.store.seconds.items()})
 
 
 def caller_for(context: ModelContext, config: PipelineConfig) -> ModelCaller:

@@ -166,6 +166,19 @@ def test_more_pairs_than_a_slot_request_holds_go_out_in_parts_together(tokenizer
         ("cover_vlm", 1), ("reranker_llm", 1), ("reranker_llm", 4), ("reranker_llm", 4)]
 
 
+def test_every_engine_call_of_the_pointwise_stage_is_timed_for_the_metrics(tokenizer):
+    """rmr_engine_call_seconds and rmr_bls_step_total{step="<engine> call"} see the grader's calls too: with
+    options.pointwise the engines are called once per part, and the engine-latency alert reads these."""
+    from ensemble.names import engine_call_step
+
+    c, slots = caller(tokenizer)
+    _, response = asyncio.run(Orchestrator(CONFIG, c)(body(3, pointwise="signal"), [jpeg(), b"", b""]))
+    made = [model for model, _ in slots.calls]
+    assert sorted(made) == ["cover_vlm", "cover_vlm", "reranker_llm", "reranker_llm"]  # covers, pairs, re-rank
+    assert sorted(engine for engine, _ in c.times.take_engine_seconds()) == sorted(made)
+    assert c.times.calls[engine_call_step("reranker_llm")] == 2 and c.times.calls[engine_call_step("cover_vlm")] == 2
+
+
 def test_a_failed_slot_fails_only_its_pairs_and_a_pair_that_cannot_fit_only_itself(tokenizer):
     pairs = items(3, covered={0})
     pairs[2] = (pair(title="长" * 1000, content=""), b"")

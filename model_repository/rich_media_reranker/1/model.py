@@ -5,6 +5,7 @@ import asyncio
 from ensemble.arrays import bytes_list, scalar_bytes
 from ensemble.bls.orchestrator import Orchestrator, response_json
 from ensemble.errors import RequestError
+from ensemble.metric_families import FAMILIES
 from ensemble.names import Metric, Param
 from ensemble.tensors import RICH_MEDIA_RERANKER
 from server.stub.adapter import CounterExport, ModelContext, error_response, read_rows, response_from
@@ -30,12 +31,11 @@ class TritonPythonModel:
                                          cover_batch_size=int(self.context.param(Param.ENGINE_BATCH_SIZE)),
                                          model_version=versions.model_version, versions=versions.to_json_dict())
         self.context.logger.log_info(f"{self.context.name} {versions.tag}: ready")
-        self.cache_metric = CounterExport(Metric.COVER_CACHE, "Cover-grade cache lookups by result and task",
-                                          ("result", "task"))
-        self.step_metrics = StepMetrics(self.caller)
+        self.cache_metric = CounterExport(FAMILIES[Metric.COVER_CACHE])
+        times = getattr(self.caller, "times", None)  # the ensembles caller runs no step and calls no engine itself
+        self.step_metrics = StepMetrics(self.context.name, times) if times is not None else None
         self.store_metrics = StoreMetrics(grade_store)
-        self.outcome_metrics = OutcomeMetrics(self.context.name, self.orchestrator.counts,
-                                              getattr(self.caller, "times", None))
+        self.outcome_metrics = OutcomeMetrics(self.context.name, self.orchestrator.counts)
         self.metrics = DeferredPublish(self._publish_metrics)
         self.waits_in_place = self.context.flag(Param.WAITS_IN_PLACE, True)
 
@@ -60,7 +60,8 @@ class TritonPythonModel:
     def _publish_metrics(self):
         if self.orchestrator.cache is not None:
             self.cache_metric.publish(dict(self.orchestrator.cache.counts))
-        self.step_metrics.publish()
+        if self.step_metrics is not None:
+            self.step_metrics.publish()
         self.store_metrics.publish()
         self.outcome_metrics.publish()
 

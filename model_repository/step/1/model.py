@@ -17,7 +17,7 @@ class TritonPythonModel:
         self.outcomes = None
         if getattr(step, "counts_outcomes", False):  # a post step whose answers the operator alerts on
             self.step.counts = OutcomeCounts()
-            self.outcomes = OutcomeMetrics(entry_of(self.context.name), self.step.counts, None)
+            self.outcomes = OutcomeMetrics(entry_of(self.context.name), self.step.counts)
 
     def execute(self, requests):
         responses = run_each(requests, self.step, self.step.interface, self.context)
