@@ -22,8 +22,15 @@ from server.host.launcher import LaunchError, TritonServer
 RULE = "-" * 100
 
 
-def _section(title: str) -> None:
-    print(f"\n{RULE}\n{title}\n{RULE}")
+class Sections:
+    """Prints the demo's section headings, numbered in the order they print (no two share a number)."""
+
+    def __init__(self) -> None:
+        self.titles: list[str] = []
+
+    def __call__(self, title: str) -> None:
+        self.titles.append(title)
+        print(f"\n{RULE}\n{len(self.titles)}. {title}\n{RULE}")
 
 
 def _cell(text: str, width: int) -> str:
@@ -37,12 +44,12 @@ def _cell(text: str, width: int) -> str:
     return out + " " * (width - used)
 
 
-def run_demo(client: RerankClient, tiny: bool) -> bool:
+def run_demo(client: RerankClient, tiny: bool, section: Sections) -> bool:
     sample = load_sample()
     candidates, covers = split_sample(sample)
     ok = True
 
-    _section(f"1. Query planner   query={sample['query']!r}  session={sample['session']}")
+    section(f"Query planner   query={sample['query']!r}  session={sample['session']}")
     plan = client.plan(sample["query"], sample["session"])
     print(f"query type: {plan.query_type}")
     for sub in plan.sub_queries:
@@ -51,13 +58,13 @@ def run_demo(client: RerankClient, tiny: bool) -> bool:
         print(f"DEGRADED: the model's plan was unusable ({'; '.join(plan.raw['issues'])}); "
               "the original query stands in as a simple query.")
 
-    _section(f"2. Cover evaluator on one cover ({candidates[0]['id']})")
+    section(f"Cover evaluator on one cover ({candidates[0]['id']})")
     first = covers[candidates[0]["id"]]
     for task in ("relevance", "quality"):
         grade = client.evaluate_cover(first, task=task, query=sample["query"])
         print(f"  {task:9}: {grade.grade if grade.grade is not None else 'unknown (model gave no usable grade)'}")
 
-    _section(f"3. Rich-media re-rank of {len(candidates)} candidates ({len(covers)} with covers), over gRPC")
+    section(f"Rich-media re-rank of {len(candidates)} candidates ({len(covers)} with covers), over gRPC")
     started = time.perf_counter()
     result = client.rerank(sample["query"], candidates, cover_images=covers)
     elapsed = (time.perf_counter() - started) * 1000
@@ -72,7 +79,7 @@ def run_demo(client: RerankClient, tiny: bool) -> bool:
               f"{show(g['quality']):>10}  {g['source']['relevance']}/{g['source']['quality']}")
     ok &= sorted(result.ranked_ids) == sorted(by_id)
 
-    _section("4. What happened")
+    section("What happened")
     if response.get("constrained"):
         forced = "closed by the pipeline at its budget" if response.get("budget_forced") else "closed by the model"
         print(f"Answer decoded under constraints: a permutation of 1..{len(candidates)} by construction. Thinking: "
@@ -96,7 +103,7 @@ def run_demo(client: RerankClient, tiny: bool) -> bool:
           f"total in server {timings['total']:.0f} ms, round trip {elapsed:.0f} ms; "
           f"{response['output_tokens']} tokens generated")
 
-    _section("5. Pointwise graders: a grade per candidate, then ranked by it (options.pointwise = \"rank\")")
+    section("Pointwise graders: a grade per candidate, then ranked by it (options.pointwise = \"rank\")")
     grades = {g.id: g.grade for g in client.grade(sample["query"], candidates, grader="experience",
                                                   cover_images=covers)}
     ranked = client.rerank(sample["query"], candidates, cover_images=covers,
@@ -120,14 +127,14 @@ def run_demo(client: RerankClient, tiny: bool) -> bool:
     return ok
 
 
-def run_tplus1(grpc_url: str, folder: Path) -> bool:
+def run_tplus1(grpc_url: str, folder: Path, section: Sections) -> bool:
     """`rmr batch` on a sample day, then `rmr lookup` of its first query: what a backend does the next day."""
     import json
     import subprocess
 
     from clients.batch.sample import make_sample_day
 
-    _section("5. T+1: a day's queries re-ranked offline on Ray, into the result store (rmr batch)")
+    section("T+1: a day's queries re-ranked offline on Ray, into the result store (rmr batch)")
     log, corpus = make_sample_day(folder, queries=4)
     store = f"sqlite:///{folder.resolve()}/results.sqlite"
     command = [sys.executable, "-m", "clients.cli", "batch", "--queries", str(log), "--corpus", str(corpus),
@@ -165,11 +172,12 @@ def main() -> int:
     server = TritonServer.on_free_ports(repository, Path(args.cache) / "demo")
     grpc_port = server.options.grpc_port
     print(f"Starting tritonserver on 127.0.0.1:{grpc_port} (log: {server.log_path}) ...", flush=True)
+    sections = Sections()
     try:
         with server:
             with RerankClient(f"127.0.0.1:{grpc_port}", timeout_s=300) as client:
-                ok = run_demo(client, tiny=not (reranker and vlm))
-            ok = run_tplus1(f"127.0.0.1:{grpc_port}", Path(args.cache) / "demo-day") and ok
+                ok = run_demo(client, not (reranker and vlm), sections)
+            ok = run_tplus1(f"127.0.0.1:{grpc_port}", Path(args.cache) / "demo-day", sections) and ok
     except (LaunchError, RerankError) as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1

@@ -3,6 +3,7 @@ and the metrics cross-checked against trec_eval (through ir-measures) where the 
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -160,6 +161,8 @@ def test_below_k_candidates_recall_is_the_papers_n_over_k_where_trec_eval_says_o
         assert recall_at_k(pred, label, 10) == pytest.approx(n / 10)
         assert trec_recall == pytest.approx(1.0)
         assert ndcg_at_k(pred, label, 10) == pytest.approx(trec_ndcg, abs=1e-4)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "a perfect list of 6 gets R@10 = 0.6" in readme and "trec_eval's is 1" in readme
 
 
 def test_score_has_every_column_of_table_one():
