@@ -27,12 +27,25 @@ def params(values: dict[str, str]) -> dict[str, mc.ModelParameter]:
 
 
 def batching(profile: Profile, delay_us: int) -> mc.ModelDynamicBatching:
-    """Dynamic batching with a bounded queue: overload answers UNAVAILABLE at once instead of timing out."""
+    """Dynamic batching; with `[serving] max_queue_size` > 0 also a bounded queue (overload answers UNAVAILABLE).
+
+    The shipped profiles set no bound (0): Triton's batcher then prefetches. A bound, or any timeout in the queue
+    policy, turns prefetching off (triton core src/scheduler_utils.cc, PriorityQueue: `support_prefetching_`
+    needs max_queue_size 0, no timeout override, no default timeout). Without prefetching, a new request wakes
+    the batcher only if an instance thread is already idle in the rate limiter (src/rate_limiter.cc,
+    PayloadSlotAvailable: `WaitingConsumerCount(...) > 0`, called from DynamicBatchScheduler::Enqueue with
+    force_non_blocking), and an instance that goes idle wakes nobody. A request that arrives while the only
+    instance is finishing the execution whose response already reached the client, the client's next request
+    say, then waits out the batcher's idle sleep, `default_wait_microseconds = 500 * 1000` in
+    src/dynamic_batch_scheduler.cc: the ~500 ms stall on 5-25% of back-to-back requests. With prefetching the
+    wake test is the payload queue's length (< 2 per instance), which does not race with the instance thread."""
+    bound = profile.get("serving", "max_queue_size")
+    if not bound:
+        return mc.ModelDynamicBatching(max_queue_delay_microseconds=delay_us)
     return mc.ModelDynamicBatching(
         max_queue_delay_microseconds=delay_us,
-        default_queue_policy=mc.ModelQueuePolicy(
-            max_queue_size=profile.get("serving", "max_queue_size"),
-            timeout_action=mc.ModelQueuePolicy.REJECT, allow_timeout_override=True))
+        default_queue_policy=mc.ModelQueuePolicy(max_queue_size=bound, timeout_action=mc.ModelQueuePolicy.REJECT,
+                                                 allow_timeout_override=True))
 
 
 def python_model(name: str, interface: Interface, profile: Profile, values: dict[str, str], *, instances: int,

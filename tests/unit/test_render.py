@@ -44,12 +44,27 @@ def test_python_models_have_their_code_and_ensembles_none(repository):
         assert has_code == (load(repository, name).platform != "ensemble"), name
 
 
-def test_every_queue_is_bounded(repository):
+def lets_triton_prefetch(config: mc.ModelConfig) -> bool:
+    """triton core src/scheduler_utils.cc (PriorityQueue): the batcher prefetches only with no queue bound, no
+    timeout override, no default timeout and no priority levels. Without it a request that reaches a
+    one-instance model as the previous execution ends can wait out the batcher's 500 ms idle sleep
+    (build/pbtxt.py: batching)."""
+    batching, policy = config.dynamic_batching, config.dynamic_batching.default_queue_policy
+    return (policy.max_queue_size == 0 and not policy.allow_timeout_override
+            and policy.default_timeout_microseconds == 0 and batching.priority_levels == 0)
+
+
+def test_every_batching_model_lets_triton_prefetch(repository):
     for name in EXPECTED:
         config = load(repository, name)
         if config.platform != "ensemble":
-            policy = config.dynamic_batching.default_queue_policy
-            assert policy.max_queue_size > 0 and policy.timeout_action == mc.ModelQueuePolicy.REJECT, name
+            assert config.HasField("dynamic_batching") and lets_triton_prefetch(config), name
+
+
+def test_a_bounded_queue_is_the_profiles_choice(tmp_path):
+    repository = render("cpu", tmp_path / "repo", Checkpoints("/c/q", "/c/v"), overrides={"serving": {"max_queue_size": 8}})
+    policy = load(repository, names.RICH_MEDIA_RERANKER).dynamic_batching.default_queue_policy
+    assert policy.max_queue_size == 8 and policy.timeout_action == mc.ModelQueuePolicy.REJECT
 
 
 def test_pipeline_overrides_written_beside_models(repository):

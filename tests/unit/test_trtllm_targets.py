@@ -42,6 +42,17 @@ def test_gpu_repository_wiring(gpu_repository):
     assert check_repository(repository) == []
 
 
+def test_every_batching_model_of_the_gpu_targets_lets_triton_prefetch(gpu_repository):
+    from tests.unit.test_render import lets_triton_prefetch
+
+    _, repository = gpu_repository
+    configs = [load(repository, folder.name) for folder in sorted(repository.iterdir())
+               if (folder / "config.pbtxt").exists()]
+    batching = [c for c in configs if c.HasField("dynamic_batching")]
+    assert {"reranker_llm", "cover_vlm", "rich_media_reranker"} <= {c.name for c in batching}
+    assert [c.name for c in batching if not lets_triton_prefetch(c)] == []
+
+
 def test_reranker_slot_is_the_tensorrtllm_backend(gpu_repository):
     _, repository = gpu_repository
     config = load(repository, "reranker_llm")
