@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 def test_locust_headless_run_reports_every_call(grpc_url, tmp_path):
     prefix = tmp_path / "smoke"
     done = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", "clients/locustfile.py", "--headless", "-u", "5", "-r", "5", "-t", "6s",
+        [sys.executable, "-m", "locust", "-f", "clients/locustfile.py", "--headless", "-u", "5", "-r", "5", "-t", "15s",
          "--host", grpc_url, "--csv", str(prefix), "--only-summary", "--stop-timeout", "60",
          "--workload", "bench/workloads/smoke.json",
          "--weights", "rich_media_reranker=1,reranker=1,cover_evaluator=1,query_planner=1,pointwise_grader=1",
