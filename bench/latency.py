@@ -30,6 +30,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.closed_loop import closed_loop
 from bench.runner import ROOT, start_checkout_server, start_cpu_server
 from clients.rerank_client import RerankClient
 from clients.workload import Workload, WorkloadRequest
@@ -86,32 +87,21 @@ def run_level(url: str, name: str, clients: int, seconds: float, pool: list[Work
     server_ms: list[float] = []
     errors = [0]
     lock = threading.Lock()
-    stop = time.perf_counter() + seconds
 
-    def loop(k: int) -> None:
-        with RerankClient(url, timeout_s=120) as client:
-            i = k
-            while time.perf_counter() < stop:
-                r = pool[i % len(pool)]
-                i += clients
-                started = time.perf_counter()
-                try:
-                    response = client.rerank(r.query, r.candidates, cover_images=r.covers).response
-                except Exception:  # noqa: BLE001 - counted, the level goes on
-                    with lock:
-                        errors[0] += 1
-                    continue
-                with lock:
-                    client_ms.append((time.perf_counter() - started) * 1000)
-                    server_ms.append(response["timings_ms"]["total"])
+    def call(client: RerankClient, r: WorkloadRequest) -> None:
+        started = time.perf_counter()
+        try:
+            response = client.rerank(r.query, r.candidates, cover_images=r.covers).response
+        except Exception:  # noqa: BLE001 - counted, the level goes on
+            with lock:
+                errors[0] += 1
+            return
+        with lock:
+            client_ms.append((time.perf_counter() - started) * 1000)
+            server_ms.append(response["timings_ms"]["total"])
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=loop, args=(k,), daemon=True) for k in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=seconds + 300)
-    return Level(name, clients, time.perf_counter() - started, client_ms, server_ms, errors[0])
+    took = closed_loop(url, pool, clients, seconds, call, join_s=seconds + 300)
+    return Level(name, clients, took, client_ms, server_ms, errors[0])
 
 
 def run_mode(servers: dict[str, str], levels: list[int], seconds: float, pool: list[WorkloadRequest],

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.closed_loop import closed_loop
 from bench.runner import ROOT, start_cpu_server
 from clients.rerank_client import AsyncRerankClient, RerankClient, RerankError
 from clients.workload import Workload
@@ -89,25 +90,15 @@ def soak(cache: Path, workdir: Path, requests, seconds: int, users: int) -> None
         sequential_rate(url, requests, 3)  # warm every model before the first reading
         start = process_tree_rss_mb(server.process.pid)
         counts: Counter = Counter()
-        stop = time.monotonic() + seconds
 
-        def user(k: int) -> None:
-            with RerankClient(url, timeout_s=120) as client:
-                i = k
-                while time.monotonic() < stop:
-                    r = requests[i % len(requests)]
-                    i += users
-                    try:
-                        client.rerank(r.query, r.candidates, cover_images=r.covers)
-                        counts["ok"] += 1
-                    except RerankError as error:
-                        counts[outcome(error)] += 1
+        def call(client: RerankClient, r) -> None:
+            try:
+                client.rerank(r.query, r.candidates, cover_images=r.covers)
+                counts["ok"] += 1
+            except RerankError as error:
+                counts[outcome(error)] += 1
 
-        threads = [threading.Thread(target=user, args=(k,)) for k in range(users)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        closed_loop(url, requests, users, seconds, call)
         end = process_tree_rss_mb(server.process.pid)
     print(f"soak: {seconds} s, {users} users, tiny real models: {dict(counts)}")
     print(f"  {'process':24} {'start MB':>9} {'end MB':>9} {'growth':>8}")

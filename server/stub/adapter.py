@@ -7,6 +7,7 @@ anything else -> the traceback to the server log and a short INTERNAL message to
 
 from __future__ import annotations
 
+import itertools
 import json
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -189,6 +190,7 @@ class _FamilyExport:
     def __init__(self, family: Family, **series: Any) -> None:
         self.family = pb_utils.MetricFamily(name=family.name, description=family.help,
                                             kind=getattr(pb_utils.MetricFamily, self._KINDS[family.kind]))
+        self.labels = family.labels
         self.label_names = family.label_names
         self._series_args = series
         self._metrics: dict[tuple, Any] = {}
@@ -220,10 +222,11 @@ class CounterExport(_FamilyExport):
         super().__init__(family)
         self._published: dict[tuple, float] = {}
 
-    def declare(self, label_sets: Sequence[tuple]) -> None:
-        """Series that exist at 0 from the start, so that rates and alerts on them work before the first event."""
-        for labels in label_sets:
-            self.series(labels)
+    def declare(self, model: str) -> None:
+        """Every series of `model` over the closed values of the family's other labels, at 0 from the start, so that
+        rates and alerts on them work before the first event."""
+        for rest in itertools.product(*(label.values for label in self.labels[1:])):
+            self.series((model, *rest))
 
     def publish(self, totals: dict[tuple, float]) -> None:
         for labels, total in totals.items():

@@ -31,11 +31,10 @@ from ensemble.cover.request import CoverTask
 from ensemble.version import Versions, checkpoint_identity, grade_version
 from ensemble.metric_families import FAMILIES
 from ensemble.names import STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
-from ensemble.outcome_counts import ANSWER_KINDS, OutcomeCounts
+from ensemble.outcome_counts import OutcomeCounts
 from ensemble.pointwise.answer import known
 from ensemble.pointwise.grader import PointwiseItem
-from ensemble.rerank.answer import RepairKind
-from ensemble.rerank.outcome import FALLBACK_LABELS, RerankOutcome
+from ensemble.rerank.outcome import RerankOutcome
 from ensemble.rerank.request import RerankRequest
 from ensemble.tensors import VLM_SLOT, llm_slot
 from ensemble.tokenizer import load_tokenizer
@@ -219,10 +218,8 @@ class OutcomeMetrics:
         self.grades = CounterExport(FAMILIES[Metric.COVER_GRADES])
         self.pointwise = CounterExport(FAMILIES[Metric.POINTWISE_GRADES])
         if ranks:
-            self.answers.declare([(model, kind) for kind in ANSWER_KINDS])
-            self.fallbacks.declare([(model, kind) for kind in FALLBACK_LABELS])
-            self.repairs.declare([(model, kind.value) for kind in RepairKind])
-            self.cut.declare([(model, "rerank")])
+            for export in (self.answers, self.fallbacks, self.repairs, self.cut):
+                export.declare(model)
 
     def publish(self) -> None:
         for export, totals in ((self.answers, self.counts.answers), (self.repairs, self.counts.repairs),

@@ -62,7 +62,8 @@ def test_every_batching_model_lets_triton_prefetch(repository):
 
 
 def test_a_bounded_queue_is_the_profiles_choice(tmp_path):
-    repository = render("cpu", tmp_path / "repo", Checkpoints("/c/q", "/c/v"), overrides={"serving": {"max_queue_size": 8}})
+    repository = render("cpu", tmp_path / "repo", Checkpoints("/c/q", "/c/v"),
+                        overrides={"serving": {"max_queue_size": 8}})
     policy = load(repository, names.RICH_MEDIA_RERANKER).dynamic_batching.default_queue_policy
     assert policy.max_queue_size == 8 and policy.timeout_action == mc.ModelQueuePolicy.REJECT
 
