@@ -5,9 +5,12 @@ difference.
     python -m bench.latency                                   # engines simulated, then the tiny models
     python -m bench.latency --engines simulated --levels 1,2,4 --seconds 10
     python -m bench.latency --baseline /tmp/before            # another revision's checkout, side by side
+    python -m bench.latency --compare serving.bls_instances=2 # this checkout with a profile setting changed, too
 
 Clients are closed loops (each sends its next request as soon as the last answered), `--levels` of them at a
-time, for `--seconds` per level. The saturation point is the level of highest throughput (marked `*`); when
+time, for `--seconds` per level. The saturation point (marked `*`) is the first level whose throughput is within
+10% of the highest measured: past it a client adds no throughput, only a wait in the queue of about
+clients / throughput - server time (Little's law), so those rows say `queue` rather than judging them; when
 throughput still grew at the last level, a level twice as high is added. Every request of the workload pool is
 different and the cover cache and grade store are off, so each request does the whole chain. With `--baseline`
 both servers run side by side and every level runs on each in turn, so the comparison is not skewed by the
@@ -15,7 +18,7 @@ machine's drift. Prints one table per engine mode and leaves <out>/latency.csv a
 request's client time, and its time outside the BLS, per level).
 
 Targets (issue 26): p99 <= 1.5 x p50 + 20 ms at every level up to saturation, and no request more than 100 ms
-above the server's own time for it; each row says whether it meets them.
+above the server's own time for it; each row up to saturation says whether it meets them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.closed_loop import closed_loop
-from bench.runner import ROOT, start_checkout_server, start_cpu_server
+from bench.runner import ROOT, parse_settings, start_checkout_server, start_cpu_server
+from ensemble.config import merged
 from clients.rerank_client import RerankClient
 from clients.workload import Workload, WorkloadRequest
 
@@ -40,6 +44,8 @@ ENGINE_MODES = {"simulated": "valid", "tiny": ""}
 random-weight checkpoints computing."""
 NO_SHARING = {"pipeline": {"cover_cache": {"enabled": False}, "cover_store": {"url": ""}}}
 OUTSIDE_TARGET_MS = 100.0
+KNEE = 0.9
+"""Saturation: the first level within this fraction of the highest throughput."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -69,13 +75,14 @@ class Level:
         p50, p99 = percentile(self.client_ms, 0.5), percentile(self.client_ms, 0.99)
         return p99 <= 1.5 * p50 + 20 and max(self.outside_ms) <= OUTSIDE_TARGET_MS
 
-    def row(self, saturated: bool) -> str:
+    def row(self, saturated: bool, past: bool) -> str:
         c, o = self.client_ms, self.outside_ms
+        verdict = "queue" if past else ("yes" if self.meets_targets() else "NO")
         q = [percentile(c, p) for p in (0.5, 0.9, 0.99, 0.999)]
         return (f"{self.server:10} {self.clients:>4}{'*' if saturated else ' '} {self.throughput:7.1f} "
                 + " ".join(f"{v:7.0f}" for v in (*q, max(c)))
                 + f" {statistics.median(self.server_ms):7.0f} {percentile(o, 0.99):7.0f} {max(o):7.0f} "
-                f"{self.errors:5} {'yes' if self.meets_targets() else 'NO':>5}")
+                f"{self.errors:5} {verdict:>5}")
 
 
 HEADER = (f"{'server':10} {'clients':>5} {'req/s':>7} {'p50':>7} {'p90':>7} {'p99':>7} {'p99.9':>7} {'max':>7} "
@@ -107,7 +114,7 @@ def run_level(url: str, name: str, clients: int, seconds: float, pool: list[Work
 def run_mode(servers: dict[str, str], levels: list[int], seconds: float, pool: list[WorkloadRequest],
              warmup: int = 5) -> dict[str, list[Level]]:
     for url in servers.values():  # first requests load lazily built state (tokenizer caches, torch kernels)
-        _warm(url, pool[:warmup])
+        warm_up(url, pool[:warmup])
     results: dict[str, list[Level]] = {name: [] for name in servers}
     todo = list(levels)
     while todo:
@@ -121,20 +128,27 @@ def run_mode(servers: dict[str, str], levels: list[int], seconds: float, pool: l
     return results
 
 
-def _warm(url: str, requests: list[WorkloadRequest]) -> None:
+def warm_up(url: str, requests: list[WorkloadRequest]) -> None:
     with RerankClient(url, timeout_s=120) as client:
         for r in requests:
             client.rerank(r.query, r.candidates, cover_images=r.covers)
 
 
+def saturation(levels: list[Level]) -> Level:
+    """The first level within `KNEE` of the highest throughput."""
+    best = max(level.throughput for level in levels)
+    return next(level for level in levels if level.throughput >= KNEE * best)
+
+
 def print_table(mode: str, results: dict[str, list[Level]]) -> None:
     print(f"\n{mode} engines: client ms per request (p50 .. max), the BLS's own p50 (`server`), and the client's "
-          f"time outside the BLS (`out`); * = saturation (highest req/s)")
+          f"time outside the BLS (`out`); * = saturation (first level within {1 - KNEE:.0%} of the highest req/s); "
+          f"`queue`: past saturation, where waiting is the queue of Little's law")
     print(HEADER)
     for levels in results.values():
-        best = max(levels, key=lambda level: level.throughput)
+        knee = saturation(levels)
         for level in levels:
-            print(level.row(level is best))
+            print(level.row(level is knee, level.clients > knee.clients))
 
 
 def write_csv(path: Path, rows: list[tuple[str, Level]]) -> None:
@@ -185,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default="simulated,tiny", help=f"engine modes: {', '.join(ENGINE_MODES)}")
     parser.add_argument("--workload", default=str(ROOT / "bench/workloads/paper.json"))
     parser.add_argument("--baseline", type=Path, help="a checkout of another revision, served side by side")
+    parser.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE",
+                        help="also serve this checkout with these cpu-profile settings, side by side (repeatable; "
+                             "e.g. serving.bls_instances=2)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/latency")
     args = parser.parse_args(argv)
@@ -201,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             work = args.out / mode
             servers = {"this": stack.enter_context(
                 start_cpu_server(args.cache, ENGINE_MODES[mode], work / "this", overrides=NO_SHARING))}
+            if args.compare:
+                variant = merged(NO_SHARING, parse_settings(args.compare))
+                servers["compare"] = stack.enter_context(
+                    start_cpu_server(args.cache, ENGINE_MODES[mode], work / "compare", overrides=variant))
             if args.baseline:
                 servers["baseline"] = stack.enter_context(start_checkout_server(
                     args.baseline, args.cache, ENGINE_MODES[mode], work / "baseline", overrides=NO_SHARING))

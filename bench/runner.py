@@ -199,15 +199,17 @@ def parse_settings(items: list[str]) -> dict:
     return settings
 
 
-def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, overrides: dict | None = None):
-    """The CPU repository with the tiny checkpoints, served on free loopback ports (a context manager).
+def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, overrides: dict | None = None,
+                     checkpoints=None):
+    """The CPU repository with the tiny checkpoints (or `checkpoints`' folders), served on free loopback ports (a
+    context manager).
 
-    `overrides` are merged into the cpu profile: ``{"pipeline": {...}, "serving": {...}}``."""
+    `overrides` are merged into the cpu profile: ``{"pipeline": {...}, "serving": {...}, "target": {...}}``."""
     from build.profile import Checkpoints, resolve_checkpoints
     from build.render import render
     from server.host.launcher import TritonServer
 
-    ckpts = resolve_checkpoints("", "", "", str(cache))
+    ckpts = checkpoints or resolve_checkpoints("", "", "", str(cache))
     ckpts = Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate)
     repository = render("cpu", workdir / "model_repository", ckpts, overrides=overrides)
     return TritonServer.on_free_ports(repository, workdir / "server")

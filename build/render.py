@@ -50,7 +50,7 @@ def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
         values = {Param.CHECKPOINT_DIR: checkpoint, Param.VISION: "true" if vision else "false",
                   Param.DEVICE: target["device"], Param.DTYPE: target["dtype"],
                   Param.PIPELINE_CONFIG: f"../{names.PIPELINE_FILE}"}
-        return values | ({Param.SIMULATE: simulate} if torch else {})
+        return values | ({Param.SIMULATE: simulate, Param.WEIGHTS: target["weights"]} if torch else {})
 
     if torch:
         llm = pbtxt.python_model(names.LLM_ENGINE, T.TORCH_LLM_SLOT, profile,

@@ -56,10 +56,11 @@ class _Batch:
 
 class TorchEngine:
     def __init__(self, checkpoint: str, *, vision: bool, device: str = "auto", dtype: str = "auto",
-                 model: torch.nn.Module | None = None,
+                 model: torch.nn.Module | None = None, random_weights: bool = False,
                  attention: Sequence[SDPBackend] = ATTENTION_BACKENDS, max_decoded_pixels: int = 4194304) -> None:
         """`model` serves instead of the checkpoint's weights (benchmarks build one in memory); the tokenizer
-        and image processor still come from `checkpoint`. `attention`: the kernels attention may use.
+        and image processor still come from `checkpoint`. `random_weights`: the checkpoint's config.json shape with
+        random values, made on the device (benchmarks at a real shape with no weights to read). `attention`: the kernels attention may use.
         `max_decoded_pixels`: images are decoded at most this large (or the processor's own maximum)."""
         from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
@@ -67,7 +68,13 @@ class TorchEngine:
         self.dtype = pick_dtype(dtype, self.device)
         if model is None:
             loader = AutoModelForImageTextToText if vision else AutoModelForCausalLM
-            model = loader.from_pretrained(checkpoint, dtype=self.dtype)
+            if random_weights:
+                from transformers import AutoConfig
+
+                with torch.device(self.device):
+                    model = loader.from_config(AutoConfig.from_pretrained(checkpoint), dtype=self.dtype)
+            else:
+                model = loader.from_pretrained(checkpoint, dtype=self.dtype)
         self.model = model.to(self.device, self.dtype).eval()
         self.attention = list(attention)
         config = self.model.config

@@ -72,6 +72,7 @@ class Param:
     VISION = "vision"
     DEVICE = "device"
     DTYPE = "dtype"
+    WEIGHTS = "weights"
     SIMULATE = "simulate"
     KV_CACHE_GIB = "kv_cache_gib"
     KV_CACHE_FRACTION = "kv_cache_fraction"

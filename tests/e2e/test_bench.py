@@ -98,3 +98,19 @@ def test_gpu_engine_benchmark_tiny_on_cpu(capsys):
     assert "prefill tok/s" in out and "slot req/s" in out and "cudnn" not in out
     row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["1"])
     assert all(float(value.replace(",", "")) > 0 for value in row[1:7])
+
+
+def test_gpu_check_tiny_on_cpu(capsys, tmp_path):
+    """The device check's own code at the tiny shapes: both slots at two batch sizes, then the pipeline over gRPC
+    with the slots' weights made at load (`weights = "random"`)."""
+    from bench.gpu_check import main
+
+    assert main(["--tiny", "--levels", "1,2", "--seconds", "2", "--cache", str(CACHE), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["rerank"], ["cover"])]
+    assert [(r[0], r[1]) for r in rows] == [("rerank", "1"), ("rerank", "2"), ("cover", "1"), ("cover", "2")]
+    assert all(float(v.replace(",", "")) > 0 for r in rows for v in [*r[2:6], r[7], r[9]])  # bounds: "-" on a CPU
+    levels = [line.split() for line in out.splitlines() if line.split()[:1] == ["cpu"]]
+    assert [row[1].rstrip("*") for row in levels] == ["1", "2"]
+    assert all(int(row[-2]) == 0 and float(row[2]) > 0 for row in levels), out
+    assert (tmp_path / "gpu_check.csv").exists()

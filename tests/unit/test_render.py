@@ -127,3 +127,11 @@ def test_pipeline_settings_from_the_command_line_reach_the_rendered_config(tmp_p
     assert written["cover_cache"]["enabled"] is False
     queue = load(repository, "rich_media_reranker").dynamic_batching.default_queue_policy.max_queue_size
     assert queue == 4
+
+
+def test_engine_slots_serve_the_checkpoints_weights_unless_the_target_says_random(repository, tmp_path):
+    for slot in (names.LLM_ENGINE, names.VLM_ENGINE):
+        assert load(repository, slot).parameters["weights"].string_value == "checkpoint", slot
+    shaped = render("cpu", tmp_path / "repo", Checkpoints("/c/q", "/c/v"), overrides={"target": {"weights": "random"}})
+    for slot in (names.LLM_ENGINE, names.VLM_ENGINE):
+        assert load(shaped, slot).parameters["weights"].string_value == "random", slot

@@ -25,6 +25,7 @@ class TritonPythonModel:
 
             engine = TorchEngine(context.path(Param.CHECKPOINT_DIR), vision=vision,
                                  device=context.param(Param.DEVICE, "auto"), dtype=context.param(Param.DTYPE, "auto"),
+                                 random_weights=context.param(Param.WEIGHTS, "checkpoint") == "random",
                                  max_decoded_pixels=limits.max_decoded_pixels)
         self.slot = EngineSlot(engine, context, limits, vision=vision)
 
