@@ -215,6 +215,20 @@ def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, overrides: di
     return TritonServer.on_free_ports(repository, workdir / "server")
 
 
+def start_redis_repository(stack, cache: Path, workdir: Path, simulate: str = "valid") -> tuple[Path, str]:
+    """A real redis-server (closed with `stack`) and the CPU repository, engines simulated, whose grade store it is:
+    what replicas sharing one store serve (bench.fleet)."""
+    from build.profile import Checkpoints, resolve_checkpoints
+    from build.render import render
+    from store.local_redis import RedisServer
+
+    redis = stack.enter_context(RedisServer(workdir / "redis"))
+    ckpts = resolve_checkpoints("", "", "", str(cache))
+    repository = render("cpu", workdir / "model_repository", Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate),
+                        overrides={"pipeline": {"cover_store": {"url": redis.url}}})
+    return Path(repository).resolve(), redis.url
+
+
 def start_checkout_server(checkout: Path, cache: Path, simulate: str, workdir: Path, *, overrides: dict | None = None):
     """As `start_cpu_server`, but rendered and served from another revision's checkout (before/after runs):
     its build/ renders its own model_repository/, and its stubs import its packages."""

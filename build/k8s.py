@@ -1,12 +1,22 @@
-"""Kubernetes manifests for a GPU target: a Deployment of Triton replicas, its Service, a PodDisruptionBudget and
-a HorizontalPodAutoscaler on queue time (through the Prometheus adapter, whose rule is rendered beside them).
+"""Kubernetes manifests for a GPU target: a Deployment of Triton replicas, its Services, a NetworkPolicy, a
+PodDisruptionBudget and a HorizontalPodAutoscaler on queue time (through the Prometheus adapter, whose rule is
+rendered beside them).
 
     python -m build.k8s --target a10 --image registry.internal/rmr:1.2.1 --out deploy/k8s/a10 \
-        [--replicas 2] [--max-replicas 8] [--store-url redis://grades:6379/0] [--models-claim rmr-models]
+        [--replicas 2] [--max-replicas 8] [--store-url redis://grades:6379/0] [--models-claim rmr-models] \
+        [--client-namespace search-backend] [--monitoring-namespace monitoring] [--mutual-tls]
 
 Each replica serves the model repository rendered for the target (`python -m build.render`) and its engines,
 from a read-only volume (`--models-claim`, a PersistentVolumeClaim holding /models/rmr-<target>). Readiness
 and liveness are Triton's own health endpoints; a slow engine load is covered by a startup probe.
+
+Two Services: `rmr-<target>` (ClusterIP: kube-proxy balances connections, so a gRPC client's few long-lived
+connections stay on the pods they first reached; for callers behind an L7 proxy or mesh, which balance requests)
+and `rmr-<target>-headless` (no cluster IP: its DNS name resolves to every ready pod, for clients that balance
+requests themselves with `dns:///rmr-<target>-headless.<namespace>.svc.cluster.local:8001`, README: Connecting).
+gRPC is TLS (Secret `rmr-grpc-tls`: tls.crt, tls.key, and ca.crt with --mutual-tls) and inference needs the key in
+Secret `rmr-inference-key` (its `key`: ``name=value``); the NetworkPolicy admits the client namespaces to gRPC and
+the monitoring namespace to the metrics port only.
 """
 
 from __future__ import annotations
@@ -17,18 +27,25 @@ from pathlib import Path
 from typing import Any
 
 from build.profile import Profile
+from server.host.launcher import INFERENCE_CATEGORIES, ServerTls, restricted_arguments
 
 APP = "rich-media-reranker"
 HTTP, GRPC, METRICS = 8000, 8001, 8002
 QUEUE_METRIC = "rmr_queue_us_per_request"
 """What the HPA scales on: mean microseconds a request waited in Triton's queues, per pod (adapter rule below)."""
+TLS_SECRET, KEY_SECRET = "rmr-grpc-tls", "rmr-inference-key"
+TLS_DIR = Path("/etc/rmr/tls")
+PRE_STOP_S = 10
+"""Before SIGTERM the pod waits this long, so that it has left the Services' endpoints (and the headless name's
+answers) before Triton refuses new calls; clients already connected move on by their retries."""
 GPU_PRODUCTS = {"NVIDIA A10": "NVIDIA-A10", "NVIDIA A800 80GB": "NVIDIA-A800-SXM4-80GB"}
 """Profile GPU name -> the `nvidia.com/gpu.product` label GPU feature discovery puts on its nodes."""
 
 
 def manifests(profile: Profile, *, image: str, replicas: int = 2, max_replicas: int = 8,
               queue_target_us: int = 200_000, store_url: str = "", models_claim: str = "rmr-models",
-              track: str = "stable") -> list[dict[str, Any]]:
+              track: str = "stable", client_namespaces: tuple[str, ...] = ("search-backend",),
+              monitoring_namespace: str = "monitoring", mutual_tls: bool = False) -> list[dict[str, Any]]:
     """`track`: "stable", or a canary's name: its Deployment, PDB and HPA are its own (selected by the track
     label), the Service is the stable one's and sends traffic to every track."""
     if profile.data["target"]["device"] != "cuda":
@@ -40,13 +57,18 @@ def manifests(profile: Profile, *, image: str, replicas: int = 2, max_replicas: 
     gpus = int(profile.data["gpu"].get("gpus_per_server", 1))
     exit_timeout = 30
     env = [{"name": "RMR_STORE_URL", "value": store_url}] if store_url else []
+    env.append({"name": "RMR_INFERENCE_KEY", "valueFrom": {"secretKeyRef": {"name": KEY_SECRET, "key": "key"}}})
+    tls = ServerTls(TLS_DIR / "tls.crt", TLS_DIR / "tls.key", TLS_DIR / "ca.crt" if mutual_tls else None)
     container = {
         "name": "tritonserver",
         "image": image,
         "command": ["tritonserver"],
         "args": [f"--model-repository=/models/{name}", "--model-control-mode=none", "--strict-readiness=true",
                  "--disable-auto-complete-config", "--exit-on-error=true", f"--exit-timeout-secs={exit_timeout}",
-                 f"--http-port={HTTP}", f"--grpc-port={GRPC}", f"--metrics-port={METRICS}"],
+                 f"--http-port={HTTP}", f"--grpc-port={GRPC}", f"--metrics-port={METRICS}",
+                 # Kubernetes puts the Secret's key in place of $(RMR_INFERENCE_KEY).
+                 *restricted_arguments(INFERENCE_CATEGORIES, "$(RMR_INFERENCE_KEY)", check=False),
+                 *tls.arguments(check=False)],
         "ports": [{"name": "http", "containerPort": HTTP}, {"name": "grpc", "containerPort": GRPC},
                   {"name": "metrics", "containerPort": METRICS}],
         "env": env,
@@ -60,20 +82,23 @@ def manifests(profile: Profile, *, image: str, replicas: int = 2, max_replicas: 
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": HTTP}, "periodSeconds": 10,
                           "failureThreshold": 6},
         "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True},
-                         {"name": "shm", "mountPath": "/dev/shm"}],
+                         {"name": "shm", "mountPath": "/dev/shm"},
+                         {"name": "grpc-tls", "mountPath": str(TLS_DIR), "readOnly": True}],
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_S)]}}},
     }
     pod = {
         "metadata": {"labels": labels,
                      "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS)}},
         "spec": {
             "containers": [container],
-            "terminationGracePeriodSeconds": exit_timeout + 30,
+            "terminationGracePeriodSeconds": PRE_STOP_S + exit_timeout + 30,
             "nodeSelector": {"nvidia.com/gpu.product": GPU_PRODUCTS.get(profile.data["gpu"]["name"],
                                                                          profile.data["gpu"]["name"].replace(" ", "-"))},
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
             # Python steps move tensors through /dev/shm; a container's default 64 MiB is too small.
             "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": models_claim, "readOnly": True}},
-                        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "4Gi"}}],
+                        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "4Gi"}},
+                        {"name": "grpc-tls", "secret": {"secretName": TLS_SECRET, "defaultMode": 0o400}}],
         },
     }
     return [
@@ -86,6 +111,14 @@ def manifests(profile: Profile, *, image: str, replicas: int = 2, max_replicas: 
          "spec": {"selector": service_labels, "ports": [
              {"name": "grpc", "port": GRPC, "targetPort": "grpc"}, {"name": "http", "port": HTTP, "targetPort": "http"},
              {"name": "metrics", "port": METRICS, "targetPort": "metrics"}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"{service_name}-headless",
+                                                             "labels": service_labels},
+         "spec": {"clusterIP": "None", "selector": service_labels,
+                  "ports": [{"name": "grpc", "port": GRPC, "targetPort": "grpc"}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "labels": labels},
+         "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress"], "ingress": [
+             {"from": [_namespace(ns) for ns in client_namespaces], "ports": [{"protocol": "TCP", "port": GRPC}]},
+             {"from": [_namespace(monitoring_namespace)], "ports": [{"protocol": "TCP", "port": METRICS}]}]}},
         {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name, "labels": labels},
          "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}},
         {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name, "labels": labels},
@@ -112,6 +145,10 @@ ADAPTER_RULE = f"""# Merge into the prometheus-adapter's rules (its config.yaml 
 """
 
 
+def _namespace(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
 def to_yaml(documents: list[dict[str, Any]]) -> str:
     import yaml
 
@@ -130,11 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store-url", default="", help="the shared grade store (RMR_STORE_URL)")
     parser.add_argument("--models-claim", default="rmr-models")
     parser.add_argument("--track", default="stable", help="stable, or a canary's name (its own Deployment)")
+    parser.add_argument("--client-namespace", action="append", default=[],
+                        help="a namespace whose pods may call gRPC (repeat; default search-backend)")
+    parser.add_argument("--monitoring-namespace", default="monitoring", help="whose pods may scrape the metrics port")
+    parser.add_argument("--mutual-tls", action="store_true",
+                        help=f"serve only clients with a certificate the CA in Secret {TLS_SECRET} (ca.crt) signed")
     args = parser.parse_args(argv)
     documents = manifests(Profile.load(args.target), image=args.image, replicas=args.replicas,
                           max_replicas=args.max_replicas, queue_target_us=args.queue_target_us,
-                          store_url=args.store_url, models_claim=args.models_claim, track=args.track)
-    if args.track != "stable":  # the Service is the stable track's
+                          store_url=args.store_url, models_claim=args.models_claim, track=args.track,
+                          client_namespaces=tuple(args.client_namespace) or ("search-backend",),
+                          monitoring_namespace=args.monitoring_namespace, mutual_tls=args.mutual_tls)
+    if args.track != "stable":  # the Services are the stable track's
         documents = [d for d in documents if d["kind"] != "Service"]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"rich-media-reranker-{args.track}.yaml"

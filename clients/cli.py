@@ -23,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+from clients.connection import add_connection_arguments, connection_from_args
 from clients.rerank_client import RerankClient, RerankError
 from clients.samples import make_cover
 from ensemble.outcome_counts import response_kind
@@ -110,7 +111,7 @@ def _lookup(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rmr", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="localhost:8001", help="Triton gRPC address (client commands)")
+    add_connection_arguments(parser)  # for every command that calls a server (rerank, covers, eval, batch, ...)
     parser.add_argument("--timeout", type=float, default=60.0, help="client-side deadline, seconds")
     sub = parser.add_subparsers(dest="command", required=True)
     from build import render
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lookup":
         return _lookup(args)
     try:
-        with RerankClient(args.url, timeout_s=args.timeout) as client:
+        with RerankClient(connection_from_args(args), timeout_s=args.timeout) as client:
             if args.command == "rerank":
                 _rerank(client, args)
             elif args.command == "grade":

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clients.connection import add_connection_arguments, connection_from_args
 from clients.rerank_client import RerankClient, RerankError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     summary = Summary(seen=len(covers))
     seen: dict[str, str] = {}
     batch: list[tuple[str, bytes]] = []
-    with RerankClient(args.url, timeout_s=args.timeout) as client, \
+    with RerankClient(connection_from_args(args), timeout_s=args.timeout) as client, \
             tqdm(total=len(covers), unit="cover", disable=args.quiet, file=sys.stderr) as progress:
         for cover in covers:
             try:
@@ -160,7 +161,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rmr covers", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="localhost:8001")
+    add_connection_arguments(parser)
     parser.add_argument("--timeout", type=float, default=300.0)
     add_arguments(parser)
     return run(parser.parse_args(argv))

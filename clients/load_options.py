@@ -23,12 +23,20 @@ def parse_weights(text: str) -> dict[str, int]:
 
 
 def require_loopback(host: str) -> str:
-    """Load only ever goes to this machine: refuse any other address."""
-    name = host.split("://")[-1].rsplit(":", 1)[0].strip("[]")
-    addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
-    if not addresses or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
-        raise ValueError(f"refusing to load {host!r}: the load test only targets loopback addresses")
-    return host.split("://")[-1]
+    """Load only ever goes to this machine: refuse any other address, of a list (`ip:port,ip:port`) or a name
+    (`dns:///name:port`) too. Returns the gRPC target."""
+    target = host.strip()
+    scheme = next((s for s in ("dns:///", "ipv4:", "ipv6:") if target.startswith(s)), "")
+    body = target[len(scheme):] if scheme else target.split("://")[-1]
+    for part in body.split(","):
+        name = part.strip().rsplit(":", 1)[0].strip("[]")
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
+        except OSError:
+            addresses = set()
+        if not addresses or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+            raise ValueError(f"refusing to load {host!r}: the load test only targets loopback addresses")
+    return scheme + body
 
 
 def call_schedule(weights: dict[str, int]) -> list[str]:

@@ -26,6 +26,7 @@ grpc_gevent.init_gevent()  # before any channel exists, or gRPC's C core blocks 
 
 from locust import User, constant, events, task  # noqa: E402
 
+from clients.connection import add_connection_arguments, connection_from_args  # noqa: E402
 from clients.load_options import MODELS, call_schedule, parse_weights, require_loopback, rerank_options  # noqa: E402
 from clients.rerank_client import RerankClient  # noqa: E402
 from clients.workload import Workload  # noqa: E402
@@ -45,6 +46,7 @@ def _arguments(parser) -> None:
     parser.add_argument("--rerank-options", default="", help="JSON options of every rich_media_reranker call, "
                         'e.g. {"pointwise": "signal"} (the request schema\'s options)')
     parser.add_argument("--grader", default="relevance", help="the pointwise_grader calls' grader")
+    add_connection_arguments(parser, url_flag="")  # --host is the target: host:port, ip:port[,...], dns:///name:port
 
 
 @events.init.add_listener
@@ -130,7 +132,9 @@ class TritonUser(User):
         self._position = next(TritonUser._started)  # users start at different points of the schedule
         url = require_loopback(self.host or "127.0.0.1:8001")
         self.timeout = self.environment.parsed_options.call_timeout if self.environment.parsed_options else 120.0
-        self.client = RerankClient(url, timeout_s=self.timeout)
+        options = self.environment.parsed_options
+        connection = connection_from_args(options, url=url) if options is not None else url
+        self.client = RerankClient(connection, timeout_s=self.timeout)
         self._cycle = itertools.cycle(_state.get("requests") or Workload.load("bench/workloads/smoke.json").requests())
 
     def next_request(self):

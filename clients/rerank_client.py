@@ -1,6 +1,6 @@
 """gRPC client of the Rich-Media Re-Ranker deployment; hides tensors, raises `RerankError` with Triton's message.
 
-    client = RerankClient("localhost:8001")
+    client = RerankClient("localhost:8001")      # or a Connection: replicas, retries, TLS, inference key
     result = client.rerank("北京旅游攻略", candidates, cover_images={"doc-3": jpeg_bytes})
     print(result.ranked_ids)
 
@@ -20,6 +20,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcclient_aio
 from tritonclient.utils import InferenceServerException
 
+from clients.connection import Connection, as_connection
 from clients.pointwise import POINTWISE_ROWS_PER_CALL, PointwiseGrade, covers_of, pointwise_grades, pointwise_inputs
 from ensemble import names
 from ensemble import tensors as T
@@ -177,7 +178,9 @@ def close_once(client: grpcclient.InferenceServerClient) -> None:
 
 
 class RerankClient:
-    """Synchronous client. `timeout_s` is the client-side deadline of every call (gRPC cancels on expiry)."""
+    """Synchronous client. `target`: an address or a `Connection` (clients/connection.py: balancing over replicas,
+    retries on UNAVAILABLE, TLS, the inference key). `timeout_s` is the client-side deadline of every call, retries
+    included (gRPC cancels on expiry)."""
 
     rerank_model = names.RICH_MEDIA_RERANKER
     rerank_step_model = names.RERANK.entry
@@ -185,11 +188,12 @@ class RerankClient:
     cover_model = names.COVER.entry
     pointwise_model = names.POINTWISE.entry
 
-    def __init__(self, url: str = "localhost:8001", *, timeout_s: float = DEFAULT_TIMEOUT_S,
+    def __init__(self, target: str | Connection = "localhost:8001", *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  headers: Mapping[str, str] | None = None) -> None:
-        self._client = grpcclient.InferenceServerClient(url)
+        self.connection = as_connection(target)
+        self._client = grpcclient.InferenceServerClient(**self.connection.client_kwargs())
         self.timeout_s = timeout_s
-        self.headers = dict(headers or {})
+        self.headers = self.connection.headers() | dict(headers or {})
 
     def _infer(self, model: str, inputs, outputs: Sequence[str], timeout_s: float | None):
         try:
@@ -262,11 +266,12 @@ class RerankClient:
 class AsyncRerankClient:
     """The same calls as coroutines, for asyncio services."""
 
-    def __init__(self, url: str = "localhost:8001", *, timeout_s: float = DEFAULT_TIMEOUT_S,
+    def __init__(self, target: str | Connection = "localhost:8001", *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  headers: Mapping[str, str] | None = None) -> None:
-        self._client = grpcclient_aio.InferenceServerClient(url)
+        self.connection = as_connection(target)
+        self._client = grpcclient_aio.InferenceServerClient(**self.connection.client_kwargs())
         self.timeout_s = timeout_s
-        self.headers = dict(headers or {})
+        self.headers = self.connection.headers() | dict(headers or {})
 
     async def _infer(self, model: str, inputs, outputs: Sequence[str], timeout_s: float | None):
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 MAX_FIELD_CHARS = 120
 MAX_RULE_CHARS = 400
 MAX_VALUE_CHARS = 80
@@ -26,6 +28,12 @@ class RequestError(ValueError):
         if self.value is not ...:
             text += f", got {_prefix(repr(self.value), MAX_VALUE_CHARS)}"
         return text
+
+
+def field_label(field: str) -> str:
+    """A refused field as a metric label: ``candidates[3].click_through_rate`` -> ``candidates[].click_through_rate``
+    (one series per field, not per candidate)."""
+    return re.sub(r"\[\d+\]", "[]", field)[:MAX_FIELD_CHARS]
 
 
 def _prefix(text: str, most: int) -> str:

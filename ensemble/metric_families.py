@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ensemble.bls.covers import GradeSource
 from ensemble.cover.request import CoverTask
-from ensemble.names import COVER, POINTWISE, RERANK, RICH_MEDIA_RERANKER, Metric
+from ensemble.names import COVER, ENTRY_POINTS, LLM_ENGINE, POINTWISE, RERANK, RICH_MEDIA_RERANKER, VLM_ENGINE, Metric
 from ensemble.outcome_counts import ANSWER_KINDS
 from ensemble.pointwise.request import Grader
 from ensemble.rerank.answer import RepairKind
@@ -80,4 +80,6 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(Metric.STORE_CALLS, COUNTER, "Calls to the shared store by operation and result",
            (STORE_OP, Label("result", ("ok", "error", "bypassed")))),
     Family(Metric.STORE_SECONDS, COUNTER, "Seconds in calls that reached the store", (STORE_OP,)),
+    Family(Metric.REFUSED, COUNTER, "Requests refused (INVALID_ARGUMENT) by entry point and field",
+           (Label("model", (*ENTRY_POINTS, LLM_ENGINE, VLM_ENGINE)), Label("field"))),
 )}

@@ -119,6 +119,9 @@ class Metric:
     """Cover grades in responses, labels ``model``, ``task`` and ``source`` (ensemble/bls/covers.py: GradeSource)."""
     POINTWISE_GRADES = "rmr_pointwise_grades_total"
     """Pointwise grades in responses, labels ``model``, ``grader`` and ``source`` (GradeSource's names)."""
+    REFUSED = "rmr_requests_refused_total"
+    """Requests answered INVALID_ARGUMENT (Triton counts them as successes), labels ``model`` (the entry point, or
+    an engine slot called directly) and ``field`` (the request field named, candidate indexes as ``[]``)."""
     ENGINE_CALL_SECONDS = "rmr_engine_call_seconds"
     """Histogram of engine calls as the BLS or a Python entry waits for them (queue, compute, hand-off), labels
     ``model`` (the entry point) and ``engine``."""

@@ -26,12 +26,13 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from clients.batch.chain import Chain, LineError, parse_line
 from clients.batch.results import DEFAULT_TTL_S, ResultStore, result_value
+from clients.connection import Connection, connection_from_args
 from clients.rerank_client import AsyncRerankClient, RerankClient, RerankError
 from ensemble.outcome_counts import response_kind
 from ensemble.pointwise.request import Grader, PointwiseUse
@@ -74,6 +75,11 @@ class JobOptions:
     pointwise: str = "off"
     """The re-rank's options.pointwise: "signal" or "rank" adds a pointwise grader's grades (ensemble/pointwise/)."""
     pointwise_grader: str = "relevance"
+    connection: Connection = Connection()
+    """Retries, TLS and the inference key of every endpoint's client (its url is the endpoint's)."""
+
+    def client_for(self, endpoint: str) -> Connection:
+        return replace(self.connection, url=endpoint)
 
     @property
     def rerank_options(self) -> dict[str, str]:
@@ -109,7 +115,8 @@ class QueryWorker:
         """On Ray's event loop, at the first batch: gRPC's asyncio channels and the store's connection belong to
         the thread that uses them."""
         if self.clients is None:
-            self.clients = {e: AsyncRerankClient(e, timeout_s=self.options.timeout_s) for e in self.options.endpoints}
+            self.clients = {e: AsyncRerankClient(self.options.client_for(e), timeout_s=self.options.timeout_s)
+                            for e in self.options.endpoints}
             self.results = open_results(self.options, self.version)
             self.slots = asyncio.Semaphore(self.options.concurrency)
 
@@ -223,12 +230,12 @@ class Summary:
         return out
 
 
-def probe_version(endpoints: tuple[str, ...], timeout_s: float) -> str:
+def probe_version(options: JobOptions) -> str:
     """The deployment's model_version, from the first endpoint that answers a tiny covers-only call."""
     errors = []
-    for endpoint in endpoints:
+    for endpoint in options.endpoints:
         try:
-            with RerankClient(endpoint, timeout_s=timeout_s) as client:
+            with RerankClient(options.client_for(endpoint), timeout_s=options.timeout_s) as client:
                 response = client.rerank("version probe", [{"id": "probe", "title": "probe"}],
                                          options={"rerank": False, "evaluate_covers": False}).response
             return response["model_version"]
@@ -264,7 +271,7 @@ def run_job(options: JobOptions, *, progress: bool = True,
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False  # one bar, ours
-    version = probe_version(options.endpoints, options.timeout_s)
+    version = probe_version(options)
     from clients.batch.retrieval import HttpRetriever, LocalIndex
 
     retriever = (LocalIndex(options.corpus) if options.corpus else
@@ -309,7 +316,8 @@ def run_job(options: JobOptions, *, progress: bool = True,
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queries", type=Path, required=True, help="the day's queries: JSONL or Parquet")
     parser.add_argument("--store", required=True, help="result store: redis://... or sqlite:///file")
-    parser.add_argument("--server", required=True, help="Triton gRPC endpoints, host:port[,host:port...]")
+    parser.add_argument("--server", required=True, help="Triton gRPC endpoints, host:port[,host:port...], or "
+                        "dns:///name:port (one endpoint balanced by gRPC); TLS and key: the connection flags")
     retrieval = parser.add_mutually_exclusive_group()
     retrieval.add_argument("--corpus", type=Path, help="JSONL or Parquet of documents: the embedded BM25 index")
     retrieval.add_argument("--retriever-url", default="", help="an HTTP retriever (POST {query, k})")
@@ -337,6 +345,7 @@ def run(args: argparse.Namespace) -> int:
                          concurrency=args.concurrency, num_cpus=args.num_cpus,
                          batch_size=args.batch_size,
                          ray_address=args.ray_address, ttl_s=args.ttl_hours * 3600, backoff_s=args.backoff,
-                         store_base=Path.cwd(), pointwise=args.pointwise, pointwise_grader=args.pointwise_grader)
+                         store_base=Path.cwd(), pointwise=args.pointwise, pointwise_grader=args.pointwise_grader,
+                         connection=connection_from_args(args, url="localhost:8001"))
     summary = run_job(options, progress=not args.quiet)
     return 1 if summary.statuses["failed"] else 0

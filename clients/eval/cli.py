@@ -30,7 +30,8 @@ from ensemble.metrics import rbo
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", type=Path, help="labelled re-rank file (JSONL; see clients/eval/labelled.py)")
     parser.add_argument("--covers", type=Path, help="labelled cover file (JSONL): Table 3 (needs --server)")
-    parser.add_argument("--server", default="", help="a deployment's gRPC endpoint (host:port)")
+    parser.add_argument("--server", default="", help="a deployment's gRPC target: host:port, ip:port[,ip:port...] or "
+                        "dns:///name:port (balanced, retried; TLS and key: the connection flags)")
     parser.add_argument("--ranker", default="", help=f"floor rankers, comma-separated: {', '.join(FLOORS)}")
     parser.add_argument("--ablations", action="store_true",
                         help=f"with --server: every row of Table 2 ({', '.join(ABLATIONS)})")
@@ -74,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if args.server:
         from clients.rerank_client import RerankClient
 
-        client = RerankClient(args.server, timeout_s=300)
+        from clients.connection import connection_from_args
+
+        client = RerankClient(connection_from_args(args, url=args.server), timeout_s=300)
     try:
         runs = [_run(name, ranker, queries) for name, ranker in _rankers(args, client)] if queries else []
         if runs:
@@ -150,7 +153,10 @@ def _position_bias(ranker, queries, shuffles: int, seed: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from clients.connection import add_connection_arguments
+
     parser = argparse.ArgumentParser(prog="rmr eval", description=__doc__.split("\n\n")[0])
+    add_connection_arguments(parser, url_flag="")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -2,7 +2,8 @@
 
 Secure by default: model control off (no dynamic loading), loopback only unless `expose`, strict
 readiness, no auto-completed configs, admin endpoints behind a key when one is given, and no request
-bodies in the log (verbose logging off).
+bodies in the log (verbose logging off). Where replicas are reached over a network: TLS on gRPC (mutual when a
+client CA is given) and inference behind a key of its own (Triton's restricted `inference` protocol).
 """
 
 from __future__ import annotations
@@ -13,15 +14,48 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
+import urllib.error
+import urllib.request
 
 ADMIN_CATEGORIES = "model-repository,model-config,shared-memory,statistics,trace,logging"
+INFERENCE_CATEGORIES = "inference"
+"""Behind the inference key. Health stays open (probes, load balancers); metadata too (it names models and
+tensors, no data)."""
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """PEM files of the gRPC endpoint's TLS (Triton's --grpc-use-ssl and its certificate flags)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+    """Mutual TLS: only clients with a certificate this CA signed are served."""
+
+    def arguments(self, check: bool = True) -> list[str]:
+        """Triton's flags; `check`: the files must exist here (not where they are a Secret mounted in a pod)."""
+        for name in ("cert", "key", "client_ca"):
+            path = getattr(self, name)
+            if check and path is not None and not Path(path).is_file():
+                raise LaunchError(f"TLS {name.replace('_', ' ')}: no such file {path}")
+        arguments = ["--grpc-use-ssl=true", f"--grpc-server-cert={self.cert}", f"--grpc-server-key={self.key}"]
+        if self.client_ca is not None:
+            arguments += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={self.client_ca}"]
+        return arguments
+
+
+def restricted_arguments(categories: str, key: str, what: str = "key", check: bool = True) -> list[str]:
+    """Triton's flags putting `categories` behind `key` (``key=value``) on gRPC and HTTP alike. `check`: `key` is
+    the key itself (not a reference a pod expands, such as ``$(RMR_INFERENCE_KEY)``)."""
+    name, sep, value = key.partition("=")
+    if check and (not sep or not name or not value):
+        raise LaunchError(f"{what} must be key=value")
+    return [f"--grpc-restricted-protocol={categories}:{key}", f"--http-restricted-api={categories}:{key}"]
 
 
 class LaunchError(RuntimeError):
@@ -38,9 +72,17 @@ class ServerOptions:
     """Bind every endpoint to 0.0.0.0 instead of 127.0.0.1."""
     admin_key: str = ""
     """``key=value``: admin gRPC endpoints then need header ``triton-grpc-protocol-<key>: <value>``."""
+    inference_key: str = ""
+    """``key=value``: inference (gRPC and HTTP) then needs header ``triton-grpc-protocol-<key>: <value>`` over
+    gRPC, ``<key>: <value>`` over HTTP."""
+    tls: ServerTls | None = None
     exit_timeout_s: int = 30
     """How long SIGTERM waits for in-flight requests."""
     log_file: Path | None = None
+    models: tuple[str, ...] = ()
+    """Serve only these models of the repository (and what they need), loaded at start (Triton's explicit model
+    control, its load API behind the admin key): tests and benchmarks of many replicas run lean ones. Empty: all,
+    with model control off."""
     extra_args: tuple[str, ...] = field(default=())
     code_path: tuple[str, ...] = ()
     """Folders the Python stubs import the project's packages from first (A/B benchmarks serve another
@@ -103,7 +145,8 @@ def server_command(options: ServerOptions, backend_dir: Path) -> list[str]:
         str(pytriton_home() / "bin" / "tritonserver"),
         f"--model-repository={options.repository}",
         f"--backend-directory={backend_dir}",
-        "--model-control-mode=none",
+        *(["--model-control-mode=explicit", *(f"--load-model={m}" for m in options.models)] if options.models
+          else ["--model-control-mode=none"]),
         "--strict-readiness=true",
         "--disable-auto-complete-config",
         "--exit-on-error=true",
@@ -115,11 +158,12 @@ def server_command(options: ServerOptions, backend_dir: Path) -> list[str]:
         # Separate shared-memory names per server, so two servers on one host never collide.
         f"--backend-config=python,shm-region-prefix-name=rmr{options.grpc_port}_",
     ]
-    if options.admin_key:
-        if "=" not in options.admin_key:
-            raise LaunchError("admin key must be key=value")
-        command.append(f"--grpc-restricted-protocol={ADMIN_CATEGORIES}:{options.admin_key}")
-        command.append(f"--http-restricted-api={ADMIN_CATEGORIES}:{options.admin_key}")
+    for categories, key, what in ((ADMIN_CATEGORIES, options.admin_key, "admin key"),
+                                  (INFERENCE_CATEGORIES, options.inference_key, "inference key")):
+        if key:
+            command += restricted_arguments(categories, key, what)
+    if options.tls is not None:
+        command += options.tls.arguments()
     return command + list(options.extra_args)
 
 
@@ -149,6 +193,7 @@ class TritonServer:
         self.options = options
         self.workdir = workdir
         self.process: subprocess.Popen | None = None
+        self.ready = False
         self.log_path = options.log_file or workdir / "tritonserver.log"
 
     @classmethod
@@ -168,32 +213,52 @@ class TritonServer:
                                         cwd=self.options.code_path[0] if self.options.code_path else None)
         return self
 
-    def wait_ready(self, timeout_s: float = 300.0) -> None:
-        client = grpcclient.InferenceServerClient(self.options.grpc_url)
+    def is_ready(self) -> bool:
+        """Triton's readiness over loopback HTTP (health is never behind a key, and this needs no TLS client)."""
+        url = f"http://127.0.0.1:{self.options.http_port}/v2/health/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout_s: float = 300.0, stop: threading.Event | None = None) -> bool:
+        """True once ready; False as soon as `stop` is set (a signal during start-up)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if stop is not None and stop.is_set():
+                return False
             if self.process is None or self.process.poll() is not None:
                 raise LaunchError(f"tritonserver exited during start-up; see {self.log_path}:\n{self.log_tail()}")
-            try:
-                if client.is_server_ready():
-                    return
-            except (InferenceServerException, grpc.RpcError):
-                pass
-            time.sleep(0.5)
+            if self.is_ready():
+                self.ready = True
+                return True
+            (stop or threading.Event()).wait(0.5)
         raise LaunchError(f"tritonserver not ready after {timeout_s:.0f} s; see {self.log_path}")
 
     def stop(self) -> int | None:
-        """SIGTERM (Triton drains in-flight requests), then SIGKILL after the exit timeout."""
+        """Ready: SIGTERM (Triton finishes the requests in flight, new ones get UNAVAILABLE), then SIGKILL after
+        the exit timeout. Still starting: nothing is in flight and Triton reads SIGTERM only once its models have
+        loaded (minutes with real engines), so the whole process group, model stubs included, is killed at once."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=self.options.exit_timeout_s + 15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.ready:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=self.options.exit_timeout_s + 15)
+            except subprocess.TimeoutExpired:
+                pass
+        self._kill_group()
         self._log.close()
         return self.process.returncode
+
+    def _kill_group(self) -> None:
+        """Whatever is left of the server's process group (start_new_session: tritonserver and its stubs)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
 
     def log_tail(self, lines: int = 40) -> str:
         try:

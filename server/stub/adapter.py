@@ -18,9 +18,9 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ensemble.config import ConfigError, PipelineConfig
-from ensemble.errors import RequestError
-from ensemble.names import Param
-from ensemble.metric_families import COUNTER, HISTOGRAM, Family
+from ensemble.errors import RequestError, field_label
+from ensemble.names import Metric, Param
+from ensemble.metric_families import COUNTER, FAMILIES, HISTOGRAM, Family
 from ensemble.arrays import stack_rows
 from ensemble.tensors import Interface
 
@@ -38,6 +38,17 @@ class ModelContext:
         self.logger = pb_utils.Logger
         self.log_tag = ""
         """Versions that produced this model's answers (ensemble/version.py: Versions.tag), in its log lines."""
+        self.entry = _entry_point(self.name)
+        self._refusals: CounterExport | None = None
+        self._refused: dict[tuple[str, str], int] = {}
+
+    def refused(self, error: RequestError) -> None:
+        """Counted at once (refusals are rare, and an alert on them should not wait for a flush)."""
+        if self._refusals is None:
+            self._refusals = CounterExport(FAMILIES[Metric.REFUSED])
+        key = (self.entry, field_label(error.field))
+        self._refused[key] = self._refused.get(key, 0) + 1
+        self._refusals.publish({key: self._refused[key]})
 
     def param(self, key: str, default: str | None = None) -> str:
         value = self.params.get(key, default)
@@ -59,6 +70,16 @@ class ModelContext:
     def pipeline_config(self) -> PipelineConfig:
         key = Param.PIPELINE_CONFIG
         return PipelineConfig.load(self.path(key) if self.params.get(key) else None)
+
+
+def _entry_point(model: str) -> str:
+    """The entry point a model serves: a step model's ensemble, else the model itself."""
+    from ensemble.tasks import entry_of
+
+    try:
+        return entry_of(model)
+    except KeyError:
+        return model
 
 
 def read_rows(request: Any, interface: Interface) -> list[Arrays]:
@@ -95,6 +116,7 @@ def response_from(outputs: Arrays, interface: Interface) -> Any:
 
 def error_response(error: BaseException, context: ModelContext) -> Any:
     if isinstance(error, RequestError):
+        context.refused(error)
         return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG))
     context.logger.log_error(f"{context.name} {context.log_tag}: {''.join(traceback.format_exception(error))}")
     message = f"{context.name}: internal error ({type(error).__name__}); see the server log"
@@ -222,11 +244,11 @@ class CounterExport(_FamilyExport):
         super().__init__(family)
         self._published: dict[tuple, float] = {}
 
-    def declare(self, model: str) -> None:
-        """Every series of `model` over the closed values of the family's other labels, at 0 from the start, so that
-        rates and alerts on them work before the first event."""
-        for rest in itertools.product(*(label.values for label in self.labels[1:])):
-            self.series((model, *rest))
+    def declare(self, *leading: str) -> None:
+        """Every series whose first labels are `leading` (e.g. the model), over the closed values of the family's
+        other labels, at 0 from the start, so that rates and alerts on them work from the first event."""
+        for rest in itertools.product(*(label.values for label in self.labels[len(leading):])):
+            self.series((*leading, *rest))
 
     def publish(self, totals: dict[tuple, float]) -> None:
         for labels, total in totals.items():

@@ -237,6 +237,8 @@ class StoreMetrics:
             self.lookups = CounterExport(FAMILIES[Metric.COVER_STORE])
             self.calls = CounterExport(FAMILIES[Metric.STORE_CALLS])
             self.seconds = CounterExport(FAMILIES[Metric.STORE_SECONDS])
+            for export in (self.lookups, self.calls, self.seconds):
+                export.declare()  # an alert on the store's errors then sees the first outage of a new replica
 
     def publish(self) -> None:
         if self.grades is not None:
