@@ -5,7 +5,8 @@ SIGTERM (drain) another. Nothing may fail.
     python -m bench.fleet --phase-seconds 6         # as tests/e2e/test_fleet.py runs it
 
 Replicas are lean (the BLS and the two engine slots, engines simulated: `ServerOptions.models`) and share one real
-redis-server as their grade store. The load is one `RerankClient` over one `Connection` naming every replica's
+redis-server as their grade store; they serve gRPC over TLS and want the inference key, as a fleet reached over a
+network does (`--plaintext`: neither). The load is one `RerankClient` over one `Connection` naming every replica's
 address (gRPC's round_robin, retries on UNAVAILABLE), shared by all users; the fresh replica's address is in the list
 from the start, as a restarted pod's is behind its name, and gRPC connects to it once it listens.
 
@@ -33,10 +34,8 @@ from clients.connection import Connection
 from clients.rerank_client import RerankClient, RerankError
 from clients.workload import Workload, WorkloadRequest
 from ensemble import names
-from server.host.launcher import ServerOptions, TritonServer, free_ports
+from server.host.launcher import ServerOptions, ServerTls, TritonServer, free_ports
 
-REPLICA_MODELS = (names.RICH_MEDIA_RERANKER, names.LLM_ENGINE, names.VLM_ENGINE)
-"""What a `rich_media_reranker` request needs when the BLS runs the steps itself (bls_sub_calls = engines)."""
 SHARE_TOLERANCE = 0.2
 RECOVERY_TARGET_S = 10.0
 
@@ -44,10 +43,10 @@ RECOVERY_TARGET_S = 10.0
 class Replica:
     """One tritonserver on ports chosen up front (its address is known before it starts)."""
 
-    def __init__(self, name: str, repository: Path, workdir: Path, **options) -> None:
+    def __init__(self, name: str, repository: Path, workdir: Path, ca: str | None = None, **options) -> None:
         http, grpc_port, metrics = free_ports(3)
-        self.name = name
-        self.server = TritonServer(ServerOptions(repository, http, grpc_port, metrics, models=REPLICA_MODELS,
+        self.name, self.ca = name, ca
+        self.server = TritonServer(ServerOptions(repository, http, grpc_port, metrics, models=names.PIPELINE_MODELS,
                                                  **options), workdir / name)
         self.ready_at: float | None = None
 
@@ -71,7 +70,7 @@ class Replica:
         """Requests this replica's BLS answered (its Triton statistics); -1 once it is gone."""
         if not self.alive:
             return -1
-        client = grpcclient.InferenceServerClient(self.address)
+        client = grpcclient.InferenceServerClient(**Connection(self.address, attempts=1, ca=self.ca).client_kwargs())
         try:
             stats = client.get_inference_statistics(names.RICH_MEDIA_RERANKER, as_json=True)
             return int(stats["model_stats"][0].get("inference_count", 0))
@@ -231,45 +230,80 @@ class Result:
         return "\n".join(lines)
 
 
-def run_fleet(work: Path, cache: Path, *, replicas: int = 3, users: int = 6, phase_s: float = 20.0,
-              workload: Path = ROOT / "bench/workloads/smoke.json", log=print) -> Result:
-    from bench.runner import start_redis_repository
+INFERENCE_KEY = "rmr-inference=fleet-test-key"
 
-    with ExitStack() as stack:
-        repository, redis_url = start_redis_repository(stack, cache, work)
-        fleet = [Replica(f"replica-{i}", repository, work) for i in range(replicas + 1)]
-        stack.callback(lambda: [r.server.stop() for r in fleet if r.alive])
-        *first, fresh = fleet
-        for replica in first:
-            replica.start()
-        for replica in first:
-            replica.wait_ready()
-        log(f"{len(first)} replicas ready ({', '.join(r.address for r in first)}); store {redis_url}")
-        connection = Connection(",".join(r.address for r in fleet))
-        client = stack.enter_context(RerankClient(connection, timeout_s=120))
-        load = Load(client, Workload.load(workload).requests(), users).start()
-        stack.callback(load.stop)
-        def level(live_now: int) -> float:
-            """What the live replicas should serve: the last phase's level, scaled by how many serve now."""
-            last = phases[-1]
-            return min(last.steady(), last.steady() * live_now / max(len(last.shares), 1))
 
-        phases = [measure(load, fleet, f"{len(first)} replicas", phase_s)]
-        gap_start = time.monotonic()
-        first[0].kill()
-        phases.append(measure(load, fleet, f"SIGKILL {first[0].name}", phase_s, level(len(first) - 1)))
-        fresh.start()
-        fresh.wait_ready()
-        fresh_first = first_served_after_ready(fresh)
-        phases.append(measure(load, fleet, f"fresh {fresh.name} ready", phase_s, level(len(first))))
-        draining = threading.Thread(target=first[1].drain, daemon=True)
-        draining.start()
-        phases.append(measure(load, fleet, f"SIGTERM (drain) {first[1].name}", phase_s, level(len(first) - 1)))
-        draining.join(timeout=120)
-        load.stop()
-        inside = [(p.start, p.end) for p in phases]
-        outside = [m for t, m in load.failures if t >= gap_start and not any(s <= t < e for s, e in inside)]
-        return Result(phases, fresh_first, outside)
+class Fleet:
+    """`replicas` lean replicas sharing one redis-server, started and ready, and one more (`fresh`) whose address is
+    known but which is not started; with `secure`, every one serves gRPC over TLS (a throwaway CA, bench/pki.py)
+    and wants the inference key. A context manager."""
+
+    def __init__(self, work: Path, cache: Path, replicas: int = 3, secure: bool = True, log=print) -> None:
+        self.work, self.cache, self.count, self.secure, self.log = work, cache, replicas, secure, log
+        self._stack = ExitStack()
+
+    def __enter__(self) -> Fleet:
+        from bench.pki import make_pki
+        from bench.runner import start_redis_repository
+
+        try:
+            self.pki = make_pki(self.work / "pki") if self.secure else None
+            repository, self.store_url = start_redis_repository(self._stack, self.cache, self.work)
+            options = ({"inference_key": INFERENCE_KEY, "ca": str(self.pki.ca),
+                        "tls": ServerTls(self.pki.server_cert, self.pki.server_key)} if self.pki else {})
+            self.replicas = [Replica(f"replica-{i}", repository, self.work, **options) for i in range(self.count + 1)]
+            self._stack.callback(lambda: [r.server.stop() for r in self.replicas if r.alive])
+            *first, _ = self.replicas
+            for replica in first:
+                replica.start()
+            for replica in first:
+                replica.wait_ready()
+        except BaseException:
+            self._stack.close()
+            raise
+        self.log(f"{self.count} replicas ready ({', '.join(r.address for r in first)}); store {self.store_url}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def connection(self, addresses: list[str] | None = None, **options) -> Connection:
+        """Every replica's address (the fresh one's too), with the CA and the key when the fleet is secure."""
+        secure = {"ca": str(self.pki.ca), "inference_key": INFERENCE_KEY} if self.pki else {}
+        return Connection(",".join(addresses or [r.address for r in self.replicas]), **(secure | options))
+
+    def run(self, users: int = 6, phase_s: float = 20.0,
+            workload: Path = ROOT / "bench/workloads/smoke.json") -> Result:
+        """Under load from one balanced client: SIGKILL replica 0, start the fresh one, SIGTERM replica 1."""
+        *first, fresh = self.replicas
+        with ExitStack() as stack:
+            client = stack.enter_context(RerankClient(self.connection(), timeout_s=120))
+            load = Load(client, Workload.load(workload).requests(), users).start()
+            stack.callback(load.stop)
+            phases: list[Phase] = []
+
+            def level(live_now: int) -> float:
+                """What the live replicas should serve: the last phase's level, scaled by how many serve now."""
+                last = phases[-1]
+                return min(last.steady(), last.steady() * live_now / max(len(last.shares), 1))
+
+            phases.append(measure(load, self.replicas, f"{len(first)} replicas", phase_s))
+            gap_start = time.monotonic()
+            first[0].kill()
+            phases.append(measure(load, self.replicas, f"SIGKILL {first[0].name}", phase_s, level(len(first) - 1)))
+            fresh.start()
+            fresh.wait_ready()
+            fresh_first = first_served_after_ready(fresh)
+            phases.append(measure(load, self.replicas, f"fresh {fresh.name} ready", phase_s, level(len(first))))
+            draining = threading.Thread(target=first[1].drain, daemon=True)
+            draining.start()
+            phases.append(measure(load, self.replicas, f"SIGTERM (drain) {first[1].name}", phase_s,
+                                  level(len(first) - 1)))
+            draining.join(timeout=120)
+            load.stop()
+            inside = [(p.start, p.end) for p in phases]
+            outside = [m for t, m in load.failures if t >= gap_start and not any(s <= t < e for s, e in inside)]
+            return Result(phases, fresh_first, outside)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,11 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--users", type=int, default=6, help="closed-loop users sharing the one balanced client")
     parser.add_argument("--phase-seconds", type=float, default=20.0)
+    parser.add_argument("--plaintext", action="store_true", help="no TLS and no inference key")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/fleet")
     args = parser.parse_args(argv)
-    result = run_fleet(args.out, args.cache, replicas=args.replicas, users=args.users, phase_s=args.phase_seconds,
-                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with Fleet(args.out, args.cache, replicas=args.replicas, secure=not args.plaintext, log=log) as fleet:
+        result = fleet.run(users=args.users, phase_s=args.phase_seconds)
     print(result.table())
     return 0 if result.failed == 0 else 1
 

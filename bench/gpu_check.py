@@ -8,7 +8,7 @@
    per row and a 48-token answer), each at batch 1, 4 and 16 through `TorchEngine.generate`, as the slot runs it.
    Prefill and decode tokens/s beside the bounds of the GPU's sheet (bench/hardware.py): prefill = peak BF16
    FLOP/s / (2 x parameters), decode = bandwidth / (weights + the batch's KV cache read per step) x batch.
-2. Pipeline. tritonserver on the cpu profile's repository with both slots on the GPU at those shapes
+2. Pipeline. tritonserver on the cpu profile's repository (the BLS and both slots) with the slots on the GPU at those shapes
    (`target.weights = "random"`: the checkpoint folder's config.json, random values made on the device, nothing
    read from disk), the cover cache and grade store off; `rich_media_reranker` over gRPC from 1, 2, 4 and 8
    closed-loop clients: bench.latency's table, the client's time beside the BLS's own.
@@ -32,6 +32,7 @@ from bench.hardware import Gpu, gpu_from_device_name
 from bench.runner import ROOT
 from build.model_shape import ModelShape
 from build.tiny_checkpoints import FIRST_SPECIAL_ID, SPECIAL_TOKENS, VOCAB_SIZE, ensure_tiny_checkpoints
+from ensemble import names
 
 SPECIAL = {token: FIRST_SPECIAL_ID + i for i, token in enumerate(SPECIAL_TOKENS)}
 QWEN3_4B_CONFIG = dict(vocab_size=VOCAB_SIZE, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
@@ -88,7 +89,7 @@ def shaped_checkpoints(out: Path, tiny: bool, cache: Path) -> tuple[Path, Path]:
 
     source = ensure_tiny_checkpoints(cache / "checkpoints")
     folders = []
-    for name, tiny_folder in (("reranker", source.reranker), ("vlm", source.vlm)):
+    for name, tiny_folder in (("qwen3", source.reranker), ("qwen2_5_vl", source.vlm)):
         folder = out / name
         if folder.exists():
             shutil.rmtree(folder)
@@ -249,7 +250,7 @@ def run_pipeline(reranker: Path, vlm: Path, s: Settings, work: Path, cache: Path
     pool = Workload.load(ROOT / "bench/workloads/paper.json").requests()
     started = time.perf_counter()
     with start_cpu_server(cache, "", work / "pipeline", overrides=overrides,
-                          checkpoints=Checkpoints(str(reranker), str(vlm))) as server:
+                          checkpoints=Checkpoints(str(reranker), str(vlm)), models=names.PIPELINE_MODELS) as server:
         url = f"127.0.0.1:{server.options.grpc_port}"
         print(f"# pipeline: serving on {url} after {time.perf_counter() - started:.0f} s", file=sys.stderr,
               flush=True)

@@ -200,11 +200,12 @@ def parse_settings(items: list[str]) -> dict:
 
 
 def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, overrides: dict | None = None,
-                     checkpoints=None):
+                     checkpoints=None, models: tuple[str, ...] = ()):
     """The CPU repository with the tiny checkpoints (or `checkpoints`' folders), served on free loopback ports (a
     context manager).
 
-    `overrides` are merged into the cpu profile: ``{"pipeline": {...}, "serving": {...}, "target": {...}}``."""
+    `overrides` are merged into the cpu profile: ``{"pipeline": {...}, "serving": {...}, "target": {...}}``;
+    `models`: serve only these (ServerOptions.models), all when empty."""
     from build.profile import Checkpoints, resolve_checkpoints
     from build.render import render
     from server.host.launcher import TritonServer
@@ -212,7 +213,7 @@ def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, overrides: di
     ckpts = checkpoints or resolve_checkpoints("", "", "", str(cache))
     ckpts = Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate)
     repository = render("cpu", workdir / "model_repository", ckpts, overrides=overrides)
-    return TritonServer.on_free_ports(repository, workdir / "server")
+    return TritonServer.on_free_ports(repository, workdir / "server", models=models)
 
 
 def start_redis_repository(stack, cache: Path, workdir: Path, simulate: str = "valid") -> tuple[Path, str]:

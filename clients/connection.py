@@ -91,7 +91,8 @@ class Connection:
     client_cert: str | None = None
     client_key: str | None = None
     server_name: str | None = None
-    """Name the servers' certificates are checked against (default: the target's host)."""
+    """Name the servers' certificates are checked against. Default: the target's host; for a list of addresses,
+    the first one's (a list has no host of its own, so give the name the certificates carry)."""
     inference_key: str | None = None
     """``key=value`` of the server's restricted `inference` protocol."""
 
@@ -145,9 +146,18 @@ class Connection:
             ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000),
             ("grpc.min_reconnect_backoff_ms", 200),
         ]
-        if self.server_name:
-            args.append(("grpc.ssl_target_name_override", self.server_name))
+        name = self.server_name or (self._first_host() if self.tls else None)
+        if name:
+            args.append(("grpc.ssl_target_name_override", name))
         return args
+
+    def _first_host(self) -> str | None:
+        """The first address's host, where the target is a list (ipv4:/ipv6:)."""
+        target = self.target
+        if not target.startswith(("ipv4:", "ipv6:")):
+            return None
+        first = target.split(":", 1)[1].split(",")[0]
+        return first.rsplit(":", 1)[0].strip("[]")
 
     def headers(self) -> dict[str, str]:
         if not self.inference_key:

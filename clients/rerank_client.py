@@ -28,12 +28,22 @@ from ensemble import tensors as T
 DEFAULT_TIMEOUT_S = 30.0
 
 
+_KEY_REFUSAL = "This protocol is restricted"
+KEY_HINT = " (the server wants its inference key: --inference-key name=value or RMR_INFERENCE_KEY)"
+
+
 class RerankError(RuntimeError):
     """Triton answered with an error. `status` is the gRPC status (``StatusCode.INVALID_ARGUMENT``, …)."""
 
     def __init__(self, model: str, status: str | None, message: str) -> None:
-        super().__init__(f"{model}: {status}: {message}")
+        hint = KEY_HINT if _KEY_REFUSAL in message else ""
+        super().__init__(f"{model}: {status}: {message}{hint}")
         self.model, self.status, self.message = model, status or "", message
+
+    @property
+    def is_key_refused(self) -> bool:
+        """Triton refused the call for want of the inference key (it answers UNAVAILABLE, so it was retried)."""
+        return _KEY_REFUSAL in self.message
 
     @property
     def is_invalid_argument(self) -> bool:

@@ -31,6 +31,9 @@ LLM_ENGINE = "reranker_llm"
 VLM_ENGINE = "cover_vlm"
 """Vision-language engine slot (Qwen2.5-VL): the cover grades."""
 
+PIPELINE_MODELS = (RICH_MEDIA_RERANKER, LLM_ENGINE, VLM_ENGINE)
+"""What a `rich_media_reranker` request needs where the BLS runs the steps itself (bls_sub_calls = engines): lean
+replicas of tests and benchmarks serve only these (server/host/launcher.py: ServerOptions.models)."""
 ENTRY_POINTS = (RICH_MEDIA_RERANKER, RERANK.entry, COVER.entry, PLANNER.entry, POINTWISE.entry)
 """The models a client calls (the load test and the benchmarks pick from these)."""
 ENGINE_SLOTS = (LLM_ENGINE, VLM_ENGINE)

@@ -75,8 +75,7 @@ class JobOptions:
     pointwise: str = "off"
     """The re-rank's options.pointwise: "signal" or "rank" adds a pointwise grader's grades (ensemble/pointwise/)."""
     pointwise_grader: str = "relevance"
-    connection: Connection = Connection()
-    """Retries, TLS and the inference key of every endpoint's client (its url is the endpoint's)."""
+    connection: Connection = Connection()  # retries, TLS and the key of each endpoint's client (client_for)
 
     def client_for(self, endpoint: str) -> Connection:
         return replace(self.connection, url=endpoint)

@@ -3,7 +3,6 @@ a fresh one joins; the gRPC port takes TLS and an inference key; `rmr serve` sto
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,22 +11,65 @@ from pathlib import Path
 
 import pytest
 
-from bench.fleet import REPLICA_MODELS, RECOVERY_TARGET_S, SHARE_TOLERANCE, run_fleet
-from build.profile import Checkpoints, resolve_checkpoints
-from build.render import render
+from bench.fleet import INFERENCE_KEY, RECOVERY_TARGET_S, SHARE_TOLERANCE, Fleet
 from clients.connection import Connection
 from clients.rerank_client import RerankClient, RerankError
-from server.host.launcher import ServerTls, TritonServer, free_ports
+from server.host.launcher import free_ports
 from tests.e2e.conftest import CACHE, ROOT
-from tests.tls import make_pki
 
 pytestmark = pytest.mark.e2e
-KEY = "rmr-inference=s3cret"
 QUERY, CANDIDATES = "北京旅游攻略", [{"id": "a", "title": "故宫一日游"}, {"id": "b", "title": "长城徒步"}]
 
 
-def test_a_replica_killed_one_drained_and_one_added_under_load_lose_no_request(tmp_path):
-    result = run_fleet(tmp_path, CACHE, replicas=3, users=4, phase_s=6.0)
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """Three lean replicas with TLS on gRPC and the inference key, sharing a real redis-server; a fourth not started."""
+    with Fleet(tmp_path_factory.mktemp("fleet"), CACHE, replicas=3, secure=True) as started:
+        yield started
+
+
+def _rerank(connection: Connection):
+    with RerankClient(connection, timeout_s=60) as client:
+        return client.rerank(QUERY, CANDIDATES)
+
+
+def _one(fleet: Fleet, **options) -> Connection:
+    """replica-2 alone (it lives through the fleet test), one attempt."""
+    return fleet.connection([fleet.replicas[2].address], attempts=1) if not options else Connection(
+        fleet.replicas[2].address, attempts=1, **options)
+
+
+def test_the_right_ca_and_key_are_served(fleet):
+    assert sorted(_rerank(_one(fleet)).ranked_ids) == ["a", "b"]
+
+
+def test_a_plaintext_client_is_refused_on_the_tls_port(fleet):
+    with pytest.raises(RerankError) as info:
+        _rerank(_one(fleet, inference_key=INFERENCE_KEY))
+    assert info.value.is_unavailable
+
+
+def test_a_client_trusting_another_ca_refuses_the_server(fleet):
+    with pytest.raises(RerankError) as info:
+        _rerank(_one(fleet, ca=str(fleet.pki.other_ca), inference_key=INFERENCE_KEY))
+    assert info.value.is_unavailable
+
+
+@pytest.mark.parametrize("key", [None, "rmr-inference=wrong", "other-name=fleet-test-key"])
+def test_a_missing_or_wrong_key_is_refused_naming_the_header(fleet, key):
+    with pytest.raises(RerankError) as info:
+        _rerank(_one(fleet, ca=str(fleet.pki.ca), inference_key=key))
+    assert "triton-grpc-protocol-rmr-inference" in info.value.message, info.value
+    assert info.value.is_key_refused and "--inference-key" in str(info.value)
+
+
+def test_health_needs_no_key_so_probes_work(fleet):
+    assert fleet.replicas[2].server.is_ready()
+
+
+def test_a_replica_killed_one_drained_and_one_added_under_load_lose_no_request(fleet):
+    """Through one balanced client over TLS with the key: SIGKILL replica 0, start replica 3, SIGTERM replica 1."""
+    result = fleet.run(users=4, phase_s=6.0)
     print(result.table())
     assert result.failed == 0, [p.failed[:3] for p in result.phases] + result.failures_outside_phases[:3]
     for phase in result.phases:
@@ -40,58 +82,6 @@ def test_a_replica_killed_one_drained_and_one_added_under_load_lose_no_request(t
     assert "replica-1" not in drained.shares or drained.shares["replica-1"] < fresh.shares["replica-1"]
     # The client reconnects within max_reconnect_backoff (1 s) of a replica listening: its share comes at once.
     assert result.fresh_first_request_s is not None and result.fresh_first_request_s <= 3.0
-
-
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory):
-    """A lean replica with TLS on gRPC and the inference key."""
-    work = tmp_path_factory.mktemp("secure")
-    pki = make_pki(work / "pki")
-    ckpts = resolve_checkpoints("", "", "", str(CACHE))
-    repository = render("cpu", work / "model_repository", Checkpoints(ckpts.reranker, ckpts.vlm, simulate="valid"))
-    server = TritonServer.on_free_ports(repository, work / "server", models=REPLICA_MODELS, inference_key=KEY,
-                                        tls=ServerTls(pki.server_cert, pki.server_key))
-    with server:
-        yield server, pki
-
-
-def _rerank(connection: Connection):
-    with RerankClient(connection, timeout_s=60) as client:
-        return client.rerank(QUERY, CANDIDATES)
-
-
-def test_the_right_ca_and_key_are_served(secure):
-    server, pki = secure
-    result = _rerank(Connection(server.options.grpc_url, ca=str(pki.ca), inference_key=KEY))
-    assert sorted(result.ranked_ids) == ["a", "b"]
-
-
-def test_a_plaintext_client_is_refused_on_the_tls_port(secure):
-    server, _ = secure
-    with pytest.raises(RerankError) as info:
-        _rerank(Connection(server.options.grpc_url, attempts=1, inference_key=KEY))
-    assert info.value.is_unavailable
-
-
-def test_a_client_trusting_another_ca_refuses_the_server(secure):
-    server, pki = secure
-    with pytest.raises(RerankError) as info:
-        _rerank(Connection(server.options.grpc_url, attempts=1, ca=str(pki.other_ca), inference_key=KEY))
-    assert info.value.is_unavailable
-
-
-@pytest.mark.parametrize("key", [None, "rmr-inference=wrong", "other-name=s3cret"])
-def test_a_missing_or_wrong_key_is_refused_naming_the_header(secure, key):
-    server, pki = secure
-    with pytest.raises(RerankError) as info:
-        _rerank(Connection(server.options.grpc_url, attempts=1, ca=str(pki.ca), inference_key=key))
-    assert "triton-grpc-protocol-rmr-inference" in info.value.message, info.value
-    assert not info.value.is_invalid_argument
-
-
-def test_health_needs_no_key_so_probes_work(secure):
-    server, _ = secure
-    assert server.is_ready()
 
 
 def _children(pid: int) -> list[int]:
@@ -107,12 +97,23 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _group_alive(pgid: int, wait_s: float = 5.0) -> bool:
+    """Whether a process of the group still runs (a zombie left for init to reap does not), after up to `wait_s`
+    for SIGKILL to land."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        running = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    running.append(int(entry.name))
+        if not running or time.monotonic() > deadline:
+            return bool(running)
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

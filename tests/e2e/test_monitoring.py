@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from clients.rerank_client import RerankError
 from ensemble.metric_families import FAMILIES
 from ensemble.outcome_counts import response_kind
 from server.stub.metrics import METRICS_FLUSH_S
@@ -43,6 +44,7 @@ def test_every_metric_the_rules_and_dashboard_read_is_exported(client, server, s
     model_grades = sum(g["source"].get("relevance") == "model" for g in response["cover_grades"])
     pointwise = client.grade(data["query"], candidates[:3], grader="experience")
     known = sum(g.grade is not None for g in pointwise)
+    _refused(client, data["query"], candidates)  # the refusal counter has series once something was refused
     deadline = time.monotonic() + METRICS_FLUSH_S + 5
 
     def grew(name: str, **labels: str) -> float:
@@ -95,6 +97,7 @@ def test_the_page_holds_exactly_the_families_labels_and_values_the_readme_states
     client.rerank(data["query"], candidates[:3], cover_images=covers, options={"pointwise": "signal"})
     client.grade(data["query"], candidates[:2], grader="experience")
     client.evaluate_cover(next(iter(covers.values())), task="quality")
+    _refused(client, data["query"], candidates)
     time.sleep(METRICS_FLUSH_S + 0.5)
     exported = {f.name: f for f in text_string_to_metric_families(scrape(server)) if f.name.startswith("rmr_")}
     # the parser names a counter family without its _total
@@ -153,3 +156,37 @@ def test_the_direct_entry_points_count_their_own_outcomes(client, server, sample
     assert (answers, grades) == (1, 1)
     assert not [line for line in after.splitlines()  # it ranks nothing, so it declares no answer series
                 if line.startswith("rmr_rerank_answers_total{") and 'model="cover_evaluator"' in line]
+
+
+def _refused(client, query, candidates) -> None:
+    bad = [dict(candidates[0])] + [dict(candidates[1], click_through_rate=1.5)]
+    with pytest.raises(RerankError, match="INVALID_ARGUMENT"):
+        client.rerank(query, bad)
+
+
+def test_refusals_are_counted_by_entry_point_and_field(client, server, sample):
+    """Triton counts an INVALID_ARGUMENT answer as a success; only this counter sees a caller sending bad requests."""
+    data, candidates, _ = sample
+    field = "candidates[].click_through_rate"
+    before = scrape(server)
+    _refused(client, data["query"], candidates)
+    with pytest.raises(RerankError, match="INVALID_ARGUMENT"):  # the `reranker` ensemble refuses in its pre step
+        client.rerank_step(data["query"], [dict(candidates[0], click_through_rate=-1)])
+    after = scrape(server)
+    assert value(after, "rmr_requests_refused_total", model="rich_media_reranker", field=field) == value(
+        before, "rmr_requests_refused_total", model="rich_media_reranker", field=field) + 1
+    assert value(after, "rmr_requests_refused_total", model="reranker", field=field) == value(
+        before, "rmr_requests_refused_total", model="reranker", field=field) + 1
+
+
+def test_every_store_series_is_on_the_page_from_load_so_a_first_outage_alerts(server):
+    """GradeStoreErrors rates the error series: one that first appeared with the first error would hide it."""
+    text = scrape(server)
+    for op in ("get", "set"):
+        for result in ("ok", "error", "bypassed"):
+            assert any(line.startswith("rmr_store_calls_total{") and f'op="{op}"' in line
+                       and f'result="{result}"' in line for line in text.splitlines()), (op, result)
+    for result in ("hits", "misses", "invalid", "unavailable"):
+        for task in ("relevance", "quality"):
+            assert any(line.startswith("rmr_cover_store_total{") and f'result="{result}"' in line
+                       and f'task="{task}"' in line for line in text.splitlines()), (result, task)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from clients.connection import Connection, ConnectionOptionError, grpc_target, header_for
-from tests.tls import make_pki
+from bench.pki import make_pki
 
 
 @pytest.mark.parametrize("url, target", [
@@ -72,3 +72,23 @@ def test_tls_options_name_the_missing_piece(tmp_path):
         Connection(client_cert=str(pki.client_cert), client_key=str(pki.client_key))
     with pytest.raises(ConnectionOptionError, match="ca: no such file"):
         Connection(ca=str(tmp_path / "missing.pem"))
+
+
+def test_a_list_of_addresses_over_tls_checks_certificates_against_a_name(tmp_path):
+    """A list has no host of its own: the first address stands in, or the name given."""
+    pki = make_pki(tmp_path)
+    listed = dict(Connection("127.0.0.1:1,127.0.0.1:2", ca=str(pki.ca)).channel_args())
+    assert listed["grpc.ssl_target_name_override"] == "127.0.0.1"
+    named = dict(Connection("127.0.0.1:1,127.0.0.1:2", ca=str(pki.ca), server_name="rmr.search").channel_args())
+    assert named["grpc.ssl_target_name_override"] == "rmr.search"
+    assert "grpc.ssl_target_name_override" not in dict(Connection("localhost:1", ca=str(pki.ca)).channel_args())
+    assert "grpc.ssl_target_name_override" not in dict(Connection("127.0.0.1:1,127.0.0.1:2").channel_args())
+
+
+def test_the_readmes_service_config_for_other_languages_is_the_clients_own():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Connecting to a fleet", 1)[1]
+    block = section.split("```json", 1)[1].split("```", 1)[0]
+    assert json.loads(block) == Connection().service_config()
