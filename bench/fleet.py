@@ -19,6 +19,8 @@ request.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import statistics
 import sys
 import threading
@@ -80,9 +82,6 @@ class Replica:
             client.close()
 
     def kill(self) -> None:
-        import os
-        import signal
-
         os.killpg(self.server.process.pid, signal.SIGKILL)
         self.server.process.wait()
 

@@ -84,17 +84,21 @@ def test_a_replica_killed_one_drained_and_one_added_under_load_lose_no_request(f
     assert result.fresh_first_request_s is not None and result.fresh_first_request_s <= 3.0
 
 
-def _children(pid: int) -> list[int]:
+def _processes() -> list[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of every process, from /proc/<pid>/stat."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
+                state, ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            except (OSError, ValueError):
                 continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
+            found.append((int(entry.name), state, int(ppid), int(pgrp)))
     return found
+
+
+def _children(pid: int) -> list[int]:
+    return [child for child, _, parent, _ in _processes() if parent == pid]
 
 
 def _group_alive(pgid: int, wait_s: float = 5.0) -> bool:
@@ -102,15 +106,7 @@ def _group_alive(pgid: int, wait_s: float = 5.0) -> bool:
     for SIGKILL to land."""
     deadline = time.monotonic() + wait_s
     while True:
-        running = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[2]) == pgid and fields[0] != "Z":
-                    running.append(int(entry.name))
+        running = [pid for pid, state, _, group in _processes() if group == pgid and state != "Z"]
         if not running or time.monotonic() > deadline:
             return bool(running)
         time.sleep(0.1)
