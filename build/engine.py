@@ -27,12 +27,21 @@ from build.memory import kv_fraction
 from build.model_shape import QWEN3_4B, BuildError, ModelShape
 from build.profile import Profile
 from engines.stack import stack_problem
+from ensemble.config import PipelineConfig
 from ensemble.names import EngineKind
 
 CONVERT_SCRIPT = "models/core/qwen/convert_checkpoint.py"
 TOKENIZER_INFO_SCRIPT = "generate_xgrammar_tokenizer_info.py"
 TOKENIZER_INFO = "xgrammar_tokenizer_info.json"
 """Written beside engine/; the tensorrtllm backend's xgrammar guided decoding reads it."""
+LORA_CONVERT_SCRIPT = "hf_lora_convert.py"
+"""examples/hf_lora_convert.py: a PEFT adapter -> model.lora_weights.npy + model.lora_config.npy, the layout the
+backend's `lora_prefetch_dir` loads (tensorrtllm_backend docs/lora.md)."""
+LORA_PREFETCH = "lora"
+"""Written beside engine/: one folder per LoRA task id (the post-ranker's is [postrank] lora_task_id)."""
+TRTLLM_LORA_MODULES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_dense",
+                       "gate_proj": "mlp_h_to_4h", "down_proj": "mlp_4h_to_h", "up_proj": "mlp_gate"}
+"""PEFT's module names -> TensorRT-LLM's (tensorrt_llm/lora_helper.py, get_default_trtllm_modules_to_hf_modules)."""
 GIB = 1024 ** 3
 MAX_DERIVED_BATCH = 512
 """Upper bound of a derived max_batch_size (the TensorRT-LLM tuning guide's case study peaked at 512)."""
@@ -84,12 +93,33 @@ def plan_engine(profile: Profile, shape: ModelShape) -> EnginePlan:
                       tuple((k, round(v, 2)) for k, v in rows))
 
 
-def build_commands(plan: EnginePlan, profile: Profile, checkpoint: str, out: Path, examples: str) -> list[list[str]]:
+def postrank_flags(plan: EnginePlan, postrank: str, soft_rows: int) -> list[str]:
+    """trtllm-build flags for the post-ranker: a prompt table of `soft_rows` per sequence for the whole batch
+    (max_prompt_embedding_table_size = rows per request x max_batch_size, as TensorRT-LLM's multimodal examples size
+    it) and the LoRA plugin at the adapter's rank and modules (adapter_config.json)."""
+    config = json.loads((Path(postrank) / "adapter_config.json").read_text())
+    targets = config["target_modules"]
+    targets = [targets] if isinstance(targets, str) else targets
+    unknown = sorted(set(targets) - set(TRTLLM_LORA_MODULES))
+    if unknown:
+        raise BuildError(f"{postrank}/adapter_config.json: field target_modules has {unknown}, which TensorRT-LLM's "
+                         f"LoRA plugin cannot target (it can: {sorted(TRTLLM_LORA_MODULES)})")
+    return ["--max_prompt_embedding_table_size", str(soft_rows * plan.max_batch_size),
+            "--lora_plugin", "bfloat16", "--max_lora_rank", str(int(config["r"])),
+            "--lora_target_modules", *[TRTLLM_LORA_MODULES[t] for t in targets]]
+
+
+def build_commands(plan: EnginePlan, profile: Profile, checkpoint: str, out: Path, examples: str, *,
+                   postrank: str = "", soft_rows: int = 0, lora_task_id: int = 1) -> list[list[str]]:
     """The commands of the 1.2.1 engine flow, then the xgrammar tokenizer info for guided decoding; flags as in examples/models/core/qwen/convert_checkpoint.py
     and tensorrt_llm/commands/build.py (plugin options from tensorrt_llm/plugin/plugin.py `cli_plugin_args`;
-    explicit "bfloat16" rather than "auto" is accepted by every release's plugin choices)."""
+    explicit "bfloat16" rather than "auto" is accepted by every release's plugin choices). With a post-ranker, the
+    engine takes its soft tokens and adapter, and the adapter is converted for `lora_prefetch_dir`."""
     e = profile.data["engine"]
     unified = out / "checkpoint"
+    extra = postrank_flags(plan, postrank, soft_rows) if postrank else []
+    lora = [[sys.executable, f"{examples}/{LORA_CONVERT_SCRIPT}", "-i", postrank,
+             "-o", str(out / LORA_PREFETCH / str(lora_task_id)), "--storage-type", "float16"]] if postrank else []
     return [
         [sys.executable, f"{examples}/{CONVERT_SCRIPT}", "--model_dir", checkpoint, "--output_dir", str(unified),
          "--dtype", "bfloat16", "--tp_size", str(e["tp_size"])],
@@ -98,8 +128,9 @@ def build_commands(plan: EnginePlan, profile: Profile, checkpoint: str, out: Pat
          "--max_seq_len", str(plan.max_seq_len), "--max_num_tokens", str(plan.max_num_tokens),
          "--kv_cache_type", "paged", "--tokens_per_block", str(e["tokens_per_block"]),
          "--gemm_plugin", "bfloat16", "--gpt_attention_plugin", "bfloat16", "--remove_input_padding", "enable",
-         "--context_fmha", "enable", "--use_paged_context_fmha", "enable", "--multiple_profiles", "enable"],
+         "--context_fmha", "enable", "--use_paged_context_fmha", "enable", "--multiple_profiles", "enable", *extra],
         [sys.executable, f"{examples}/{TOKENIZER_INFO_SCRIPT}", "--model_dir", checkpoint, "--output_dir", str(out)],
+        *lora,
     ]
 
 
@@ -146,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output folder (checkpoint/, engine/, plan)")
     parser.add_argument("--examples-dir", default="/app/tensorrt_llm/examples",
                         help="TensorRT-LLM's examples folder (inside the Triton TRT-LLM image)")
+    parser.add_argument("--postrank", default="", help="post-ranker folder: the engine then takes its soft tokens "
+                        "and LoRA adapter (ensemble/postrank/checkpoint.py)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and the exact commands, run nothing")
     args = parser.parse_args(argv)
     try:
@@ -161,8 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    commands = build_commands(plan, profile, str(Path(args.checkpoint).resolve()), args.out.resolve(),
-                              args.examples_dir)
+    config = PipelineConfig.load(overrides=profile.data.get("pipeline", {}))
+    try:
+        commands = build_commands(plan, profile, str(Path(args.checkpoint).resolve()), args.out.resolve(),
+                                  args.examples_dir, postrank=str(Path(args.postrank).resolve()) if args.postrank else "",
+                                  soft_rows=config.limits.max_window_candidates + 1,
+                                  lora_task_id=config.postrank.lora_task_id)
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(memory_table(plan, profile))
     print("\ncommands:")
     for command in commands:

@@ -65,7 +65,8 @@ def ensemble(name: str, interface: Interface, profile: Profile, steps: list[Ense
     for model, step_io, inputs, outputs in steps:
         scheduling.step.append(mc.ModelEnsembling.Step(
             model_name=model, model_version=-1,
-            input_map={s.name: inputs.get(s.name, s.name) for s in step_io.inputs},
+            input_map={s.name: inputs.get(s.name, s.name) for s in step_io.inputs
+                       if not s.optional or not inputs or s.name in inputs},
             output_map={s.name: outputs.get(s.name, s.name) for s in step_io.outputs
                         if not outputs or s.name in outputs}))
     batch = profile.get("serving", "max_batch_size") if max_batch_size is None else max_batch_size
@@ -80,7 +81,10 @@ def engine_steps(pre: tuple[str, Interface], slot: tuple[str, Interface], post: 
     (pre_name, pre_io), (slot_name, slot_io), (post_name, post_io) = pre, slot, post
     internal = {s.name: f"_{s.name}" for s in pre_io.outputs} | {s.name: f"_{s.name}" for s in slot_io.outputs}
     consumed = {s.name for s in slot_io.inputs} | {s.name for s in post_io.inputs}
-    slot_inputs = {s.name: (s.name if s.name in ensemble_inputs else internal[s.name]) for s in slot_io.inputs}
+    # An optional slot input no step produces (the soft-token tensors, for every task but the post-rank) is left
+    # unwired: Triton sends the slot nothing for it.
+    slot_inputs = {s.name: (s.name if s.name in ensemble_inputs else internal[s.name]) for s in slot_io.inputs
+                   if s.name in ensemble_inputs or s.name in internal}
     post_inputs = {s.name: (s.name if s.name in ensemble_inputs else internal[s.name]) for s in post_io.inputs}
     # Pre outputs no later step reads (say, guided decoding for a PyTorch slot) are simply not requested.
     return [(pre_name, pre_io, {}, {s.name: internal[s.name] for s in pre_io.outputs if s.name in consumed}),

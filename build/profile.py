@@ -54,18 +54,23 @@ class Checkpoints:
     ``delay:MS``)."""
     simulate_vlm: str | None = None
     """Simulate only the VLM slot differently (None: same as `simulate`)."""
+    postrank: str = ""
+    """The post-ranker folder on `reranker` (ensemble/postrank/checkpoint.py); "" = none."""
 
 
-def resolve_checkpoints(reranker: str, vlm: str, engine_dir: str, cache: str) -> Checkpoints:
-    """Absolute checkpoint paths; the tiny ones (built on demand) stand in for any not given."""
+def resolve_checkpoints(reranker: str, vlm: str, engine_dir: str, cache: str, postrank: str = "") -> Checkpoints:
+    """Absolute checkpoint paths; the tiny ones (built on demand) stand in for any not given. The tiny post-ranker
+    fits only the tiny re-ranker: with a re-ranker of one's own, a post-ranker is one's own or none."""
     if not reranker or not vlm:
         from build.tiny_checkpoints import ensure_tiny_checkpoints
 
         tiny = ensure_tiny_checkpoints(Path(cache) / "checkpoints")
+        postrank = postrank or ("" if reranker else str(tiny.postrank))
         reranker = reranker or str(tiny.reranker)
         vlm = vlm or str(tiny.vlm)
-    for label, path in (("reranker checkpoint", reranker), ("VLM checkpoint", vlm)):
-        if not Path(path).is_dir():
+    for label, path in (("reranker checkpoint", reranker), ("VLM checkpoint", vlm), ("post-ranker", postrank)):
+        if path and not Path(path).is_dir():
             raise SystemExit(f"{label} folder not found: {path}")
     return Checkpoints(str(Path(reranker).resolve()), str(Path(vlm).resolve()),
-                       str(Path(engine_dir).resolve()) if engine_dir else "")
+                       str(Path(engine_dir).resolve()) if engine_dir else "",
+                       postrank=str(Path(postrank).resolve()) if postrank else "")

@@ -24,13 +24,13 @@ from build.memory import kv_fraction
 from build.profile import TARGETS, Checkpoints, Profile, resolve_checkpoints
 from ensemble import names
 from ensemble import tensors as T
-from ensemble.config import PipelineConfig
+from ensemble.config import PipelineConfig, merged
 from ensemble.names import EngineKind, Param
 from ensemble.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "model_repository"
-RAGGED = frozenset({"input_ids", "stop_words_list"})
+RAGGED = frozenset({"input_ids", "stop_words_list", "prompt_embedding_table", "prompt_table_extra_ids"})
 
 
 def step_models() -> dict[str, tuple[str, T.Interface]]:
@@ -53,8 +53,10 @@ def _slot_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
         return values | ({Param.SIMULATE: simulate, Param.WEIGHTS: target["weights"]} if torch else {})
 
     if torch:
+        adapters = {Param.LORA_ADAPTERS: json.dumps({str(_postrank_task(profile)): ckpts.postrank})} \
+            if ckpts.postrank else {}
         llm = pbtxt.python_model(names.LLM_ENGINE, T.TORCH_LLM_SLOT, profile,
-                                 slot_params(ckpts.reranker, False, ckpts.simulate),
+                                 slot_params(ckpts.reranker, False, ckpts.simulate) | adapters,
                                  instances=serving("llm_instances"), delay_us=serving("engine_queue_delay_us"),
                                  ragged=RAGGED)
     else:
@@ -138,8 +140,16 @@ def _source_folder(name: str, profile: Profile) -> str | None:
     return next((t.entry_source for t in TASKS if t.models.entry == name and t.entry_source), None)
 
 
-def pipeline_overrides(profile: Profile) -> dict[str, Any]:
-    return profile.data.get("pipeline", {})
+def pipeline_overrides(profile: Profile, ckpts: Checkpoints | None = None) -> dict[str, Any]:
+    """The profile's [pipeline] table, with the post-ranker folder where there is one."""
+    overrides = profile.data.get("pipeline", {})
+    if ckpts is not None and ckpts.postrank:
+        overrides = merged(overrides, {"postrank": {"checkpoint": ckpts.postrank}})
+    return overrides
+
+
+def _postrank_task(profile: Profile) -> int:
+    return PipelineConfig.load(overrides=pipeline_overrides(profile)).postrank.lora_task_id
 
 
 def render(target: str, out: str | Path, ckpts: Checkpoints, *, overrides: dict[str, Any] | None = None) -> Path:
@@ -149,7 +159,7 @@ def render(target: str, out: str | Path, ckpts: Checkpoints, *, overrides: dict[
         profile = profile.merged(overrides)
     out = Path(out)
     configs = model_configs(profile, ckpts)
-    config = PipelineConfig.load(overrides=pipeline_overrides(profile))  # fail here, not at model load
+    config = PipelineConfig.load(overrides=pipeline_overrides(profile, ckpts))  # fail here, not at model load
     for task in TASKS:
         config.generation_for(task.name)
     staging = out.with_name(out.name + ".staging")
@@ -162,7 +172,7 @@ def render(target: str, out: str | Path, ckpts: Checkpoints, *, overrides: dict[
         source = _source_folder(name, profile)
         if source:
             shutil.copy2(SOURCES / source / "1" / "model.py", folder / "1" / "model.py")
-    (staging / names.PIPELINE_FILE).write_text(_to_toml(pipeline_overrides(profile)))
+    (staging / names.PIPELINE_FILE).write_text(_to_toml(pipeline_overrides(profile, ckpts)))
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     return out
@@ -187,11 +197,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Hugging Face folder of the Qwen2.5-VL evaluator")
     parser.add_argument("--engine-dir", default=os.environ.get("RERANKER_ENGINE", ""),
                         help="TensorRT-LLM engine folder of the re-ranker (a10 / a800)")
+    parser.add_argument("--postrank-ckpt", default=os.environ.get("POSTRANK_CKPT", ""),
+                        help="post-ranker folder (LoRA adapter, feature encoder, feature schema) on the re-ranker")
     parser.add_argument("--cache", default=".cache", help="where tiny checkpoints are built when none are given")
 
 
 def run(args: argparse.Namespace) -> int:
-    ckpts = resolve_checkpoints(args.reranker_ckpt, args.vlm_ckpt, args.engine_dir, args.cache)
+    ckpts = resolve_checkpoints(args.reranker_ckpt, args.vlm_ckpt, args.engine_dir, args.cache, args.postrank_ckpt)
     print(render(args.target, args.out, ckpts))
     return 0
 

@@ -46,6 +46,8 @@ _RECIPE_VERSION = "1"
 class TinyCheckpoints:
     reranker: Path
     vlm: Path
+    postrank: Path
+    """The post-ranker (LoRA adapter + feature encoder) on `reranker` (build/tiny_postrank.py)."""
 
 
 def build_tokenizer():
@@ -108,16 +110,16 @@ def _save_vlm(out: Path, tokenizer) -> None:
 
 
 def _stamp() -> str:
-    source = Path(__file__).read_bytes()
+    source = Path(__file__).read_bytes() + (Path(__file__).parent / "tiny_postrank.py").read_bytes()
     return hashlib.sha256(source + _RECIPE_VERSION.encode()).hexdigest()[:16]
 
 
 def ensure_tiny_checkpoints(root: str | Path) -> TinyCheckpoints:
     """Build the checkpoints under `root` unless an identical build is already there."""
     root = Path(root)
-    paths = TinyCheckpoints(root / "tiny-qwen3", root / "tiny-qwen2.5-vl")
+    paths = TinyCheckpoints(root / "tiny-qwen3", root / "tiny-qwen2.5-vl", root / "tiny-postrank")
     marker = root / "BUILD_STAMP"
-    if marker.exists() and marker.read_text() == _stamp() and paths.reranker.is_dir() and paths.vlm.is_dir():
+    if marker.exists() and marker.read_text() == _stamp() and all(p.is_dir() for p in asdict(paths).values()):
         return paths
     logger.info("building tiny checkpoints in %s", root)
     tokenizer = build_tokenizer()
@@ -125,6 +127,9 @@ def ensure_tiny_checkpoints(root: str | Path) -> TinyCheckpoints:
     shutil.rmtree(staging, ignore_errors=True)
     _save_reranker(staging / paths.reranker.name, tokenizer)
     _save_vlm(staging / paths.vlm.name, tokenizer)
+    from build.tiny_postrank import save_tiny_postrank
+
+    save_tiny_postrank(staging / paths.postrank.name, staging / paths.reranker.name)
     (staging / "BUILD_STAMP").write_text(_stamp())
     shutil.rmtree(root, ignore_errors=True)
     staging.rename(root)  # readers never see a half-written folder

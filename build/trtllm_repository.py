@@ -7,7 +7,11 @@ Parameter keys are exactly those the C++ backend reads, checked in NVIDIA/Tensor
   be present even when empty — tokenizer_dir, guided_decoding_backend, xgrammar_tokenizer_info_path;
   `dynamic_batching.default_queue_policy.max_queue_size` becomes the executor's queue size.
 - triton_backend/inflight_batcher_llm/src/model_state.cc: gpu_device_ids (';' between instances, ',' within).
-The tensors are those of all_models/inflight_batcher_llm/tensorrt_llm/config.pbtxt that our steps send.
+The tensors are those of all_models/inflight_batcher_llm/tensorrt_llm/config.pbtxt that our steps send, with the
+post-ranker's: prompt_embedding_table (the template's ${prompt_embedding_table_data_type}, TYPE_FP16 by default),
+prompt_vocab_size, prompt_table_extra_ids (required with KV-cache reuse, docs/multimodal.md), lora_task_id,
+lora_weights and lora_config; adapters are prefetched from `lora_prefetch_dir` (docs/lora.md), written by
+`python -m build.engine --postrank`.
 The instance kind is KIND_CPU as in that template: the backend places the engine on the GPU itself.
 """
 
@@ -18,7 +22,7 @@ from pathlib import Path
 from tritonclient.grpc import model_config_pb2 as mc
 
 from build import pbtxt
-from build.engine import TOKENIZER_INFO, plan_engine
+from build.engine import LORA_PREFETCH, TOKENIZER_INFO, plan_engine
 from build.model_shape import ModelShape
 from build.profile import Checkpoints, Profile
 from ensemble import tensors as T
@@ -48,6 +52,7 @@ PARAMETER_KEYS = frozenset({
     "gpt_model_type", "gpt_model_path", "batch_scheduler_policy", "kv_cache_free_gpu_mem_fraction",
     "max_tokens_in_paged_kv_cache", "enable_kv_cache_reuse", "enable_chunked_context", "exclude_input_in_output",
     "max_beam_width", "tokenizer_dir", "guided_decoding_backend", "xgrammar_tokenizer_info_path", "gpu_device_ids",
+    "lora_prefetch_dir",
 })
 """Every key we render; a test checks each is one the backend source reads."""
 
@@ -79,7 +84,7 @@ def tensorrtllm_parameters(profile: Profile, ckpts: Checkpoints) -> dict[str, st
         "guided_decoding_backend": "xgrammar",
         "xgrammar_tokenizer_info_path": str(_tokenizer_info_path(ckpts.engine_dir)),
         "gpu_device_ids": "0",
-    }
+    } | ({"lora_prefetch_dir": str(Path(ckpts.engine_dir).parent / LORA_PREFETCH)} if ckpts.postrank else {})
 
 
 def tensorrtllm_config(name: str, profile: Profile, ckpts: Checkpoints) -> mc.ModelConfig:
@@ -90,4 +95,5 @@ def tensorrtllm_config(name: str, profile: Profile, ckpts: Checkpoints) -> mc.Mo
         dynamic_batching=pbtxt.batching(profile, serving["engine_queue_delay_us"]),
         instance_group=[mc.ModelInstanceGroup(count=serving["llm_instances"], kind=mc.ModelInstanceGroup.KIND_CPU)],
         parameters=pbtxt.params(tensorrtllm_parameters(profile, ckpts)),
-        **pbtxt.io(T.LLM_SLOT, ragged=frozenset({"input_ids"})))
+        **pbtxt.io(T.LLM_SLOT, ragged=frozenset({"input_ids", "prompt_embedding_table", "prompt_table_extra_ids",
+                                                 "lora_weights", "lora_config"})))

@@ -6,7 +6,7 @@ Per row, tokens pass through three phases:
    ``<answer>`` at once (answer-only mode); a negative budget leaves thinking unbounded.
 2. answer: only tokens that keep the answer valid (ensemble/constraint.py): for a permutation of N a list
    ``[a,b,...]`` holding each id 1..N exactly once, its ``]`` allowed only when all N appeared; for a grade one
-   digit of its scale (1-4, or a pointwise grader's).
+   digit of its scale (1-4, or a pointwise grader's); for a choice one of its letters (A or B).
 3. closing: ``</answer>`` is forced, then the end token.
 The end token is banned before the answer is complete, so a constrained row always ends with a valid answer.
 Works on token ids of single characters (Qwen's BPE has every digit, bracket and comma as its own token).
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ensemble.constraint import AnswerConstraint, AnswerKind
+from ensemble.constraint import CHOICES, AnswerConstraint, AnswerKind
 from ensemble.tags import CLOSE_ANSWER, FORCED_CLOSING, OPEN_ANSWER, THINK_CLOSERS
 from ensemble.tokenizer import fast_decode
 
@@ -34,6 +34,7 @@ class Vocabulary:
     """The few token ids the constraints need, looked up once per tokenizer."""
 
     digits: dict[str, int]
+    choices: dict[str, int]
     open_list: int
     close_list: int
     comma: int
@@ -62,7 +63,7 @@ class Vocabulary:
         # Byte-level BPE and SentencePiece both keep '>' as itself in a token's string form.
         tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         closer_last = frozenset(i for i, token in enumerate(tokens) if token and token.endswith(_CLOSER_LAST_CHAR))
-        return cls({str(d): single(str(d)) for d in range(10)}, single("["), single("]"), single(","),
+        return cls({str(d): single(str(d)) for d in range(10)}, {c: single(c) for c in CHOICES}, single("["), single("]"), single(","),
                    encode(FORCED_CLOSING), encode("\n" + OPEN_ANSWER), encode(OPEN_ANSWER),
                    encode(CLOSE_ANSWER), special, closer_last)
 
@@ -104,6 +105,8 @@ class RowState:
         v = self.vocab
         if self.kind is AnswerKind.GRADE:
             return [v.digits[d] for d in self.constraint.grades]
+        if self.kind is AnswerKind.CHOICE:
+            return list(v.choices.values())
         if not self.opened:
             return [v.open_list]
         remaining = [i for i in range(1, self.n + 1) if i not in self.used]
@@ -131,7 +134,7 @@ class RowState:
             return
         if self.phase != "answer":
             return
-        if self.kind is AnswerKind.GRADE or token == v.close_list:
+        if self.kind in (AnswerKind.GRADE, AnswerKind.CHOICE) or token == v.close_list:
             if self.number:
                 self.used.add(int(self.number))
             self.phase, self.forced = "closing", list(v.close_answer)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -28,6 +28,10 @@ class GenerationRequest:
     """Tokens of reasoning before the answer is forced open; 0 = answer only; -1 = unbounded."""
     answer_constraint: AnswerConstraint = AnswerConstraint()
     """What the answer must be (engines/constraints.py enforces it)."""
+    prompt_table: np.ndarray | None = field(default=None, compare=False)
+    """Soft-token rows [rows, hidden] (float32): input id vocab_size + r stands for row r."""
+    lora_task_id: int | None = None
+    """The adapter this row runs with; None: the base model."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +98,21 @@ def faithful_text_prompt(text: str, ids: Sequence[int], added: dict[str, int]) -
 
 
 def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_new_tokens: int,
-                        max_answer_ids: int) -> GenerationRequest:
-    """Check a slot request as tensorrt_llm receives it (hand-written clients send these directly)."""
+                        max_answer_ids: int, hidden_size: int = 0, adapters: Collection[int] = ()
+                        ) -> GenerationRequest:
+    """Check a slot request as tensorrt_llm receives it (hand-written clients send these directly). `hidden_size`:
+    the width a soft-token row must have (0: the slot takes none); `adapters`: the LoRA task ids it has loaded."""
     ids = arrays["input_ids"].reshape(-1)
     length = int(arrays["input_lengths"].reshape(-1)[0]) if "input_lengths" in arrays else len(ids)
     if not 0 < length <= len(ids):
         raise RequestError("input_lengths", f"must be in [1, {len(ids)}] (the input_ids length)", value=length)
     ids = ids[:length]
-    if ids.min() < 0 or ids.max() >= vocab_size:
-        raise RequestError("input_ids", f"must be token ids in [0, {vocab_size})",
-                           value=int(ids.max() if ids.max() >= vocab_size else ids.min()))
+    table = _prompt_table(arrays, hidden_size)
+    top = vocab_size + (0 if table is None else len(table))
+    if ids.min() < 0 or ids.max() >= top:
+        rule = (f"must be token ids in [0, {vocab_size})" if table is None else
+                f"must be token ids in [0, {vocab_size}) or soft tokens in [{vocab_size}, {top}) (the table's rows)")
+        raise RequestError("input_ids", rule, value=int(ids.max() if ids.max() >= top else ids.min()))
     out_len = int(arrays["request_output_len"].reshape(-1)[0])
     if not 0 < out_len <= max_new_tokens:
         raise RequestError("request_output_len", f"must be in [1, {max_new_tokens}] (limits.max_new_tokens)",
@@ -126,8 +135,35 @@ def request_from_arrays(arrays: dict[str, np.ndarray], *, vocab_size: int, max_n
         raise RequestError("thinking_budget", "must be >= -1 (-1 = unbounded)", value=budget)
     constraint = arrays.get("answer_constraint")
     constraint_text = bytes(constraint.reshape(-1)[0]).decode("utf-8", "replace") if constraint is not None else ""
+    task = arrays.get("lora_task_id")
+    task_id = int(task.reshape(-1)[0]) if task is not None and task.size else None
+    if task_id is not None and task_id not in adapters:
+        raise RequestError("lora_task_id", f"must name an adapter this slot loaded ({sorted(adapters) or 'none'})",
+                           value=task_id)
     return GenerationRequest(tuple(int(i) for i in ids), out_len, end_id, pad_id,
-                             tuple(tuple(w) for w in words if w), budget, _constraint(constraint_text, max_answer_ids))
+                             tuple(tuple(w) for w in words if w), budget, _constraint(constraint_text, max_answer_ids),
+                             table, task_id)
+
+
+def _prompt_table(arrays: dict[str, np.ndarray], hidden_size: int) -> np.ndarray | None:
+    """The soft-token rows [rows, hidden] as float32, checked; None when the request has none."""
+    table = arrays.get("prompt_embedding_table")
+    if table is None or table.size == 0:
+        return None
+    if not hidden_size:
+        raise RequestError("prompt_embedding_table", "is not taken by this slot")
+    rows = table.reshape(-1, table.shape[-1]) if table.ndim >= 2 else table.reshape(1, -1)
+    if rows.shape[-1] != hidden_size:
+        raise RequestError("prompt_embedding_table", f"rows must be {hidden_size} wide (the model's hidden size)",
+                           value=int(rows.shape[-1]))
+    rows = rows.astype(np.float32)
+    if not np.isfinite(rows).all():
+        raise RequestError("prompt_embedding_table", "must hold finite numbers")
+    declared = arrays.get("prompt_vocab_size")
+    if declared is not None and declared.size and int(declared.reshape(-1)[0]) != len(rows):
+        raise RequestError("prompt_vocab_size", f"must equal the table's rows ({len(rows)})",
+                           value=int(declared.reshape(-1)[0]))
+    return rows
 
 
 def _constraint(text: str, max_answer_ids: int) -> AnswerConstraint:

@@ -1,12 +1,14 @@
 """The PyTorch engine slot: Hugging Face `transformers` generation, greedy, batched with left padding.
 
 One class serves text (Qwen3) and vision-language (Qwen2.5-VL) checkpoints: the VLM adds the image
-preprocessing and expands each prompt's single ``<|image_pad|>`` to the image's visual tokens.
+preprocessing and expands each prompt's single ``<|image_pad|>`` to the image's visual tokens. The text slot also
+takes soft tokens (ids past the vocabulary stand for rows of the request's prompt table, fed as `inputs_embeds`)
+and LoRA adapters in PEFT's format, several loaded at once, chosen per row (PEFT's mixed-adapter batches).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +23,29 @@ from ensemble.errors import RequestError
 ATTENTION_BACKENDS = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH)
 """cuDNN attention is left out: it builds an execution plan for each new (batch, query, key) shape, and every
 decode step brings a new key length (`python -m bench.gpu_engine --cudnn-attention` measures the cost)."""
+
+
+_ADAPTER_NAME = "task{}"
+_BASE = "__base__"
+"""PEFT's name for "no adapter" in a mixed batch."""
+
+
+def _with_adapters(model: torch.nn.Module, adapters: Mapping[int, str], config) -> torch.nn.Module:
+    """The base wrapped in PEFT with every adapter loaded under its task's name; a misfit fails here, naming the
+    file and field (ensemble/postrank/checkpoint.py)."""
+    from peft import PeftModel
+
+    from ensemble.postrank.checkpoint import check_adapter
+
+    wrapped = None
+    for task, folder in adapters.items():
+        check_adapter(folder, config.get_text_config())
+        name = _ADAPTER_NAME.format(int(task))
+        if wrapped is None:
+            wrapped = PeftModel.from_pretrained(model, folder, adapter_name=name, is_trainable=False)
+        else:
+            wrapped.load_adapter(folder, adapter_name=name, is_trainable=False)
+    return wrapped
 
 
 def pick_device(device: str) -> torch.device:
@@ -57,11 +82,13 @@ class _Batch:
 class TorchEngine:
     def __init__(self, checkpoint: str, *, vision: bool, device: str = "auto", dtype: str = "auto",
                  model: torch.nn.Module | None = None, random_weights: bool = False,
-                 attention: Sequence[SDPBackend] = ATTENTION_BACKENDS, max_decoded_pixels: int = 4194304) -> None:
+                 attention: Sequence[SDPBackend] = ATTENTION_BACKENDS, max_decoded_pixels: int = 4194304,
+                 adapters: Mapping[int, str] | None = None) -> None:
         """`model` serves instead of the checkpoint's weights (benchmarks build one in memory); the tokenizer
         and image processor still come from `checkpoint`. `random_weights`: the checkpoint's config.json shape with
         random values, made on the device (benchmarks at a real shape with no weights to read). `attention`: the kernels attention may use.
-        `max_decoded_pixels`: images are decoded at most this large (or the processor's own maximum)."""
+        `max_decoded_pixels`: images are decoded at most this large (or the processor's own maximum).
+        `adapters`: LoRA task id -> a PEFT adapter folder, each checked against the base before it loads."""
         from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
         self.device = pick_device(device)
@@ -75,10 +102,14 @@ class TorchEngine:
                     model = loader.from_config(AutoConfig.from_pretrained(checkpoint), dtype=self.dtype)
             else:
                 model = loader.from_pretrained(checkpoint, dtype=self.dtype)
+        config = model.config
+        self.vocab_size = int(getattr(config, "vocab_size", None) or config.get_text_config().vocab_size)
+        self.hidden_size = 0 if vision else int(config.get_text_config().hidden_size)
+        self.adapters = {int(task): _ADAPTER_NAME.format(task) for task in (adapters or {})}
+        if adapters:
+            model = _with_adapters(model, adapters, config)
         self.model = model.to(self.device, self.dtype).eval()
         self.attention = list(attention)
-        config = self.model.config
-        self.vocab_size = int(getattr(config, "vocab_size", None) or config.get_text_config().vocab_size)
         self.image_processor = None
         self._tokenizer = None
         self._vocabulary = None
@@ -112,6 +143,7 @@ class TorchEngine:
             batch = self._left_padded([prompts[i] for i in live], requests[live[0]].pad_id)
             live_requests = [requests[i] for i in live]
             processors = self._constraints(live_requests)
+            extra |= self._soft_tokens(batch, live_requests) | self._adapter_rows(live_requests)
             output = self.model.generate(
                 input_ids=batch.input_ids, attention_mask=batch.attention_mask, **extra,
                 logits_processor=LogitsProcessorList(processors),
@@ -122,6 +154,32 @@ class TorchEngine:
             for row, i in enumerate(live):
                 results[i] = trim(output[row, batch.input_ids.shape[1]:].tolist(), requests[i])
         return results  # type: ignore[return-value]
+
+    def _soft_tokens(self, batch: _Batch, requests: Sequence[GenerationRequest]) -> dict[str, torch.Tensor]:
+        """Where a row holds soft tokens: the whole batch as `inputs_embeds`, the vocabulary's own embeddings for
+        every id (rows without soft tokens get exactly what the model would look up) and the row's table rows at
+        its soft tokens; `input_ids` keeps a pad id there, so generation's bookkeeping sees only real ids."""
+        if all(r.prompt_table is None for r in requests):
+            return {}
+        ids = batch.input_ids
+        soft = ids >= self.vocab_size
+        embeds = self.model.get_input_embeddings()(ids.masked_fill(soft, requests[0].pad_id))
+        for row, request in enumerate(requests):
+            if request.prompt_table is None:
+                continue
+            at = soft[row].nonzero().flatten()
+            table = torch.from_numpy(request.prompt_table).to(self.device, embeds.dtype)
+            embeds[row, at] = table[ids[row, at] - self.vocab_size]
+        batch.input_ids.masked_fill_(soft, requests[0].pad_id)
+        return {"inputs_embeds": embeds}
+
+    def _adapter_rows(self, requests: Sequence[GenerationRequest]) -> dict[str, list[str]]:
+        """Each row's adapter by PEFT name, ``__base__`` for none: with adapters loaded a row without one must say
+        so, or PEFT would apply its active adapter."""
+        if not self.adapters:
+            return {}
+        return {"adapter_names": [self.adapters[r.lora_task_id] if r.lora_task_id is not None else _BASE
+                                  for r in requests]}
 
     def _constraints(self, requests: Sequence[GenerationRequest]) -> list:
         """Budget forcing and answer constraints for the rows that ask for them (engines/constraints.py)."""

@@ -1,8 +1,8 @@
 """The answer constraint a pre step sends an engine slot, parsed and written in this one place.
 
 Wire form (the `answer_constraint` tensor): ``""`` (free answer), ``"grade"`` (one digit 1-4),
-``"grade:L-H"`` (one digit L..H, a pointwise grader's scale) or ``"permutation:N"`` (each id 1..N exactly once,
-N >= 1). The PyTorch slot enforces it exactly
+``"grade:L-H"`` (one digit L..H, a pointwise grader's scale), ``"choice"`` (one of `CHOICES`, the list judge's
+A or B) or ``"permutation:N"`` (each id 1..N exactly once, N >= 1). The PyTorch slot enforces it exactly
 (engines/constraints.py); TensorRT-LLM slots get `output_regex`, the output's format, through guided decoding.
 """
 
@@ -15,6 +15,8 @@ from ensemble.errors import RequestError
 from ensemble.tags import CLOSE_ANSWER, OPEN_ANSWER
 
 GRADE_SCALE = (1, 4)
+CHOICES = ("A", "B")
+"""The labels a choice answer picks from (ensemble/postrank/: which of two lists is better)."""
 """The paper's grade scale (cover grades); a pointwise grader's may differ (config [pointwise])."""
 
 
@@ -22,6 +24,7 @@ class AnswerKind(str, Enum):
     FREE = ""
     GRADE = "grade"
     PERMUTATION = "permutation"
+    CHOICE = "choice"
 
 
 _FREE_BODY = "([^<]|<[^/])*"
@@ -73,6 +76,10 @@ class AnswerConstraint:
         return "".join(str(d) for d in range(self.scale[0], self.scale[1] + 1))
 
     @classmethod
+    def choice(cls) -> AnswerConstraint:
+        return cls(AnswerKind.CHOICE)
+
+    @classmethod
     def permutation(cls, n: int) -> AnswerConstraint:
         return cls(AnswerKind.PERMUTATION, n)
 
@@ -94,7 +101,7 @@ class AnswerConstraint:
                 return cls(answer, scale=(int(low), int(high)))
         elif answer is not None and answer is not AnswerKind.PERMUTATION and not colon:
             return cls(answer)
-        raise RequestError("answer_constraint", "must be '', 'grade', 'grade:L-H' (digits L < H) or "
+        raise RequestError("answer_constraint", "must be '', 'grade', 'grade:L-H' (digits L < H), 'choice' or "
                            "'permutation:N' with N >= 1", value=text)
 
     def __bool__(self) -> bool:
@@ -116,7 +123,8 @@ class AnswerConstraint:
         if self.kind is AnswerKind.PERMUTATION:
             body = _permutation_regex(self.n)
         else:
-            body = f"[{self.scale[0]}-{self.scale[1]}]" if self.kind is AnswerKind.GRADE else _FREE_BODY
+            body = {AnswerKind.GRADE: f"[{self.scale[0]}-{self.scale[1]}]",
+                    AnswerKind.CHOICE: f"[{''.join(CHOICES)}]"}.get(self.kind, _FREE_BODY)
         answer = f"{OPEN_ANSWER}{body}{CLOSE_ANSWER}"
         return answer if thinking_budget == 0 else f"{_SPACE}({_REASONING})?{answer}"
 
@@ -126,4 +134,4 @@ class AnswerConstraint:
         numbers into digits); a grade is one."""
         if self.kind is AnswerKind.PERMUTATION:
             return sum(len(str(i)) for i in range(1, self.n + 1)) + self.n + 1
-        return 1 if self.kind is AnswerKind.GRADE else 0
+        return 1 if self.kind in (AnswerKind.GRADE, AnswerKind.CHOICE) else 0

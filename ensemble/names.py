@@ -23,6 +23,8 @@ PLANNER = TaskModels("query_planner", "planner_preprocess", "planner_postprocess
 COVER = TaskModels("cover_evaluator", "cover_preprocess", "cover_postprocess")
 RERANK = TaskModels("reranker", "reranker_preprocess", "reranker_postprocess")
 POINTWISE = TaskModels("pointwise_grader", "pointwise_preprocess", "pointwise_postprocess")
+POSTRANK = TaskModels("post_ranker", "postrank_preprocess", "postrank_postprocess")
+LIST_JUDGE = TaskModels("list_judge", "list_judge_preprocess", "list_judge_postprocess")
 
 RICH_MEDIA_RERANKER = "rich_media_reranker"
 """The BLS model the search backend calls: cover grading, then the re-rank."""
@@ -34,7 +36,8 @@ VLM_ENGINE = "cover_vlm"
 PIPELINE_MODELS = (RICH_MEDIA_RERANKER, LLM_ENGINE, VLM_ENGINE)
 """What a `rich_media_reranker` request needs where the BLS runs the steps itself (bls_sub_calls = engines): lean
 replicas of tests and benchmarks serve only these (server/host/launcher.py: ServerOptions.models)."""
-ENTRY_POINTS = (RICH_MEDIA_RERANKER, RERANK.entry, COVER.entry, PLANNER.entry, POINTWISE.entry)
+ENTRY_POINTS = (RICH_MEDIA_RERANKER, RERANK.entry, COVER.entry, PLANNER.entry, POINTWISE.entry, POSTRANK.entry,
+                LIST_JUDGE.entry)
 """The models a client calls (the load test and the benchmarks pick from these)."""
 ENGINE_SLOTS = (LLM_ENGINE, VLM_ENGINE)
 
@@ -80,6 +83,11 @@ class Param:
     KV_CACHE_GIB = "kv_cache_gib"
     KV_CACHE_FRACTION = "kv_cache_fraction"
     GPU_DEVICE_ID = "gpu_device_id"
+    LORA_ADAPTERS = "lora_adapters"
+    """JSON object: LoRA task id -> the PEFT adapter folder the text slot loads (see `lora_adapters`)."""
+    POSTRANK_DIR = "postrank_dir"
+    """The post-ranker checkpoint folder (adapter, QIA encoder, feature schema), for the steps that build its
+    soft tokens."""
     # the BLS
     SUB_CALLS = "sub_calls"
     WAITS_IN_PLACE = "waits_in_place"
@@ -128,6 +136,13 @@ class Metric:
     ENGINE_CALL_SECONDS = "rmr_engine_call_seconds"
     """Histogram of engine calls as the BLS or a Python entry waits for them (queue, compute, hand-off), labels
     ``model`` (the entry point) and ``engine``."""
+
+
+def lora_adapters(value: str) -> dict[int, str]:
+    """The `lora_adapters` parameter read: ``{"1": "/ckpt/postrank"}`` -> {1: "/ckpt/postrank"}; "" -> none."""
+    import json
+
+    return {int(task): str(folder) for task, folder in (json.loads(value) if value else {}).items()}
 
 
 def engine_call_step(engine: str) -> str:

@@ -12,7 +12,7 @@ from ensemble.tensors import Interface
 @dataclass(frozen=True)
 class Task:
     name: str
-    """The task's folder under ensemble/ and its ``[generation.<name>]`` table."""
+    """The task's ``[generation.<name>]`` table, and its folder under ensemble/ unless `folder` says otherwise."""
     models: TaskModels
     """Its ensemble (entry point) and step model names (ensemble/names.py)."""
     entry: Interface
@@ -21,10 +21,17 @@ class Task:
     post: type[PostStep]
     engine: str
     """The engine slot it runs on (`names.LLM_ENGINE` or `names.VLM_ENGINE`)."""
+    folder: str = ""
+    """Its folder under ensemble/ where it shares one with another task ("" = its name)."""
     entry_source: str | None = None
     """The model_repository/ folder of a Python entry model that runs the steps itself and calls the engine
     slot(s) (and so may skip them); None: the entry is an ensemble of the two step models around the slot. A
     task with a Python entry has no step models in the repository."""
+
+    @property
+    def home(self) -> str:
+        """Its folder under ensemble/."""
+        return self.folder or self.name
 
     @property
     def vision(self) -> bool:

@@ -1,7 +1,8 @@
 """The registry of tasks the deployment serves: each is rendered as an ensemble of its two steps around its
 engine slot (build/render.py), and its step models run its steps (model_repository/step/1/model.py).
 
-A new task is a folder under ensemble/ with a `task.py` defining `TASK`, plus its name here.
+A new task is a folder under ensemble/ with a `task.py` defining `TASK` (or `TASKS`, for a folder serving two,
+as postrank/ does: the post-rank and its list judge), plus its name here.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from importlib import import_module
 from ensemble.step import PostStep, PreStep
 from ensemble.task import Task
 
-TASK_FOLDERS = ("planner", "cover", "rerank", "pointwise")
+TASK_FOLDERS = ("planner", "cover", "rerank", "pointwise", "postrank")
 
-TASKS: tuple[Task, ...] = tuple(import_module(f"ensemble.{folder}.task").TASK for folder in TASK_FOLDERS)
+
+def _registered(folder: str) -> tuple[Task, ...]:
+    module = import_module(f"ensemble.{folder}.task")
+    return tuple(getattr(module, "TASKS", None) or (module.TASK,))
+
+
+TASKS: tuple[Task, ...] = tuple(task for folder in TASK_FOLDERS for task in _registered(folder))
 
 
 def task_named(name: str) -> Task:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ensemble.names import EngineKind
 
-_NUMPY = {"TYPE_INT32": np.int32, "TYPE_INT64": np.int64, "TYPE_FP32": np.float32, "TYPE_BOOL": np.bool_,
+_NUMPY = {"TYPE_INT32": np.int32, "TYPE_INT64": np.int64, "TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_BOOL": np.bool_,
           "TYPE_STRING": np.object_, "TYPE_UINT64": np.uint64}
 
 
@@ -71,6 +71,22 @@ GUIDED_DECODING_GUIDE = _s("guided_decoding_guide", "TYPE_STRING", 1, optional=T
 THINKING_BUDGET = _s("thinking_budget", "TYPE_INT32", 1, optional=True)
 ANSWER_CONSTRAINT = _s("answer_constraint", "TYPE_STRING", 1, optional=True)
 """PyTorch-slot extensions: budget forcing and exact answers (``permutation:N``, ``grade``); engines/constraints.py."""
+PROMPT_EMBEDDING_TABLE = _s("prompt_embedding_table", "TYPE_FP16", -1, -1, optional=True)
+"""Soft-token rows [rows, hidden] (p-tuning / multimodal in TensorRT-LLM): an input id vocab_size + r is replaced by
+row r. FP16 on the wire, the template's default; numpy has no bfloat16."""
+PROMPT_VOCAB_SIZE = _s("prompt_vocab_size", "TYPE_INT32", 1, optional=True)
+"""The rows the table holds."""
+PROMPT_TABLE_EXTRA_IDS = _s("prompt_table_extra_ids", "TYPE_UINT64", -1, optional=True)
+"""One per input id: 0 for a vocabulary token, a hash of its row for a soft token. With KV-cache reuse on, the same
+placeholder ids carry other rows in every request: without these a cached block of another request's rows would be
+reused (tensorrtllm_backend docs/multimodal.md: required when enable_kv_cache_reuse is on)."""
+LORA_TASK_ID = _s("lora_task_id", "TYPE_UINT64", 1, optional=True)
+"""The LoRA adapter a request runs with (absent: the base model alone); its weights are loaded at start
+(tensorrtllm: `lora_prefetch_dir`; PyTorch: the slot's `lora_adapters`)."""
+LORA_WEIGHTS = _s("lora_weights", "TYPE_FP16", -1, -1, optional=True)
+LORA_CONFIG = _s("lora_config", "TYPE_INT32", -1, 3, optional=True)
+"""tensorrt_llm's way to send an adapter not prefetched (first request of a task id); declared for hand-written
+clients, never sent by our steps."""
 OUTPUT_IDS = _s("output_ids", "TYPE_INT32", -1, -1)
 SEQUENCE_LENGTH = _s("sequence_length", "TYPE_INT32", -1)
 
@@ -99,10 +115,12 @@ _EXTENSIONS = (THINKING_BUDGET, ANSWER_CONSTRAINT)
 ENGINE_IN = _TRTLLM_IN + _EXTENSIONS
 """What every pre step produces; each slot declares the part it understands and the ensemble wires only that."""
 ENGINE_OUT = (OUTPUT_IDS, SEQUENCE_LENGTH)
+SOFT_TOKEN_IN = (PROMPT_EMBEDDING_TABLE, PROMPT_VOCAB_SIZE, PROMPT_TABLE_EXTRA_IDS, LORA_TASK_ID)
+"""What a post-rank pre step adds (ensemble/postrank/): the soft-token rows and the adapter."""
 
-LLM_SLOT = Interface(_TRTLLM_IN, ENGINE_OUT)
+LLM_SLOT = Interface(_TRTLLM_IN + SOFT_TOKEN_IN + (LORA_WEIGHTS, LORA_CONFIG), ENGINE_OUT)
 """Text engine slot as the tensorrtllm backend serves it (GPU targets)."""
-TORCH_LLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS, ENGINE_OUT)
+TORCH_LLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS + SOFT_TOKEN_IN, ENGINE_OUT)
 """Text engine slot on PyTorch: the same tensors, with exact constraints instead of a format regex."""
 VLM_SLOT = Interface(_TRTLLM_IN[:7] + _EXTENSIONS + (IMAGE,), ENGINE_OUT)
 """Vision-language slot (Qwen2.5-VL, PyTorch or the LLM API): the PyTorch text-slot tensors plus the image."""

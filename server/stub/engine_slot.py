@@ -30,7 +30,9 @@ class EngineSlot:
     def _parse(self, arrays):
         request = request_from_arrays(arrays, vocab_size=self.engine.vocab_size,
                                       max_new_tokens=self.limits.max_new_tokens,
-                                      max_answer_ids=self.limits.max_window_candidates)
+                                      max_answer_ids=self.limits.max_window_candidates,
+                                      hidden_size=getattr(self.engine, "hidden_size", 0),
+                                      adapters=getattr(self.engine, "adapters", {}))
         if not self.vision:
             return request, None
         image = scalar_bytes(arrays, "image")

@@ -33,7 +33,7 @@ def test_no_module_over_350_lines():
 
 @pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
 def test_a_task_is_one_folder_with_its_schema_template_prompt_reading_and_steps(task):
-    folder = ROOT / "ensemble" / task.name
+    folder = ROOT / "ensemble" / task.home
     assert {"request.py", "prompt.py", "answer.py", "steps.py", "task.py"} <= {p.name for p in folder.iterdir()}
     assert list(folder.glob("*.toml")), "its prompt template file(s)"
     assert task_named(task.name) is task

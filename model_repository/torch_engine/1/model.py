@@ -3,7 +3,7 @@
 The `simulate` parameter swaps in engines/simulated.py (benchmarks of the pipeline overhead, fault tests).
 """
 
-from ensemble.names import Param
+from ensemble.names import Param, lora_adapters
 from server.stub.adapter import ModelContext
 from server.stub.engine_slot import EngineSlot
 
@@ -26,7 +26,8 @@ class TritonPythonModel:
             engine = TorchEngine(context.path(Param.CHECKPOINT_DIR), vision=vision,
                                  device=context.param(Param.DEVICE, "auto"), dtype=context.param(Param.DTYPE, "auto"),
                                  random_weights=context.param(Param.WEIGHTS, "checkpoint") == "random",
-                                 max_decoded_pixels=limits.max_decoded_pixels)
+                                 max_decoded_pixels=limits.max_decoded_pixels,
+                                 adapters=lora_adapters(context.param(Param.LORA_ADAPTERS, "")))
         self.slot = EngineSlot(engine, context, limits, vision=vision)
 
     def execute(self, requests):

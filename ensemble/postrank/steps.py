@@ -1,0 +1,150 @@
+"""The post-rank's and the list judge's pre and post steps (`post_ranker`, `list_judge`: pre -> LLM slot with the
+post-ranker's adapter -> post). The BLS runs the post-rank's in its own process for `options.post_rank`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ensemble import tensors as T
+from ensemble.arrays import Arrays, as_bytes, bytes_list, scalar_bytes
+from ensemble.config import PipelineConfig
+from ensemble.constraint import AnswerConstraint
+from ensemble.errors import RequestError
+from ensemble.postrank import prompt
+from ensemble.postrank.answer import read_postrank, read_verdict
+from ensemble.postrank.checkpoint import PostRanker, base_text_config
+from ensemble.postrank.encoder import encode, query_vector
+from ensemble.postrank.features import Domain, encoder_inputs, query_inputs
+from ensemble.postrank.request import JudgeRequest, PostRankItem, PostRankRequest, parse_judge_request, \
+    parse_postrank_request
+from ensemble.rerank.outcome import RerankOutcome
+from ensemble.rerank.steps import ranked
+from ensemble.step import BudgetReport, PostStep, PreStep
+from ensemble.template import RenderedPrompt
+from ensemble.tensors import Interface
+
+ENTRY = Interface((T.REQUEST,), (T.RANKED_IDS, T.RESULT))
+"""`post_ranker`: ``result`` is the RerankOutcome as JSON (order, repairs, reasoning)."""
+JUDGE_ENTRY = Interface((T.REQUEST,), (T.RESULT,))
+"""`list_judge`: ``result`` is ``{"better": "A" | "B" | null, "reasoning": ..., "valid": ...}``."""
+
+
+class SoftTokens:
+    """The post-ranker's encoder on the base's shape: a request's user and candidates -> its prompt table."""
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        base = base_text_config(Path(getattr(tokenizer, "name_or_path", "")))
+        self.vocab_size, self.hidden_size = int(base.vocab_size), int(base.hidden_size)
+        self.folder = config.postrank.checkpoint
+        self.ranker = PostRanker.load(self.folder, self.hidden_size) if self.folder else None
+        self.task_id = config.postrank.lora_task_id
+        prompt.soft_token_id(tokenizer)
+
+    def table(self, query: str, user: dict, candidates: Sequence[PostRankItem]) -> np.ndarray:
+        """[1 + n, hidden] float32: the user's row, then each candidate's."""
+        if self.ranker is None:
+            raise RequestError("request", "cannot be post-ranked: this deployment has no post-ranker "
+                               "([postrank] checkpoint is empty)")
+        schema, weights = self.ranker.schema, self.ranker.weights
+        q = query_vector(weights, *query_inputs(schema, query))
+        users = encode(weights, Domain.USER, q, encoder_inputs(schema, Domain.USER, [("user", user)]))
+        items = encode(weights, Domain.ITEM, q, encoder_inputs(
+            schema, Domain.ITEM, [(f"candidates[{i}]", c.features) for i, c in enumerate(candidates)]))
+        return np.concatenate([users, items])
+
+    def tensors(self, table: np.ndarray, soft: prompt.SoftPrompt) -> Arrays:
+        return {"prompt_embedding_table": table.astype(np.float16),
+                "prompt_vocab_size": np.array([len(table)], dtype=np.int32),
+                "prompt_table_extra_ids": np.asarray(soft.extra_ids, dtype=np.uint64),
+                "lora_task_id": np.array([self.task_id], dtype=np.uint64)}
+
+
+class PostRankPre(PreStep):
+    task = "postrank"
+    interface = Interface((T.REQUEST,), T.ENGINE_IN + T.SOFT_TOKEN_IN + (T.CANDIDATE_IDS,))
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        super().__init__(config, tokenizer)
+        self.template = prompt.load(prompt.POSTRANK, config.prompts)
+        self.soft = SoftTokens(config, tokenizer)
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        return self.for_request(parse_postrank_request(scalar_bytes(inputs, "request"), self.config.limits))
+
+    def for_request(self, request: PostRankRequest) -> Arrays:
+        table = self.soft.table(request.query, request.user, request.candidates)
+        n = len(request.candidates)
+        soft = prompt.build_soft_prompt(self.template, self.tokenizer, self.encoder, query=request.query,
+                                        blocks={"user": [prompt.USER_ROW], "items": list(range(1, n + 1))},
+                                        table=table, vocab_size=self.soft.vocab_size,
+                                        max_input_len=self.generation.max_input_len)
+        out = self.engine_inputs(RenderedPrompt("", soft.input_ids), constraint=AnswerConstraint.permutation(n),
+                                 max_new_tokens=request.options.max_new_tokens,
+                                 thinking_budget=request.options.thinking_budget)
+        out |= self.soft.tensors(table, soft)
+        out["candidate_ids"] = np.array([c.id.encode("utf-8") for c in request.candidates], dtype=np.object_)
+        return out
+
+
+class PostRankPost(PostStep):
+    interface = Interface(T.ENGINE_OUT + (T.CANDIDATE_IDS,), (T.RANKED_IDS, T.RESULT))
+    counts_outcomes = True
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        super().__init__(config, tokenizer)
+        self.budget = BudgetReport(tokenizer, config.generation_for(PostRankPre.task))
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        ids = [i for i in bytes_list(inputs, "candidate_ids") if i]
+        if not ids:
+            raise RequestError("candidate_ids", "must hold at least one id")
+        outcome = self.outcome(inputs, len(ids))
+        if self.counts is not None:
+            self.counts.rerank(outcome)
+        return {"ranked_ids": np.array(ranked(ids, outcome), dtype=np.object_),
+                "result": as_bytes(json.dumps(outcome.to_json_dict(), ensure_ascii=False))}
+
+    def outcome(self, inputs: Arrays, n: int) -> RerankOutcome:
+        text, output = self.generated_text(inputs)
+        return RerankOutcome.from_report(read_postrank(text, n), output_tokens=len(output), **self.budget(output))
+
+
+class JudgePre(PreStep):
+    task = "list_judge"
+    interface = Interface((T.REQUEST,), T.ENGINE_IN + T.SOFT_TOKEN_IN)
+
+    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+        super().__init__(config, tokenizer)
+        self.template = prompt.load(prompt.LIST_JUDGE, config.prompts)
+        self.soft = SoftTokens(config, tokenizer)
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        return self.for_request(parse_judge_request(scalar_bytes(inputs, "request"), self.config.limits))
+
+    def for_request(self, request: JudgeRequest) -> Arrays:
+        table = self.soft.table(request.query, request.user, request.candidates)
+        row = {c.id: i + 1 for i, c in enumerate(request.candidates)}
+        soft = prompt.build_soft_prompt(self.template, self.tokenizer, self.encoder, query=request.query,
+                                        blocks={"user": [prompt.USER_ROW], "list_a": [row[i] for i in request.list_a],
+                                                "list_b": [row[i] for i in request.list_b]},
+                                        table=table, vocab_size=self.soft.vocab_size,
+                                        max_input_len=self.generation.max_input_len)
+        out = self.engine_inputs(RenderedPrompt("", soft.input_ids), constraint=AnswerConstraint.choice(),
+                                 max_new_tokens=request.options.max_new_tokens,
+                                 thinking_budget=request.options.thinking_budget)
+        return out | self.soft.tensors(table, soft)
+
+
+class JudgePost(PostStep):
+    interface = Interface(T.ENGINE_OUT, (T.RESULT,))
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        text, _ = self.generated_text(inputs)
+        return {"result": as_bytes(json.dumps(read_verdict(text).to_json_dict(), ensure_ascii=False))}
+
+
