@@ -197,6 +197,8 @@ class RerankClient:
     planner_model = names.PLANNER.entry
     cover_model = names.COVER.entry
     pointwise_model = names.POINTWISE.entry
+    postrank_model = names.POSTRANK.entry
+    judge_model = names.LIST_JUDGE.entry
 
     def __init__(self, target: str | Connection = "localhost:8001", *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  headers: Mapping[str, str] | None = None) -> None:
@@ -253,6 +255,23 @@ class RerankClient:
         """The listwise step alone (the `reranker` ensemble): no cover grading; `response` is its outcome."""
         inputs = rerank_inputs(query, candidates, options=options)
         return _ranking(self._infer(self.rerank_step_model, inputs, ["ranked_ids", "result"], timeout_s), "result")
+
+    def post_rank(self, query: str, candidates: Sequence[Mapping[str, Any]], *, user: Mapping[str, Any] | None = None,
+                  options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:
+        """The post-ranker (`post_ranker`, ensemble/postrank/): candidates as ``{"id", "features"}`` in their ranked
+        order; `response` is its outcome."""
+        body = json.dumps({"query": query, "user": dict(user or {}), "candidates": list(candidates),
+                           "options": dict(options or {})}, ensure_ascii=False)
+        inputs = task_inputs(self.postrank_model, {"request": body})
+        return _ranking(self._infer(self.postrank_model, inputs, ["ranked_ids", "result"], timeout_s), "result")
+
+    def judge(self, query: str, candidates: Sequence[Mapping[str, Any]], list_a: Sequence[str], list_b: Sequence[str],
+              *, user: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> dict[str, Any]:
+        """Which of two orders of `candidates` is better (`list_judge`): ``{"better": "A" | "B" | None, ...}``."""
+        body = json.dumps({"query": query, "user": dict(user or {}), "candidates": list(candidates),
+                           "list_a": list(list_a), "list_b": list(list_b)}, ensure_ascii=False)
+        result = self._infer(self.judge_model, task_inputs(self.judge_model, {"request": body}), ["result"], timeout_s)
+        return json.loads(_text(result.as_numpy("result")))
 
     def cached_ranking(self, query: str, *, store_url: str, version: str | None = None) -> dict[str, Any] | None:
         """The T+1 job's stored result of `query` (clients/batch/results.py), or None: no model call."""

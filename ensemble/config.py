@@ -146,7 +146,8 @@ class PostRank(BaseModel):
     checkpoint: str = ""
     """The post-ranker folder (ensemble/postrank/checkpoint.py); "" = none: post-rank requests are refused."""
     top_k: int = Field(default=10, ge=2)
-    """How many of the head `options.post_rank` post-ranks after the re-rank (at most max_window_candidates)."""
+    """How many of the head `options.post_rank` post-ranks after the re-rank (one call: at most
+    limits.max_window_candidates, which caps it)."""
     lora_task_id: int = Field(default=1, ge=0)
     """The adapter's task id in the text slot (`lora_adapters` on PyTorch, `lora_prefetch_dir/<id>` on TensorRT-LLM)."""
 
@@ -174,9 +175,6 @@ class PipelineConfig(BaseModel):
             raise ValueError(f"rerank_window.stride {window.stride} exceeds rerank_window.size {window.size}")
         if window.size > limits.max_window_candidates:
             raise ValueError(f"rerank_window.size {window.size} exceeds limits.max_window_candidates "
-                             f"{limits.max_window_candidates}")
-        if self.postrank.top_k > limits.max_window_candidates:
-            raise ValueError(f"postrank.top_k {self.postrank.top_k} exceeds limits.max_window_candidates "
                              f"{limits.max_window_candidates}")
         if limits.max_window_candidates > limits.max_candidates:
             raise ValueError(f"limits.max_window_candidates {limits.max_window_candidates} exceeds "

@@ -129,7 +129,7 @@ def query_inputs(schema: FeatureSchema, query: str) -> tuple[np.ndarray, np.ndar
 
 def encoder_inputs(schema: FeatureSchema, domain: Domain, entities: list[tuple[str, Mapping[str, object]]]
                    ) -> EncoderInputs:
-    """`entities`: (the request path of each entity, its features). A feature the schema lacks, of another domain,
+    """`entities`: (the request path of each entity's features, its features). A feature the schema lacks, of another domain,
     of the wrong kind or out of its range is refused naming the entity and the feature."""
     features = schema.of(domain)
     width = schema.max_text_words if any(f.kind is Kind.TEXT for f in features) else 1
@@ -142,9 +142,9 @@ def encoder_inputs(schema: FeatureSchema, domain: Domain, entities: list[tuple[s
     for i, (where, given) in enumerate(entities):
         for name in given:
             if name not in position:
-                _unknown(schema, domain, f"{where}.features.{name}", name)
+                _unknown(schema, domain, f"{where}.{name}", name)
         for j, feature in enumerate(features):
-            rows, value = _rows(schema, feature, given.get(feature.name), f"{where}.features.{feature.name}")
+            rows, value = _rows(schema, feature, given.get(feature.name), f"{where}.{feature.name}")
             indices[i, j, :len(rows)] = [offsets[feature.name] + r for r in rows]
             weights[i, j, :len(rows)] = 1.0 / len(rows)
             values[i, j] = value

@@ -29,9 +29,8 @@ USER_ROW = 0
 _FOLDER = Path(__file__).parent
 POSTRANK = TemplateSpec("postrank", _FOLDER, {"user": (frozenset({"query", "user", "items"}), frozenset()),
                                                "item": (frozenset({"index", "item"}), frozenset())})
-LIST_JUDGE = TemplateSpec("list_judge", _FOLDER, {"user": (frozenset({"query", "user", "list_a", "list_b"}),
-                                                           frozenset()),
-                                                  "item": (frozenset({"index", "item"}), frozenset())})
+JUDGE = TemplateSpec("judge", _FOLDER, {"user": (frozenset({"query", "user", "list_a", "list_b"}), frozenset()),
+                                        "item": (frozenset({"index", "item"}), frozenset())})
 
 
 def load(spec: TemplateSpec, prompts: Mapping[str, str] | None = None) -> PromptTemplate:

@@ -16,7 +16,7 @@ from ensemble.config import PipelineConfig
 from ensemble.constraint import AnswerConstraint
 from ensemble.errors import RequestError
 from ensemble.postrank import prompt
-from ensemble.postrank.answer import read_postrank, read_verdict
+from ensemble.postrank.answer import Verdict, read_postrank, read_verdict
 from ensemble.postrank.checkpoint import PostRanker, base_text_config
 from ensemble.postrank.encoder import encode, query_vector
 from ensemble.postrank.features import Domain, encoder_inputs, query_inputs
@@ -54,7 +54,7 @@ class SoftTokens:
         q = query_vector(weights, *query_inputs(schema, query))
         users = encode(weights, Domain.USER, q, encoder_inputs(schema, Domain.USER, [("user", user)]))
         items = encode(weights, Domain.ITEM, q, encoder_inputs(
-            schema, Domain.ITEM, [(f"candidates[{i}]", c.features) for i, c in enumerate(candidates)]))
+            schema, Domain.ITEM, [(f"candidates[{i}].features", c.features) for i, c in enumerate(candidates)]))
         return np.concatenate([users, items])
 
     def tensors(self, table: np.ndarray, soft: prompt.SoftPrompt) -> Arrays:
@@ -68,10 +68,10 @@ class PostRankPre(PreStep):
     task = "postrank"
     interface = Interface((T.REQUEST,), T.ENGINE_IN + T.SOFT_TOKEN_IN + (T.CANDIDATE_IDS,))
 
-    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+    def __init__(self, config: PipelineConfig, tokenizer: Any, soft: SoftTokens | None = None) -> None:
         super().__init__(config, tokenizer)
         self.template = prompt.load(prompt.POSTRANK, config.prompts)
-        self.soft = SoftTokens(config, tokenizer)
+        self.soft = soft or SoftTokens(config, tokenizer)
 
     def __call__(self, inputs: Arrays) -> Arrays:
         return self.for_request(parse_postrank_request(scalar_bytes(inputs, "request"), self.config.limits))
@@ -115,13 +115,13 @@ class PostRankPost(PostStep):
 
 
 class JudgePre(PreStep):
-    task = "list_judge"
+    task = "judge"
     interface = Interface((T.REQUEST,), T.ENGINE_IN + T.SOFT_TOKEN_IN)
 
-    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
+    def __init__(self, config: PipelineConfig, tokenizer: Any, soft: SoftTokens | None = None) -> None:
         super().__init__(config, tokenizer)
-        self.template = prompt.load(prompt.LIST_JUDGE, config.prompts)
-        self.soft = SoftTokens(config, tokenizer)
+        self.template = prompt.load(prompt.JUDGE, config.prompts)
+        self.soft = soft or SoftTokens(config, tokenizer)
 
     def __call__(self, inputs: Arrays) -> Arrays:
         return self.for_request(parse_judge_request(scalar_bytes(inputs, "request"), self.config.limits))
@@ -144,7 +144,10 @@ class JudgePost(PostStep):
     interface = Interface(T.ENGINE_OUT, (T.RESULT,))
 
     def __call__(self, inputs: Arrays) -> Arrays:
+        return {"result": as_bytes(json.dumps(self.verdict(inputs).to_json_dict(), ensure_ascii=False))}
+
+    def verdict(self, inputs: Arrays) -> Verdict:
         text, _ = self.generated_text(inputs)
-        return {"result": as_bytes(json.dumps(read_verdict(text).to_json_dict(), ensure_ascii=False))}
+        return read_verdict(text)
 
 

@@ -23,7 +23,7 @@ from ensemble.bls.orchestrator import Orchestrator
 from ensemble.rerank.prompt import build_rerank_prompt
 from ensemble.request import parse_rerank_request
 from ensemble.arrays import stack_rows
-from ensemble.tensors import TORCH_LLM_SLOT, VLM_SLOT
+from ensemble.tensors import SOFT_TOKEN_IN, TORCH_LLM_SLOT, VLM_SLOT
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,9 @@ def test_rerank_sends_the_slot_tensors_and_maps_the_answer_to_ids(tokenizer):
     assert answer.ranked_ids == [f"doc-{i}" for i in range(5)]  # the simulated answer is [1,...,5]
     assert answer.outcome.valid and answer.outcome.format_reward == 0.5
     [(model, sent)] = slots.calls
-    assert model == "reranker_llm" and set(sent) == {s.name for s in TORCH_LLM_SLOT.inputs}
+    # the soft-token tensors are the post-rank's alone
+    assert model == "reranker_llm" and set(sent) == {s.name for s in TORCH_LLM_SLOT.inputs} - {
+        s.name for s in SOFT_TOKEN_IN}
     assert bytes(sent["answer_constraint"].reshape(-1)[0]) == b"permutation:5"
 
 

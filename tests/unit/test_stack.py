@@ -12,8 +12,9 @@ from engines import stack
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_SHIPS = {"numpy", "torch", "transformers", "tokenizers", "pydantic", "PIL", "tiktoken", "tensorrt_llm",
-               "triton_python_backend_utils", "google", "xgrammar"}
-"""Packages the Triton TensorRT-LLM image already holds (TensorRT-LLM's requirements.txt, Triton's Python backend)."""
+               "triton_python_backend_utils", "google", "xgrammar", "peft", "safetensors"}
+"""Packages the Triton TensorRT-LLM image already holds (TensorRT-LLM's requirements.txt, peft included; safetensors
+with transformers; Triton's Python backend)."""
 GPU_IMAGE_PROVIDES = {"redis": "redis", "hiredis": "hiredis", "tritonclient": "tritonclient", "grpc": "tritonclient"}
 SERVED = ("ensemble", "engines", "server/stub", "store", "model_repository", "build")
 """What a GPU server imports: its stubs and their packages, and build/ to render inside the image."""

@@ -29,7 +29,7 @@ def qwen3_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["a10", "a800"])
 def gpu_repository(request, tmp_path_factory, qwen3_checkpoint):
-    ckpts = Checkpoints(str(qwen3_checkpoint), "/ckpt/qwen2.5-vl-7b", "/engines/reranker")
+    ckpts = Checkpoints(str(qwen3_checkpoint), "/ckpt/qwen2.5-vl-7b", "/engines/reranker", postrank="/ckpt/postrank")
     return request.param, render(request.param, tmp_path_factory.mktemp(request.param) / "repo", ckpts)
 
 
@@ -62,6 +62,7 @@ def test_reranker_slot_is_the_tensorrtllm_backend(gpu_repository):
     params = {k: v.string_value for k, v in config.parameters.items()}
     assert set(params) == PARAMETER_KEYS
     assert params["gpt_model_path"] == "/engines/reranker"
+    assert params["lora_prefetch_dir"] == "/engines/lora"  # python -m build.engine --postrank writes lora/<task id>
     assert params["gpt_model_type"] == "inflight_fused_batching"
     assert params["enable_kv_cache_reuse"] == params["enable_chunked_context"] == "true"
     assert params["exclude_input_in_output"] == "true"
