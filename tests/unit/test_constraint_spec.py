@@ -7,6 +7,7 @@ from ensemble.errors import RequestError
 
 
 @pytest.mark.parametrize("text,kind,n", [("", AnswerKind.FREE, 0), ("grade", AnswerKind.GRADE, 0),
+                                         ("choice", AnswerKind.CHOICE, 0),
                                          ("permutation:1", AnswerKind.PERMUTATION, 1),
                                          ("permutation:20", AnswerKind.PERMUTATION, 20)])
 def test_parse_and_write_round_trip(text, kind, n):
@@ -17,7 +18,7 @@ def test_parse_and_write_round_trip(text, kind, n):
 
 
 @pytest.mark.parametrize("text", ["permutation:0", "permutation:", "permutation", "permutation:-3", "permutation:x",
-                                  "grade:4", "Grade", "permutation:１", "rank:3"])
+                                  "grade:4", "Grade", "permutation:１", "rank:3", "choice:AB"])
 def test_anything_else_is_refused_naming_the_field(text):
     with pytest.raises(RequestError, match="^answer_constraint must be"):
         AnswerConstraint.parse(text)

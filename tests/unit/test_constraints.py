@@ -162,3 +162,18 @@ def test_a_grade_answer_is_one_digit_of_its_scale(tokenizer, vocab, wire, digits
         state.advance(state.forced[0], "")
     allowed, _ = state.allowed()
     assert sorted(tokenizer.decode([t]) for t in allowed) == list(digits)
+
+
+def test_a_choice_answer_is_one_letter_and_then_the_answer_closes(tokenizer, vocab):
+    """The list judge's answer: A or B, nothing else, then ``</answer>`` and the end."""
+    state = RowState(vocab, 0, AnswerConstraint.choice(), end_id=151645)
+    while state.forced:
+        state.advance(state.forced[0], "")
+    allowed, end_banned = state.allowed()
+    assert sorted(tokenizer.decode([t]) for t in allowed) == ["A", "B"] and end_banned
+    state.advance(allowed[1], "")
+    closing = []
+    while state.forced:
+        closing.append(state.forced[0])
+        state.advance(state.forced[0], "")
+    assert tokenizer.decode(closing) == "</answer>" and state.allowed() == ([151645], False)

@@ -20,6 +20,7 @@ from ensemble.tags import FORCED_CLOSING
 
 GRADE, PERMUTATION, FREE = AnswerConstraint(AnswerKind.GRADE), AnswerConstraint.permutation(5), AnswerConstraint()
 GRADE_0_4 = AnswerConstraint.grade((0, 4))
+CHOICE = AnswerConstraint.choice()
 """A pointwise grader's scale (config [pointwise])."""
 
 
@@ -54,6 +55,7 @@ def test_the_tests_use_the_xgrammar_tensorrt_llm_pins():
     (GRADE, -1, "\n<answer>4</answer>"),
     (GRADE_0_4, 8, "<thinking>unrelated</thinking><answer>0</answer>"),
     (FREE, 4, "<thinking>x</thinking><answer>anything at all</answer>"),
+    (CHOICE, 0, "<answer>B</answer>"),
 ])
 def test_what_a_good_model_writes_is_accepted_and_read(compiler, constraint, budget, text):
     regex = constraint.output_regex(budget)
@@ -76,6 +78,8 @@ def test_what_a_good_model_writes_is_accepted_and_read(compiler, constraint, bud
     (GRADE, 8, "<thinking>no closing<answer>3</answer>"),
     (GRADE, 0, "<thinking>x</thinking><answer>3</answer>"),  # answer only: no reasoning
     (GRADE, 8, "the grade is 3"),
+    (CHOICE, 0, "<answer>C</answer>"),
+    (CHOICE, 0, "<answer>AB</answer>"),
 ])
 def test_what_the_readers_would_have_to_repair_cannot_be_written(compiler, constraint, budget, text):
     regex = constraint.output_regex(budget)
