@@ -105,7 +105,7 @@ def model_configs(profile: Profile, ckpts: Checkpoints) -> dict[str, mc.ModelCon
            Param.LLM_ENGINE_KIND: profile.engine.value,
            Param.COVER_TOKENIZER_DIR: ckpts.vlm, Param.RERANK_TOKENIZER_DIR: ckpts.reranker,
            Param.COVER_MODEL: names.COVER.entry, Param.RERANK_MODEL: names.RERANK.entry,
-           Param.POINTWISE_MODEL: names.POINTWISE.entry,
+           Param.POINTWISE_MODEL: names.POINTWISE.entry, Param.POSTRANK_MODEL: names.POSTRANK.entry,
            Param.ENGINE_BATCH_SIZE: serving("max_batch_size")}
     configs[names.RICH_MEDIA_RERANKER] = pbtxt.python_model(
         names.RICH_MEDIA_RERANKER, T.RICH_MEDIA_RERANKER, profile, common | bls,

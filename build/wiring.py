@@ -109,23 +109,26 @@ def check_ensemble(name: str, configs: dict[str, mc.ModelConfig]) -> list[str]:
     return problems
 
 
-def _bls_targets(config: mc.ModelConfig) -> list[tuple[str, T.Interface]]:
-    """(parameter, tensors the BLS sends and reads) for every model the BLS may call."""
+def _bls_targets(config: mc.ModelConfig, *, engines_only: bool = False) -> list[tuple[str, T.Interface]]:
+    """(parameter, tensors the BLS sends and reads) for every model the BLS may call; `engines_only`: a Python entry
+    that calls only the engine slots (pointwise_grader, post_ranker, list_judge)."""
     params = {k: v.string_value for k, v in config.parameters.items()}
     entry = {task.models.entry: task.entry for task in TASKS}
-    targets = [(Param.COVER_MODEL, entry[names.COVER.entry]), (Param.RERANK_MODEL, entry[names.RERANK.entry]),
-               (Param.POINTWISE_MODEL, entry[names.POINTWISE.entry])]
-    if params.get(Param.SUB_CALLS, SubCalls.ENGINES.value) == SubCalls.ENGINES.value or Param.COVER_ENGINE in params:
+    targets = [] if engines_only else [
+        (Param.COVER_MODEL, entry[names.COVER.entry]), (Param.RERANK_MODEL, entry[names.RERANK.entry]),
+        (Param.POINTWISE_MODEL, entry[names.POINTWISE.entry]), (Param.POSTRANK_MODEL, entry[names.POSTRANK.entry])]
+    if engines_only or params.get(Param.SUB_CALLS, SubCalls.ENGINES.value) == SubCalls.ENGINES.value \
+            or Param.COVER_ENGINE in params:
         kind = params.get(Param.LLM_ENGINE_KIND, EngineKind.TENSORRTLLM.value)
         targets += [(Param.COVER_ENGINE, T.VLM_SLOT), (Param.RERANK_ENGINE, T.llm_slot(kind))]
     return targets
 
 
-def check_bls(name: str, configs: dict[str, mc.ModelConfig]) -> list[str]:
+def check_bls(name: str, configs: dict[str, mc.ModelConfig], *, engines_only: bool = False) -> list[str]:
     """The models the BLS's parameters name exist and take the tensors it sends (ensembles or engine slots)."""
     problems = []
     config = configs[name]
-    for key, interface in _bls_targets(config):
+    for key, interface in _bls_targets(config, engines_only=engines_only):
         target = config.parameters[key].string_value if key in config.parameters else ""
         model = configs.get(target)
         if model is None:
@@ -151,6 +154,8 @@ def check_repository(path: Path) -> list[str]:
             problems += check_ensemble(name, configs)
         if Param.COVER_MODEL in config.parameters or Param.RERANK_MODEL in config.parameters:
             problems += check_bls(name, configs)
+        elif Param.RERANK_ENGINE in config.parameters:
+            problems += check_bls(name, configs, engines_only=True)
     return problems
 
 

@@ -205,3 +205,20 @@ def connection_from_args(args: argparse.Namespace, url: str | None = None) -> Co
                           inference_key=args.inference_key)
     except ConnectionOptionError as error:
         raise SystemExit(f"error: {error}") from None
+
+
+class _ClosedChannel:
+    def close(self) -> None:
+        pass
+
+
+def close_once(client: Any) -> None:
+    """Close a tritonclient gRPC client so that its `__del__` cannot close the channel a second time.
+
+    Each close of a gRPC channel under gevent (locust) also lowers gRPC's count of open channels; a second
+    close by the garbage collector lowers it again, and gRPC then stops serving the other users' channels:
+    the load test hung (seen at 2 users, stack in Channel._close under gc). Idempotent."""
+    if isinstance(client._channel, _ClosedChannel):
+        return
+    client.close()
+    client._channel = _ClosedChannel()

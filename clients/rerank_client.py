@@ -20,7 +20,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcclient_aio
 from tritonclient.utils import InferenceServerException
 
-from clients.connection import Connection, as_connection
+from clients.connection import Connection, as_connection, close_once
 from clients.pointwise import POINTWISE_ROWS_PER_CALL, PointwiseGrade, covers_of, pointwise_grades, pointwise_inputs
 from ensemble import names
 from ensemble import tensors as T
@@ -127,12 +127,20 @@ def task_inputs(model: str, values: Mapping[str, Any]) -> list[grpcclient.InferI
     return inputs
 
 
+def _body(model: str, body: Mapping[str, Any]) -> list[grpcclient.InferInput]:
+    return task_inputs(model, {"request": json.dumps(body, ensure_ascii=False)})
+
+
 def rerank_inputs(query: str, candidates: Sequence[Mapping[str, Any]], *,
                   cover_images: Mapping[str, bytes] | Sequence[bytes] | None = None,
-                  options: Mapping[str, Any] | None = None) -> list[grpcclient.InferInput]:
+                  options: Mapping[str, Any] | None = None, user: Mapping[str, Any] | None = None
+                  ) -> list[grpcclient.InferInput]:
+    """`user`: the user's features (options.post_rank reads them, with each candidate's ``features``)."""
     body: dict[str, Any] = {"query": query, "candidates": list(candidates)}
     if options:
         body["options"] = dict(options)
+    if user:
+        body["user"] = dict(user)
     inputs = [_input(T.REQUEST, [json.dumps(body, ensure_ascii=False).encode("utf-8")])]
     if cover_images is not None:
         if isinstance(cover_images, Mapping):
@@ -168,23 +176,6 @@ def _grade(result) -> CoverGrade:
 def _ranking(result, output: str = "response") -> RerankResult:
     ids = [bytes(v).decode("utf-8") for v in result.as_numpy("ranked_ids").reshape(-1)]
     return RerankResult(ids, json.loads(_text(result.as_numpy(output))))
-
-
-class _ClosedChannel:
-    def close(self) -> None:
-        pass
-
-
-def close_once(client: grpcclient.InferenceServerClient) -> None:
-    """Close a tritonclient gRPC client so that its `__del__` cannot close the channel a second time.
-
-    Each close of a gRPC channel under gevent (locust) also lowers gRPC's count of open channels; a second
-    close by the garbage collector lowers it again, and gRPC then stops serving the other users' channels:
-    the load test hung (seen at 2 users, stack in Channel._close under gc). Idempotent."""
-    if isinstance(client._channel, _ClosedChannel):
-        return
-    client.close()
-    client._channel = _ClosedChannel()
 
 
 class RerankClient:
@@ -232,8 +223,9 @@ class RerankClient:
 
     def rerank(self, query: str, candidates: Sequence[Mapping[str, Any]], *,
                cover_images: Mapping[str, bytes] | Sequence[bytes] | None = None,
-               options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:
-        inputs = rerank_inputs(query, candidates, cover_images=cover_images, options=options)
+               options: Mapping[str, Any] | None = None, timeout_s: float | None = None,
+               user: Mapping[str, Any] | None = None) -> RerankResult:
+        inputs = rerank_inputs(query, candidates, cover_images=cover_images, options=options, user=user)
         return _ranking(self._infer(self.rerank_model, inputs, ["ranked_ids", "response"], timeout_s))
 
     def grade(self, query: str, candidates: Sequence[Mapping[str, Any]], *, grader: str = "relevance",
@@ -256,22 +248,19 @@ class RerankClient:
         inputs = rerank_inputs(query, candidates, options=options)
         return _ranking(self._infer(self.rerank_step_model, inputs, ["ranked_ids", "result"], timeout_s), "result")
 
-    def post_rank(self, query: str, candidates: Sequence[Mapping[str, Any]], *, user: Mapping[str, Any] | None = None,
-                  options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:
-        """The post-ranker (`post_ranker`, ensemble/postrank/): candidates as ``{"id", "features"}`` in their ranked
-        order; `response` is its outcome."""
-        body = json.dumps({"query": query, "user": dict(user or {}), "candidates": list(candidates),
-                           "options": dict(options or {})}, ensure_ascii=False)
-        inputs = task_inputs(self.postrank_model, {"request": body})
+    def post_rank(self, query: str, candidates: Sequence[Mapping[str, Any]], *, timeout_s: float | None = None,
+                  **fields: Any) -> RerankResult:
+        """The post-ranker (`post_ranker`): candidates as ``{"id", "features"}`` in their ranked order; `fields`:
+        ``user``, ``options`` (ensemble/postrank/request.py). `response` is its outcome."""
+        inputs = _body(self.postrank_model, {"query": query, "candidates": list(candidates), **fields})
         return _ranking(self._infer(self.postrank_model, inputs, ["ranked_ids", "result"], timeout_s), "result")
 
     def judge(self, query: str, candidates: Sequence[Mapping[str, Any]], list_a: Sequence[str], list_b: Sequence[str],
-              *, user: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> dict[str, Any]:
+              *, timeout_s: float | None = None, **fields: Any) -> dict[str, Any]:
         """Which of two orders of `candidates` is better (`list_judge`): ``{"better": "A" | "B" | None, ...}``."""
-        body = json.dumps({"query": query, "user": dict(user or {}), "candidates": list(candidates),
-                           "list_a": list(list_a), "list_b": list(list_b)}, ensure_ascii=False)
-        result = self._infer(self.judge_model, task_inputs(self.judge_model, {"request": body}), ["result"], timeout_s)
-        return json.loads(_text(result.as_numpy("result")))
+        body = {"query": query, "candidates": list(candidates), "list_a": list(list_a), "list_b": list(list_b), **fields}
+        return json.loads(_text(self._infer(self.judge_model, _body(self.judge_model, body), ["result"],
+                                            timeout_s).as_numpy("result")))
 
     def cached_ranking(self, query: str, *, store_url: str, version: str | None = None) -> dict[str, Any] | None:
         """The T+1 job's stored result of `query` (clients/batch/results.py), or None: no model call."""
@@ -320,8 +309,9 @@ class AsyncRerankClient:
 
     async def rerank(self, query: str, candidates: Sequence[Mapping[str, Any]], *,
                      cover_images: Mapping[str, bytes] | Sequence[bytes] | None = None,
-                     options: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> RerankResult:
-        inputs = rerank_inputs(query, candidates, cover_images=cover_images, options=options)
+                     options: Mapping[str, Any] | None = None, timeout_s: float | None = None,
+                     user: Mapping[str, Any] | None = None) -> RerankResult:
+        inputs = rerank_inputs(query, candidates, cover_images=cover_images, options=options, user=user)
         return _ranking(await self._infer(RerankClient.rerank_model, inputs, ["ranked_ids", "response"], timeout_s))
 
     async def grade(self, query: str, candidates: Sequence[Mapping[str, Any]], *, grader: str = "relevance",

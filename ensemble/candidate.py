@@ -41,6 +41,9 @@ class Candidate(BaseModel):
     cover_relevance: int | None = Field(default=None, ge=1, le=4)
     """A precomputed grade skips the VLM; absent means unknown, never guessed."""
     cover_quality: int | None = Field(default=None, ge=1, le=4)
+    features: dict[str, float | str | None] = {}
+    """The post-ranker's features of this item (its checkpoint's feature schema): read only when
+    options.post_rank asks (ensemble/postrank/)."""
     pointwise_grade: int | None = Field(default=None, ge=0, le=9)
     """A pointwise grader's grade on its scale (ensemble/pointwise/): given, it is used as it is; absent, the
     BLS computes it when the request asks for pointwise grades (options.pointwise)."""

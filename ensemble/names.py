@@ -99,6 +99,7 @@ class Param:
     COVER_MODEL = "cover_model"
     RERANK_MODEL = "rerank_model"
     POINTWISE_MODEL = "pointwise_model"
+    POSTRANK_MODEL = "postrank_model"
     ENGINE_BATCH_SIZE = "engine_batch_size"
     """Most rows one engine request carries (cover or pointwise batches): the slots' max_batch_size."""
 

@@ -14,6 +14,8 @@ from ensemble.rerank.outcome import RerankOutcome
 ANSWER_KINDS = ("valid", "repaired", "fallback")
 """What a listwise answer was: used as it was, used after a repair, replaced by the fallback ranker."""
 LISTWISE_RANKINGS = ("listwise", "windows", "fallback")
+POST_RANKED = "+post_rank"
+"""Appended to `ranked_by` when the post-ranker reordered the head (options.post_rank): ``listwise+post_rank``."""
 """`ranked_by` values of a response whose order came from listwise answers (or their fallback): only these have
 an answer kind. The others are `pointwise` (ranked by grade, no listwise call) and `none` (options.rerank false)."""
 
@@ -30,7 +32,7 @@ def response_kind(response: Mapping[str, Any]) -> str:
     """What a `rich_media_reranker` response (or a `reranker` result) says its order is, as the server counts it:
     an answer kind for a listwise order, else its `ranked_by` (``pointwise``, ``none``). A `reranker` result has no
     `ranked_by`: it is one listwise call."""
-    ranked_by = response.get("ranked_by", "listwise")
+    ranked_by = str(response.get("ranked_by", "listwise")).removesuffix(POST_RANKED)
     if ranked_by not in LISTWISE_RANKINGS:
         return str(ranked_by)
     return _kind(fallback=bool(response.get("fallback")), valid=bool(response.get("valid")))

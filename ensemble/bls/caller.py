@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 from ensemble.arrays import Arrays
 from ensemble.cover.request import CoverTask
 from ensemble.pointwise.request import PointwiseRequest
+from ensemble.postrank.request import PostRankRequest
 from ensemble.rerank.outcome import RerankOutcome
 from ensemble.rerank.request import RerankRequest
 from ensemble.tensors import Interface
@@ -84,6 +85,13 @@ class ModelCaller(Protocol):
 
     async def rerank(self, request: RerankRequest) -> RerankAnswer:
         """The re-rank of `request` (cover grades filled in). Raises SubCallError."""
+
+    async def post_rank(self, request: PostRankRequest) -> RerankAnswer:
+        """The post-ranker's order of `request`'s candidates (options.post_rank). Raises SubCallError."""
+
+    def check_post_rank(self, request: PostRankRequest) -> None:
+        """Refuse features the post-ranker cannot read (RequestError naming the field) before any model runs; a
+        caller without the feature schema at hand leaves this to the post-rank call."""
 
     async def grade_pointwise(self, items: list[tuple[PointwiseRequest, bytes]]
                               ) -> list[int | None | SubCallError]:

@@ -20,6 +20,8 @@ from ensemble.cover.steps import CoverPost, CoverPre
 from ensemble.errors import RequestError
 from ensemble.pointwise.answer import known
 from ensemble.pointwise.grader import PointwiseGrader, PointwiseItem
+from ensemble.postrank.request import PostRankRequest
+from ensemble.postrank.runner import PostRanking
 from ensemble.rerank.request import RerankRequest
 from ensemble.rerank.steps import RerankPost, RerankPre, ranked
 
@@ -36,6 +38,7 @@ class InProcessCaller:
         self.rerank_slot = rerank_slot
         self.cover_pre, self.cover_post = CoverPre(config, cover_tokenizer), CoverPost(config, cover_tokenizer)
         self.rerank_pre, self.rerank_post = RerankPre(config, rerank_tokenizer), RerankPost(config, rerank_tokenizer)
+        self.postrank = PostRanking(config, self.engines, rerank_slot, rerank_tokenizer)
         self.pointwise = PointwiseGrader(config, self.engines, text_slot=rerank_slot, vision_slot=cover_slot,
                                          text_tokenizer=rerank_tokenizer, vision_tokenizer=cover_tokenizer,
                                          one_pair_per_text_call=one_pair_per_text_call, rows_per_call=rows_per_call)
@@ -68,6 +71,13 @@ class InProcessCaller:
                                                len(request.candidates), lambda: request,
                                                thinking_budget=request.options.thinking_budget)
             return RerankAnswer(ranked([c.id for c in request.candidates], outcome), outcome)
+
+    async def post_rank(self, request: PostRankRequest) -> RerankAnswer:
+        with self.times(names.POSTRANK.entry):
+            return await self.postrank.post_rank_one(request)
+
+    def check_post_rank(self, request: PostRankRequest) -> None:
+        self.postrank.pre.soft.table(request.query, request.user, request.candidates)
 
     async def grade_pointwise(self, items: list[PointwiseItem]) -> list[int | None | SubCallError]:
         """The orchestrator has checked every pair and cover: the grader builds the prompts and reads the answers."""

@@ -19,13 +19,14 @@ from typing import Any
 from ensemble.bls.caller import DEADLINE, ModelCaller, RerankAnswer, SubCallError, side_by_side
 from ensemble.bls.covers import CoverGrading
 from ensemble.bls.pointwise import grade_pointwise, pointwise_order, with_grades
+from ensemble.bls.postrank import check_features, post_rank_head
 from ensemble.config import PipelineConfig
 from ensemble.cover.grade_cache import CoverGradeCache, image_key
 from ensemble.cover.grade_store import GradeStore
 from ensemble.cover.image import CheckedImages
 from ensemble.errors import RequestError
 from ensemble.fallback import fallback_order
-from ensemble.outcome_counts import LISTWISE_RANKINGS, OutcomeCounts
+from ensemble.outcome_counts import LISTWISE_RANKINGS, POST_RANKED, OutcomeCounts
 from ensemble.pointwise.request import PointwiseUse, check_given_grades
 from ensemble.rerank.outcome import DEADLINE as DEADLINE_REASON
 from ensemble.rerank.outcome import RERANKER_FAILED, RerankOutcome
@@ -64,6 +65,8 @@ class Orchestrator:
         if request.options.pointwise is not PointwiseUse.OFF:
             grader = request.options.grader
             check_given_grades(request.candidates, grader, self.config.pointwise.scale(grader.value))
+        if request.options.post_rank:
+            check_features(self.caller, request)
         images, digests = self._checked_images(request, cover_images)
         budget_s = request.options.deadline_ms / 1000 if request.options.deadline_ms else timeout_s
         deadline = started + budget_s if budget_s else None
@@ -107,13 +110,21 @@ class Orchestrator:
             ranked_by = "fallback"
         elif answer.outcome.windows:
             ranked_by = "windows"
+        reranked = time.perf_counter()
+        ranked_ids, post_rank = answer.ranked_ids, None
+        if request.options.post_rank:
+            ranked_ids, post_rank = await post_rank_head(
+                self.caller, request, answer, min(self.config.postrank.top_k, self.config.limits.max_window_candidates),
+                time_left=None if deadline is None else deadline - time.perf_counter() - plan.margin_ms / 1000)
+            ranked_by += POST_RANKED if post_rank.applied else ""
         done = time.perf_counter()
         response = {
-            "ranked_ids": answer.ranked_ids,
+            "ranked_ids": ranked_ids,
             **answer.outcome.to_json_dict(),
             "reranked": request.options.rerank,
             "ranked_by": ranked_by,
             "pointwise": None if pointwise is None else pointwise.to_json_dict(request),
+            "post_rank": None if post_rank is None else post_rank.to_json_dict(),
             "model_version": self.model_version,
             "versions": self.versions,
             "cover_grades": [g.to_json_dict(c.id) for c, g in zip(request.candidates, covers.grades)],
@@ -122,9 +133,10 @@ class Orchestrator:
             "cover_cache": covers.cache,
             "cover_store": covers.store,
             "timings_ms": {"covers": _ms(graded - started), "pointwise": _ms(pointwise_done - graded),
-                           "rerank": _ms(done - pointwise_done), "total": _ms(done - started)},
+                           "rerank": _ms(reranked - pointwise_done), "post_rank": _ms(done - reranked),
+                           "total": _ms(done - started)},
         }
-        if ranked_by in LISTWISE_RANKINGS:
+        if ranked_by.removesuffix(POST_RANKED) in LISTWISE_RANKINGS:
             self.counts.rerank(answer.outcome)
         self.counts.cover_grades((task.value, source.value) for g in covers.grades for task, source in g.sources.items())
         if pointwise is not None:
@@ -132,7 +144,7 @@ class Orchestrator:
             self.counts.pointwise_grades((grader, source.value) for source in pointwise.sources)
         if covers.pending is not None:
             self.later(covers.pending)
-        return answer.ranked_ids, response
+        return ranked_ids, response
 
     def _checked_images(self, request: RerankRequest, cover_images: Sequence[bytes] | None
                         ) -> tuple[list[bytes], list[bytes | None]]:

@@ -38,12 +38,15 @@ class SoftTokens:
     """The post-ranker's encoder on the base's shape: a request's user and candidates -> its prompt table."""
 
     def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
-        base = base_text_config(Path(getattr(tokenizer, "name_or_path", "")))
-        self.vocab_size, self.hidden_size = int(base.vocab_size), int(base.hidden_size)
+        """Without a post-ranker ([postrank] checkpoint empty) it loads nothing and refuses every request."""
         self.folder = config.postrank.checkpoint
-        self.ranker = PostRanker.load(self.folder, self.hidden_size) if self.folder else None
         self.task_id = config.postrank.lora_task_id
-        prompt.soft_token_id(tokenizer)
+        self.ranker, self.vocab_size, self.hidden_size = None, 0, 0
+        if self.folder:
+            base = base_text_config(Path(getattr(tokenizer, "name_or_path", "")))
+            self.vocab_size, self.hidden_size = int(base.vocab_size), int(base.hidden_size)
+            self.ranker = PostRanker.load(self.folder, self.hidden_size)
+            prompt.soft_token_id(tokenizer)
 
     def table(self, query: str, user: dict, candidates: Sequence[PostRankItem]) -> np.ndarray:
         """[1 + n, hidden] float32: the user's row, then each candidate's."""

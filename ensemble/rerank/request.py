@@ -42,6 +42,9 @@ class RerankOptions(BaseModel):
     ranks by them alone (no listwise call); `rich_media_reranker` computes those the candidates lack."""
     grader: Grader = Grader.RELEVANCE
     """Which pointwise grader (its template and scale) options.pointwise uses."""
+    post_rank: bool = False
+    """Post-rank the head ([postrank] top_k) after the ranking, with each candidate's `features` and the request's
+    `user` as soft tokens (ensemble/postrank/: the post-ranker's adapter on the re-ranker's engine)."""
     deadline_ms: float | None = Field(default=None, gt=0)
     """This request's time budget in the BLS (config [deadlines] says how it is spent); default: the Triton
     request's timeout, if it has one, else none."""
@@ -52,6 +55,8 @@ class RerankRequest(BaseModel):
 
     query: str
     candidates: tuple[Candidate, ...] = Field(min_length=1)
+    user: dict[str, float | str | None] = {}
+    """The user's features, for options.post_rank (the post-ranker's feature schema)."""
     options: RerankOptions = RerankOptions()
 
     _not_blank = field_validator("query")(not_blank)

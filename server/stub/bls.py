@@ -34,6 +34,7 @@ from ensemble.names import STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
 from ensemble.outcome_counts import OutcomeCounts
 from ensemble.pointwise.answer import known
 from ensemble.pointwise.grader import PointwiseItem
+from ensemble.postrank.request import PostRankRequest
 from ensemble.rerank.outcome import RerankOutcome
 from ensemble.rerank.request import RerankRequest
 from ensemble.tensors import VLM_SLOT, llm_slot
@@ -95,10 +96,12 @@ class TritonEngines:
 class EnsembleCaller:
     """`ModelCaller` over the `cover_evaluator` and `reranker` ensembles."""
 
-    def __init__(self, cover_model: str, rerank_model: str, pointwise_model: str, rows_per_call: int = 64) -> None:
+    def __init__(self, cover_model: str, rerank_model: str, pointwise_model: str, postrank_model: str,
+                 rows_per_call: int = 64) -> None:
         self.cover_model = cover_model
         self.rerank_model = rerank_model
         self.pointwise_model = pointwise_model
+        self.postrank_model = postrank_model
         self.rows_per_call = rows_per_call
         """Most rows in one request to an entry (its max_batch_size)."""
 
@@ -120,6 +123,17 @@ class EnsembleCaller:
         ranked = [bytes(v).decode("utf-8") for v in out["ranked_ids"].reshape(-1)]
         return RerankAnswer(ranked, RerankOutcome.from_json_dict(json.loads(bytes(out["result"].reshape(-1)[0]))))
 
+
+    async def post_rank(self, request: PostRankRequest) -> RerankAnswer:
+        body = request.model_dump_json().encode("utf-8")
+        [out] = await call_each(self.postrank_model, [{"request": _rows([body])}], ["ranked_ids", "result"])
+        if isinstance(out, SubCallError):
+            raise out
+        ranked = [bytes(v).decode("utf-8") for v in out["ranked_ids"].reshape(-1)]
+        return RerankAnswer(ranked, RerankOutcome.from_json_dict(json.loads(bytes(out["result"].reshape(-1)[0]))))
+
+    def check_post_rank(self, request: PostRankRequest) -> None:
+        """The `post_ranker` entry checks the features when it is called."""
 
     async def grade_pointwise(self, items: list[PointwiseItem]) -> list[int | None | SubCallError]:
         """A row per pair, `rows_per_call` rows a request, all out together; a refused row refuses its request."""
@@ -258,7 +272,7 @@ def caller_for(context: ModelContext, config: PipelineConfig) -> ModelCaller:
     rows = int(context.param(Param.ENGINE_BATCH_SIZE, "64"))
     if sub_calls is SubCalls.ENSEMBLES:
         return EnsembleCaller(context.param(Param.COVER_MODEL), context.param(Param.RERANK_MODEL),
-                              context.param(Param.POINTWISE_MODEL), rows)
+                              context.param(Param.POINTWISE_MODEL), context.param(Param.POSTRANK_MODEL), rows)
     engine = EngineKind(context.param(Param.LLM_ENGINE_KIND))
     return InProcessCaller(
         config, TritonEngines(), one_pair_per_text_call=engine is EngineKind.TENSORRTLLM, rows_per_call=rows,

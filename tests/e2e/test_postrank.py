@@ -51,3 +51,27 @@ def test_a_bad_user_feature_and_a_judge_list_are_refused_naming_the_field(client
         client.post_rank("北京", items, user={"activity_days": 90})
     with pytest.raises(RerankError, match=r"list_b\[0\] must be the id of one of the candidates"):
         client.judge("北京", items, [items[0]["id"]], ["nope"])
+
+
+def test_options_post_rank_post_ranks_the_head_after_the_re_rank_and_says_so(client, sample):
+    _, candidates, _ = sample
+    featured = with_features(candidates)
+    options = {"evaluate_covers": False}
+    plain = client.rerank("北京 三日游 攻略", featured, options=options)
+    post = client.rerank("北京 三日游 攻略", featured, options=options | {"post_rank": True}, user=SAMPLE_USER)
+    report = post.response["post_rank"]
+    k = report["top_k"]
+    assert k == 10 < len(featured) and report["applied"] and report["error"] is None
+    assert post.response["ranked_by"] == plain.response["ranked_by"] + "+post_rank"
+    assert sorted(post.ranked_ids[:k]) == sorted(plain.ranked_ids[:k]) and post.ranked_ids[k:] == plain.ranked_ids[k:]
+    assert [plain.ranked_ids[i - 1] for i in report["outcome"]["order"]] == post.ranked_ids[:k]
+    assert post.response["timings_ms"]["post_rank"] > 0 and plain.response["post_rank"] is None
+
+
+def test_options_post_rank_refuses_a_bad_feature_naming_the_requests_own_candidate(client, sample):
+    _, candidates, _ = sample
+    featured = with_features(candidates)
+    featured[11]["features"]["format"] = "hologram"
+    with pytest.raises(RerankError) as refused:
+        client.rerank("北京", featured, options={"evaluate_covers": False, "post_rank": True})
+    assert refused.value.is_invalid_argument and "candidates[11].features.format" in refused.value.message

@@ -42,10 +42,11 @@ def test_the_tensorrtllm_slot_declares_the_soft_token_and_lora_inputs_and_the_en
     slot = {i.name: (mc.DataType.Name(i.data_type), list(i.dims), i.optional) for i in
             load(repository, names.LLM_ENGINE).input}
     assert {k: v[:2] for k, v in slot.items() if k in SOFT} == SOFT and all(slot[k][2] for k in SOFT)
-    post_ranker = load(repository, names.POSTRANK.entry)
-    into_slot = next(s for s in post_ranker.ensemble_scheduling.step if s.model_name == names.LLM_ENGINE)
-    assert {"prompt_embedding_table", "prompt_vocab_size", "prompt_table_extra_ids", "lora_task_id"} <= set(
-        into_slot.input_map)
+    for entry in (names.POSTRANK.entry, names.LIST_JUDGE.entry):  # Python entries calling the slot (wiring checks
+        config = load(repository, entry)                           # the slot takes what they send, dtypes included)
+        params = {k: v.string_value for k, v in config.parameters.items()}
+        assert config.backend == "python" and params["rerank_engine"] == names.LLM_ENGINE
+        assert params["llm_slot"] == "tensorrtllm"
     rerank = load(repository, names.RERANK.entry)  # other tasks send none of them: nothing unwired is fed
     into_slot = next(s for s in rerank.ensemble_scheduling.step if s.model_name == names.LLM_ENGINE)
     assert not set(SOFT) & set(into_slot.input_map)
