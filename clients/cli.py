@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from build import render
     from clients import covers
     from clients.eval import cli as evaluation
-    from clients.batch import job
+    from clients.batch import cli as job
     from server.host import cli as serve
 
     serve.add_arguments(sub.add_parser("serve", help="serve the CPU target with tritonserver in the foreground"))

@@ -7,12 +7,14 @@
 
     locust -f clients/locustfile.py ... --weights pointwise_grader=1 --grader experience   # pointwise grades
     locust -f clients/locustfile.py ... --rerank-options '{"pointwise": "rank"}'         # a ranking mode
+    locust -f clients/locustfile.py ... --weights post_ranker=2,list_judge=1             # the post-ranker (seed 004)
 
 With `--day`, every call is one query of the day through the T+1 job's own chain (plan, retrieval from the
 corpus, C(Q), re-rank with covers), reported as `t1_chain`: the server's saturated rate on the job's work.
 
 Every call is reported through locust's request events under the model's name; a Triton error is a failure
-(the gRPC status is in its message). Payloads cycle through the workload file's requests.
+(the gRPC status is in its message). Payloads cycle through the workload file's requests; their candidates carry
+features in the tiny post-ranker's schema (clients/samples: with_features) for options.post_rank and the post-ranker.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from locust import User, constant, events, task  # noqa: E402
 from clients.connection import add_connection_arguments, connection_from_args  # noqa: E402
 from clients.load_options import MODELS, call_schedule, parse_weights, require_loopback, rerank_options  # noqa: E402
 from clients.rerank_client import RerankClient  # noqa: E402
+from clients.samples import SAMPLE_USER, with_features  # noqa: E402
 from clients.workload import Workload  # noqa: E402
 from ensemble import names  # noqa: E402
 
 _state: dict = {}
+_features: dict[int, list[dict]] = {}
 
 
 @events.init_command_line_parser.add_listener
@@ -70,8 +74,34 @@ def _setup(environment, **_kwargs) -> None:
 
 def _rich(user: TritonUser) -> None:
     r = user.next_request()
+    options = _state.get("rerank_options")
+    post_rank = bool(options and options.get("post_rank"))  # only then do candidates carry features (payload size)
     with user.environment.events.request.measure("grpc", names.RICH_MEDIA_RERANKER):
-        user.client.rerank(r.query, r.candidates, cover_images=r.covers, options=_state.get("rerank_options"))
+        user.client.rerank(r.query, _featured(r) if post_rank else r.candidates, cover_images=r.covers,
+                           options=options, user=SAMPLE_USER if post_rank else None)
+
+
+def _featured(r) -> list[dict]:
+    """The request's candidates with post-ranker features (made once per workload request)."""
+    key = id(r)
+    if key not in _features:
+        _features[key] = with_features(list(r.candidates), seed=len(_features))
+    return _features[key]
+
+
+def _post_ranker(user: TritonUser) -> None:
+    r = user.next_request()
+    items = [{"id": c["id"], "features": c["features"]} for c in _featured(r)]
+    with user.environment.events.request.measure("grpc", names.POSTRANK.entry):
+        user.client.post_rank(r.query, items, user=SAMPLE_USER)
+
+
+def _list_judge(user: TritonUser) -> None:
+    r = user.next_request()
+    items = [{"id": c["id"], "features": c["features"]} for c in _featured(r)]
+    ids = [c["id"] for c in items]
+    with user.environment.events.request.measure("grpc", names.LIST_JUDGE.entry):
+        user.client.judge(r.query, items, ids, ids[::-1], user=SAMPLE_USER)
 
 
 def _pointwise(user: TritonUser) -> None:
@@ -114,7 +144,8 @@ def _t1_chain(user: TritonUser) -> None:
 
 _day_position = itertools.count()
 TASKS = {T1_CHAIN: _t1_chain, names.RICH_MEDIA_RERANKER: _rich, names.RERANK.entry: _reranker,
-         names.COVER.entry: _cover, names.PLANNER.entry: _planner, names.POINTWISE.entry: _pointwise}
+         names.COVER.entry: _cover, names.PLANNER.entry: _planner, names.POINTWISE.entry: _pointwise,
+         names.POSTRANK.entry: _post_ranker, names.LIST_JUDGE.entry: _list_judge}
 
 
 class TritonUser(User):

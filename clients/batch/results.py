@@ -38,6 +38,7 @@ def result_value(query: str, response: dict[str, Any], plan: dict[str, Any], ver
               "repairs": response.get("repairs", []), "fallback": response.get("fallback"),
               "fallback_reason": response.get("fallback_reason"), "ranked_by": response.get("ranked_by"),
               "pointwise": response.get("pointwise"), "windows": len(response.get("windows") or ()),
+              "post_rank": response.get("post_rank"),
               "version": version, "written_at": time.time()}
     return json.dumps(record, ensure_ascii=False).encode("utf-8")
 

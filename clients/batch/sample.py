@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from clients.samples import with_features
 from clients.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +27,7 @@ def make_sample_day(folder: Path, *, workload: Path = ROOT / "bench/workloads/sm
         for candidate, cover in zip(request.candidates, request.covers):
             document = {k: v for k, v in candidate.items() if k not in ("cover_relevance", "cover_quality")}
             document["title"] = f"{text} {document['title']}"  # retrieved for this query
+            [document] = with_features([document], seed=len(documents))  # what `rmr batch --post-rank` reads
             if cover:
                 (covers / f"{candidate['id']}.jpg").write_bytes(cover)
                 document["cover_path"] = f"covers/{candidate['id']}.jpg"

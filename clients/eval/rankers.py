@@ -27,8 +27,10 @@ MODES: dict[str, dict[str, Any]] = {
     "pointwise_signal": {"pointwise": "signal"},
     "experience_rank": {"pointwise": "rank", "grader": "experience"},
     "experience_signal": {"pointwise": "signal", "grader": "experience"},
+    "post_rank": {"post_rank": True},
 }
-"""Ranking modes past the paper's (ensemble/pointwise/): pointwise grades alone, or as a listwise signal."""
+"""Ranking modes past the paper's: pointwise grades alone, or as a listwise signal (ensemble/pointwise/); the re-rank
+with its head post-ranked from the candidates' `features` (ensemble/postrank/)."""
 FLOORS = ("fallback", "input", "random")
 
 Ranking = Callable[[LabelledQuery, list[dict[str, Any]]], tuple[list[str], dict[str, Any]]]

@@ -51,9 +51,10 @@ def test_a_day_goes_into_the_store_once_and_the_backend_reads_it(grpc_url, tmp_p
         fh.write("\n".join(["{not json", '{"session": ["x"]}', refused, *again]) + "\n")
     planned = planner_runs(grpc_url)
     # More actors than `--num-cpus` holds at a quarter CPU each: they must not starve the read tasks.
-    # Ranked by pointwise grade (options.pointwise): the job's option reaches every re-rank request.
+    # Ranked by pointwise grade (options.pointwise), the head post-ranked (options.post_rank, the documents'
+    # features): the job's options reach every re-rank request.
     code, out = batch(tmp_path, log, corpus, f"127.0.0.1:1,{grpc_url}", 8,  # nothing listens on port 1
-                      "--pointwise", "rank", "--pointwise-grader", "experience")
+                      "--pointwise", "rank", "--pointwise-grader", "experience", "--post-rank")
     assert code == 1, out  # three lines failed
     assert "10 lines" in out and "5 done, 0 already stored, 3 failed, 2 duplicates" in out, out
     # the chain ran once per distinct query: the five done, and the refused line's (its re-rank was refused)
@@ -68,7 +69,8 @@ def test_a_day_goes_into_the_store_once_and_the_backend_reads_it(grpc_url, tmp_p
         query = json.loads(line)["query"]
         result = cached_ranking(store, query.upper() + "  ")  # the key is the normalised query
         assert result is not None and result["ranked_ids"] and result["query"] == query
-        assert result["ranked_by"] == "pointwise" and result["pointwise"]["grader"] == "experience"
+        assert result["ranked_by"] == "pointwise+post_rank" and result["pointwise"]["grader"] == "experience"
+        assert result["post_rank"]["applied"] and result["post_rank"]["top_k"] == min(10, len(result["ranked_ids"]))
         assert len(result["pointwise"]["grades"]) == len(result["ranked_ids"])
     with RerankClient(grpc_url) as client:
         assert client.cached_ranking(query, store_url=f"sqlite:///{tmp_path}/results.sqlite") == result

@@ -20,23 +20,25 @@ _SUMMARY_ROW = re.compile(r"^(?:grpc\s+(\S+)|\s+(Aggregated))\s+(\d+)\s+(\d+)\("
 
 
 def test_locust_headless_run_reports_every_call(grpc_url, tmp_path):
-    """Read from locust's final summary, printed once the calls in flight at the end have answered
-    (`--stop-timeout`): its CSV is written before them, and a model whose calls were all in flight (seconds each
-    on the tiny models) had no row there."""
+    """One user per model (each starts at its own place in the schedule). Read from locust's final summary, printed
+    once the calls in flight at the end have answered (`--stop-timeout`): its CSV is written before them, and a model
+    whose calls were all in flight (seconds each on the tiny models) had no row there."""
     prefix = tmp_path / "smoke"
     done = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", "clients/locustfile.py", "--headless", "-u", "5", "-r", "5", "-t", "6s",
+        [sys.executable, "-m", "locust", "-f", "clients/locustfile.py", "--headless", "-u", "7", "-r", "7", "-t", "6s",
          "--host", grpc_url, "--csv", str(prefix), "--only-summary", "--stop-timeout", "60",
          "--workload", "bench/workloads/smoke.json",
-         "--weights", "rich_media_reranker=1,reranker=1,cover_evaluator=1,query_planner=1,pointwise_grader=1",
-         "--rerank-options", '{"pointwise": "rank"}', "--grader", "experience"],
+         "--weights", "rich_media_reranker=1,reranker=1,cover_evaluator=1,query_planner=1,pointwise_grader=1,"
+                      "post_ranker=1,list_judge=1",
+         "--rerank-options", '{"pointwise": "rank", "post_rank": true}', "--grader", "experience"],
         cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {name or total: (int(count), int(fails)) for name, total, count, fails in _SUMMARY_ROW.findall(done.stderr)}
     assert rows.get("Aggregated", (0, 0))[0] > 0, done.stderr[-2000:]
     failures = Path(f"{prefix}_failures.csv")
     assert rows["Aggregated"][1] == 0, failures.read_text() if failures.exists() else rows
-    assert {"rich_media_reranker", "reranker", "cover_evaluator", "query_planner", "pointwise_grader"} <= set(rows)
+    assert {"rich_media_reranker", "reranker", "cover_evaluator", "query_planner", "pointwise_grader", "post_ranker",
+            "list_judge"} <= set(rows)
 
 
 def test_locust_refuses_non_loopback_targets():

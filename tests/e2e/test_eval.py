@@ -26,11 +26,11 @@ def rmr_eval(*args: str) -> str:
 def test_eval_against_the_server_prints_tables_one_to_three(grpc_url, tmp_path):
     rerank, covers = make_eval_set(tmp_path, per_type=1, candidates=(4, 5))
     out = rmr_eval("--set", str(rerank), "--server", grpc_url, "--ranker", "fallback", "--ablations",
-                   "--modes", "pointwise_rank",
+                   "--modes", "pointwise_rank,post_rank",
                    "--json", str(tmp_path / "run.json"), "--predictions", str(tmp_path / "pred.jsonl"),
                    "--covers", str(covers), "--limit", "4")
     for run in ("fallback", "deployment", "deployment:no_covers", "deployment:relevance_only",
-                "deployment:no_thinking", "deployment:pointwise_rank"):
+                "deployment:no_thinking", "deployment:pointwise_rank", "deployment:post_rank"):
         assert f"\n{run}\n" in f"\n{out}", out
         name = run.replace(":", "-")
         saved = json.loads((tmp_path / f"run.{name}.json").read_text())
@@ -42,6 +42,9 @@ def test_eval_against_the_server_prints_tables_one_to_three(grpc_url, tmp_path):
     ranked_by = [json.loads(line)["ranked_by"] for line in (tmp_path / "pred.deployment-pointwise_rank.jsonl")
                  .read_text().splitlines()]
     assert ranked_by == ["pointwise"] * 3
+    ranked_by = [json.loads(line)["ranked_by"] for line in (tmp_path / "pred.deployment-post_rank.jsonl")
+                 .read_text().splitlines()]
+    assert all(r.endswith("+post_rank") for r in ranked_by), ranked_by
     for task in ("relevance", "quality"):
         assert f"{task}: 2 covers, accuracy" in out, out
     assert "label \\ predicted" in out
