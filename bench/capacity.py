@@ -213,12 +213,23 @@ def main(argv: list[str] | None = None) -> int:
                 pipeline_b = 1 / sum(1 / r[4] for r in rows)
                 print(f"{key:5} {thinking:>8} {'on' if cache else 'off':>5}  {'pipeline':30} {'':>9} {'':>8} "
                       f"{pipeline_c:>13.1f} {pipeline_b:>15.1f}\n")
+    from bench.postrank_cost import postrank_call, soft_prompt_tokens
     from ensemble.config import PipelineConfig
 
     config = PipelineConfig.load()
+    top_k, thinking = config.postrank.top_k, int(args.thinking.split(",")[-1])
+    post = postrank_call(soft_prompt_tokens(top_k), top_k, f"+ post-rank of top {top_k}")
+    print(f"options.post_rank (ensemble/postrank/; bench.postrank_cost has the prompt lengths): thinking {thinking}, "
+          f"cache on")
+    for key in ("A10", "A800"):
+        calls = pipeline_calls(t, thinking, True, args.cover_output)
+        for label, chain in (("pipeline", calls), (f"pipeline + post-rank of {top_k}", [*calls, post])):
+            rows = bounds(chain, GPUS[key], args.batch)
+            print(f"{key:5} {label:36} {sum(r[1] for r in rows):>9.2f} TFLOP/req {1 / sum(1 / r[3] for r in rows):>9.3f} "
+                  f"compute req/s {1 / sum(1 / r[4] for r in rows):>9.3f} bandwidth req/s")
+    print()
     base, per_candidate = listwise_tokens(args.workload)
     pointwise = pointwise_tokens(args.workload)
-    thinking = int(args.thinking.split(",")[-1])
     pointwise_thinking = config.generation_for("pointwise").thinking_budget
     print(f"ranking modes: the re-rank of n candidates (listwise prompt {base:.0f} + {per_candidate:.0f} tokens a "
           f"candidate, thinking {thinking}; pointwise prompt {pointwise:.0f} tokens a pair, thinking "

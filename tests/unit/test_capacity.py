@@ -52,3 +52,26 @@ def test_pointwise_costs_n_short_calls_and_the_signal_adds_them_to_the_listwise_
     assert [c.calls_per_request for c in modes["pointwise signal + windows"]] == [60, 5]
     # 60 prompts of 400 tokens read more than one of 300 + 180 x 60, and each writes its own reasoning.
     assert rank.flops() > modes["one listwise call"][0].flops()
+
+
+def test_the_post_rank_call_is_its_soft_token_prompt_and_the_adapter_on_every_token():
+    from bench.postrank_cost import lora_flops_per_token, postrank_call, soft_prompt_tokens
+
+    ten, twenty = soft_prompt_tokens(10), soft_prompt_tokens(20)
+    # "[i] ", one soft token and a newline, where the features as text take ~100 (bench.postrank_cost)
+    assert 3 <= (twenty - ten) / 10 < 8
+    # r=8 on q,k,v,o of Qwen3-4B: 2 x 8 x ((2560+4096) + 2 x (2560+1024) + (4096+2560)) x 36 layers
+    assert lora_flops_per_token() == 2 * 8 * (6656 + 2 * 3584 + 6656) * 36
+    call = postrank_call(ten, 10)
+    plain = Call("x", QWEN3_4B, ten, call.output_tokens, 1)
+    assert call.flops() - plain.flops() == pytest.approx(lora_flops_per_token() * (ten + call.output_tokens))
+
+
+def test_postrank_cost_prints_the_prompt_table_and_the_step_times(capsys):
+    from bench.postrank_cost import main
+
+    assert main(["--items", "4", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "soft tokens (one per item, user)" in out and "the same features as text" in out
+    assert "post-rank pre (encoder + soft-token prompt)" in out and "re-rank pre" in out
+    assert out.count("post-rank of top 10") == 2  # A10 and A800 rows
