@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from ensemble.bls.covers import GradeSource
 from ensemble.cover.request import CoverTask
-from ensemble.names import COVER, ENTRY_POINTS, LLM_ENGINE, POINTWISE, RERANK, RICH_MEDIA_RERANKER, VLM_ENGINE, Metric
-from ensemble.outcome_counts import ANSWER_KINDS
+from ensemble.names import (COVER, ENTRY_POINTS, LIST_JUDGE, LLM_ENGINE, POINTWISE, POSTRANK, RERANK, RICH_MEDIA_RERANKER,
+                            VLM_ENGINE, Metric)
+from ensemble.outcome_counts import ANSWER_KINDS, POST_RANK_RESULTS
 from ensemble.pointwise.request import Grader
 from ensemble.rerank.answer import RepairKind
 from ensemble.rerank.outcome import FALLBACK_LABELS
@@ -45,14 +46,14 @@ def model(*entries: str) -> Label:
     return Label("model", (RICH_MEDIA_RERANKER, *entries))
 
 
-RANKS = model(RERANK.entry)
-"""The `reranker` ensemble's post step counts its answers as the BLS does."""
+RANKS = model(RERANK.entry, POSTRANK.entry)
+"""The `reranker` ensemble's post step and the `post_ranker` entry count their answers as the BLS does."""
 TASK = Label("task", tuple(t.value for t in CoverTask))
 SOURCE = Label("source", tuple(s.value for s in GradeSource))
 STORE_OP = Label("op", ("get", "set"))
 STEP = Label("step")
 """A step model's name run inside the BLS, or `names.engine_call_step` of an engine slot."""
-CALLS_ENGINES = model(COVER.entry, POINTWISE.entry)
+CALLS_ENGINES = model(COVER.entry, POINTWISE.entry, POSTRANK.entry, LIST_JUDGE.entry)
 """The Python entries that call engine slots themselves, as the BLS does."""
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
@@ -73,6 +74,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "it waits for", (CALLS_ENGINES, STEP)),
     Family(Metric.STEP_CALLS, COUNTER, "Runs of each pre/post step inside the BLS and engine calls it made",
            (CALLS_ENGINES, STEP)),
+    Family(Metric.POST_RANKS, COUNTER, "Post-ranks of the head (options.post_rank) by result",
+           (model(), Label("result", POST_RANK_RESULTS))),
     Family(Metric.COVER_CACHE, COUNTER, "Cover-grade cache lookups by result and task",
            (Label("result", ("hits", "misses")), TASK)),
     Family(Metric.COVER_STORE, COUNTER, "Grade-store lookups by result and task",

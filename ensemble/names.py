@@ -131,6 +131,8 @@ class Metric:
     """Cover grades in responses, labels ``model``, ``task`` and ``source`` (ensemble/bls/covers.py: GradeSource)."""
     POINTWISE_GRADES = "rmr_pointwise_grades_total"
     """Pointwise grades in responses, labels ``model``, ``grader`` and ``source`` (GradeSource's names)."""
+    POST_RANKS = "rmr_post_ranks_total"
+    """options.post_rank in the BLS, label ``result``: applied | failed (the ranking kept) | deadline."""
     REFUSED = "rmr_requests_refused_total"
     """Requests answered INVALID_ARGUMENT (Triton counts them as successes), labels ``model`` (the entry point, or
     an engine slot called directly) and ``field`` (the request field named, candidate indexes as ``[]``)."""

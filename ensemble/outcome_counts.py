@@ -15,6 +15,7 @@ ANSWER_KINDS = ("valid", "repaired", "fallback")
 """What a listwise answer was: used as it was, used after a repair, replaced by the fallback ranker."""
 LISTWISE_RANKINGS = ("listwise", "windows", "fallback")
 POST_RANKED = "+post_rank"
+POST_RANK_RESULTS = ("applied", "failed", "deadline")
 """Appended to `ranked_by` when the post-ranker reordered the head (options.post_rank): ``listwise+post_rank``."""
 """`ranked_by` values of a response whose order came from listwise answers (or their fallback): only these have
 an answer kind. The others are `pointwise` (ranked by grade, no listwise call) and `none` (options.rerank false)."""
@@ -52,6 +53,8 @@ class OutcomeCounts:
         """(task, source) -> cover grades"""
         self.pointwise: Counter[tuple[str, ...]] = Counter()
         """(grader, source) -> pointwise grades"""
+        self.post_ranks: Counter[tuple[str, ...]] = Counter()
+        """(result,) -> options.post_rank runs (POST_RANK_RESULTS)"""
 
     def rerank(self, outcome: RerankOutcome) -> None:
         self.answers[(answer_kind(outcome),)] += 1

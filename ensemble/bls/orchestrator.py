@@ -139,6 +139,8 @@ class Orchestrator:
         if ranked_by.removesuffix(POST_RANKED) in LISTWISE_RANKINGS:
             self.counts.rerank(answer.outcome)
         self.counts.cover_grades((task.value, source.value) for g in covers.grades for task, source in g.sources.items())
+        if post_rank is not None:
+            self.counts.post_ranks[(post_rank.result,)] += 1
         if pointwise is not None:
             grader = request.options.grader.value
             self.counts.pointwise_grades((grader, source.value) for source in pointwise.sources)

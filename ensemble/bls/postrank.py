@@ -32,6 +32,11 @@ class PostRankReport:
     error: str | None = None
     ms: float = 0.0
 
+    @property
+    def result(self) -> str:
+        """Its `rmr_post_ranks_total` label (ensemble/outcome_counts.py: POST_RANK_RESULTS)."""
+        return "applied" if self.applied else "deadline" if (self.error or "").startswith("deadline") else "failed"
+
     def to_json_dict(self) -> dict[str, Any]:
         return {"top_k": self.top_k, "applied": self.applied, "outcome": self.outcome or None, "error": self.error,
                 "ms": self.ms}

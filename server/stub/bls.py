@@ -30,7 +30,7 @@ from ensemble.cover.prompt import cover_template
 from ensemble.cover.request import CoverTask
 from ensemble.version import Versions, checkpoint_identity, grade_version
 from ensemble.metric_families import FAMILIES
-from ensemble.names import STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
+from ensemble.names import RICH_MEDIA_RERANKER, STORE_URL_ENV, EngineKind, Metric, Param, SubCalls
 from ensemble.outcome_counts import OutcomeCounts
 from ensemble.pointwise.answer import known
 from ensemble.pointwise.grader import PointwiseItem
@@ -231,14 +231,18 @@ class OutcomeMetrics:
         self.cut = CounterExport(FAMILIES[Metric.THINKING_CUT])
         self.grades = CounterExport(FAMILIES[Metric.COVER_GRADES])
         self.pointwise = CounterExport(FAMILIES[Metric.POINTWISE_GRADES])
+        self.post_ranks = CounterExport(FAMILIES[Metric.POST_RANKS])
         if ranks:
             for export in (self.answers, self.fallbacks, self.repairs, self.cut):
                 export.declare(model)
+        if model == RICH_MEDIA_RERANKER:  # only the BLS post-ranks a ranking's head
+            self.post_ranks.declare(model)
 
     def publish(self) -> None:
         for export, totals in ((self.answers, self.counts.answers), (self.repairs, self.counts.repairs),
                                (self.fallbacks, self.counts.fallbacks), (self.cut, self.counts.budget_cut),
-                               (self.grades, self.counts.grades), (self.pointwise, self.counts.pointwise)):
+                               (self.grades, self.counts.grades), (self.pointwise, self.counts.pointwise),
+                               (self.post_ranks, self.counts.post_ranks)):
             export.publish({(self.model, *labels): n for labels, n in totals.items()})
 
 
