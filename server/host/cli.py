@@ -1,7 +1,8 @@
 """`rmr serve` (or `python -m server`): render the repository for a target and serve it in the foreground until Ctrl-C
 or SIGTERM, which stop it at any point, start-up included.
 
-Ports come from flags or TRITON_HTTP_PORT / TRITON_GRPC_PORT / TRITON_METRICS_PORT (8000/8001/8002). For replicas
+Checkpoints come from RERANKER_CKPT, VLM_CKPT and POSTRANK_CKPT (the post-ranker on the re-ranker); the tiny ones
+stand in for any not given. Ports come from flags or TRITON_HTTP_PORT / TRITON_GRPC_PORT / TRITON_METRICS_PORT (8000/8001/8002). For replicas
 reached over a network: `--tls-cert/--tls-key` (and `--tls-client-ca` for mutual TLS) on gRPC, and
 `--inference-key key=value` (or RMR_INFERENCE_KEY) so that only callers holding the key are served.
 """
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         from build.profile import resolve_checkpoints
         from build.render import render
 
-        ckpts = resolve_checkpoints(os.environ.get("RERANKER_CKPT", ""), os.environ.get("VLM_CKPT", ""), "", str(cache))
+        ckpts = resolve_checkpoints(os.environ.get("RERANKER_CKPT", ""), os.environ.get("VLM_CKPT", ""), "", str(cache),
+                                    os.environ.get("POSTRANK_CKPT", ""))
         repository = render(args.target, cache / f"model_repository-{args.target}", ckpts)
     options = ServerOptions(repository.resolve(), _port(args.http_port, "TRITON_HTTP_PORT", 8000),
                             _port(args.grpc_port, "TRITON_GRPC_PORT", 8001),
