@@ -11,14 +11,17 @@ from ensemble.template import PromptTemplate
 
 _SAMPLE_BYTES = 1 << 20
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
+_CONFIGS = ("config.json", "generation_config.json", "adapter_config.json", "features.json")
+"""A checkpoint's settings files: a Hugging Face model's, and a post-ranker's adapter config and feature schema."""
 
 
 def checkpoint_identity(path: str | Path) -> str:
-    """A digest of a Hugging Face checkpoint folder: its config and, per weight file, name, size and its first
-    and last MiB. A fine-tuned checkpoint has the same shapes (so the same sizes) but other bytes."""
+    """A digest of a Hugging Face checkpoint folder (or a post-ranker's): its config files and, per weight file,
+    name, size and its first and last MiB. A fine-tuned checkpoint has the same shapes (so the same sizes) but other
+    bytes."""
     folder = Path(path)
     digest = hashlib.blake2b(digest_size=16)
-    for name in ("config.json", "generation_config.json"):
+    for name in _CONFIGS:
         if (folder / name).is_file():
             digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
     for weights in sorted(p for pattern in _WEIGHTS for p in folder.glob(pattern)):
@@ -57,15 +60,20 @@ class Versions:
     """A digest of every template's exact text."""
     profile: str
     model_version: str
-    """Both checkpoints and every template: the key of stored rankings (rmr:rank:<model_version>:...)."""
+    """Every checkpoint and template: the key of stored rankings (rmr:rank:<model_version>:...)."""
+    postrank_checkpoint: str = ""
+    """The post-ranker's identity; "" without one (and then model_version is what it was before post-rankers)."""
 
     @classmethod
-    def of(cls, reranker: str, vlm: str, templates: list[PromptTemplate], profile: str) -> Versions:
-        return cls(reranker, vlm, model_version([], templates), profile, model_version([reranker, vlm], templates))
+    def of(cls, reranker: str, vlm: str, templates: list[PromptTemplate], profile: str, postrank: str = "") -> Versions:
+        checkpoints = [reranker, vlm] + ([postrank] if postrank else [])
+        return cls(reranker, vlm, model_version([], templates), profile, model_version(checkpoints, templates),
+                   postrank)
 
     def to_json_dict(self) -> dict[str, str]:
         return {"model_version": self.model_version, "reranker_checkpoint": self.reranker_checkpoint[:16],
-                "vlm_checkpoint": self.vlm_checkpoint[:16], "prompts": self.prompts, "profile": self.profile}
+                "vlm_checkpoint": self.vlm_checkpoint[:16], "postrank_checkpoint": self.postrank_checkpoint[:16],
+                "prompts": self.prompts, "profile": self.profile}
 
     @property
     def tag(self) -> str:

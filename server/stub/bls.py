@@ -208,13 +208,18 @@ def deployment_version(context: ModelContext, config: PipelineConfig) -> Version
     """What produced this deployment's answers: both checkpoints, every template, the profile (rankings are
     stored under its model_version, and every response and request log line carries it)."""
     from ensemble.planner.prompt import planner_template
+    from ensemble.postrank import prompt as postrank
     from ensemble.rerank.prompt import rerank_template
 
     reranker, vlm = (checkpoint_identity(context.path(key))
                      for key in (Param.RERANK_TOKENIZER_DIR, Param.COVER_TOKENIZER_DIR))
     templates = [rerank_template(config.prompts), planner_template(config.prompts),
                  *(cover_template(task, config.prompts) for task in CoverTask)]
-    return Versions.of(reranker, vlm, templates, context.param(Param.PROFILE, "unknown"))
+    ranker = config.postrank.checkpoint
+    if ranker:
+        templates += [postrank.load(postrank.POSTRANK, config.prompts), postrank.load(postrank.JUDGE, config.prompts)]
+    return Versions.of(reranker, vlm, templates, context.param(Param.PROFILE, "unknown"),
+                       checkpoint_identity(ranker) if ranker else "")
 
 
 class OutcomeMetrics:

@@ -128,6 +128,11 @@ def test_versions_keep_the_stored_keys_version_and_name_every_part():
     versions = Versions.of("r" * 32, "v" * 32, templates, "a800")
     assert versions.model_version == model_version(["r" * 32, "v" * 32], templates)  # result keys unchanged
     assert versions.to_json_dict() == {"model_version": versions.model_version, "reranker_checkpoint": "r" * 16,
-                                       "vlm_checkpoint": "v" * 16, "prompts": model_version([], templates),
-                                       "profile": "a800"}
+                                       "vlm_checkpoint": "v" * 16, "postrank_checkpoint": "",
+                                       "prompts": model_version([], templates), "profile": "a800"}
     assert versions.tag.startswith(f"[model_version={versions.model_version} ") and "profile=a800]" in versions.tag
+    # a post-ranker is part of what wrote a ranking (options.post_rank): another one, another key
+    with_ranker = Versions.of("r" * 32, "v" * 32, templates, "a800", postrank="p" * 32)
+    other_ranker = Versions.of("r" * 32, "v" * 32, templates, "a800", postrank="q" * 32)
+    assert len({versions.model_version, with_ranker.model_version, other_ranker.model_version}) == 3
+    assert with_ranker.to_json_dict()["postrank_checkpoint"] == "p" * 16
