@@ -6,12 +6,14 @@
     rmr plan "北京旅游攻略" --session "Cheap hotels in Beijing"
     rmr cover cover.jpg --task relevance --query "北京旅游攻略"
     rmr grade request.json --grader experience   # a pointwise grade per candidate (covers: the VLM grades)
+    rmr postrank request.json      # the post-ranker's order of candidates with features ("list_a"/"list_b": the judge)
     rmr covers images/             # grade every cover's quality once, into the server's grade store
     rmr batch --queries day.jsonl --corpus corpus.jsonl --store redis://... --server h1:8001,h2:8001
     rmr lookup "北京旅游攻略" --store redis://...
     rmr eval --set rerank.jsonl --server 127.0.0.1:8001 --ablations   # Tables 1-3 (see rmr eval --help)
 
-A request file holds ``{"query": ..., "candidates": [...], "options": {...}}``. A candidate may name its cover
+A request file holds ``{"query": ..., "candidates": [...], "options": {...}}`` (and ``"user"``, the user's
+features, for the post-ranker and options.post_rank). A candidate may name its cover
 as ``"cover_path"`` (relative to the file) or, in the bundled samples, a ``"cover"`` drawing spec.
 Exit status: 0 on success, 2 when the server refuses the request, 1 on any other failure.
 """
@@ -53,7 +55,8 @@ def _load_request(path: Path, images: list[str]) -> tuple[dict, dict[str, bytes]
 
 def _rerank(client: RerankClient, args) -> None:
     body, covers = _load_request(Path(args.request), args.image)
-    result = client.rerank(body["query"], body["candidates"], cover_images=covers or None, options=body.get("options"))
+    result = client.rerank(body["query"], body["candidates"], cover_images=covers or None, options=body.get("options"),
+                           user=body.get("user"))
     titles = {str(c["id"]): c.get("title", "") for c in body["candidates"]}
     if args.json:
         print(json.dumps(result.response, ensure_ascii=False, indent=2))
@@ -71,6 +74,9 @@ def _rerank(client: RerankClient, args) -> None:
         known = [g["grade"] for g in r["pointwise"]["grades"] if g["grade"] is not None]
         print(f"-- pointwise {r['pointwise']['grader']} grades as {r['pointwise']['use']}: {len(known)} of "
               f"{len(r['pointwise']['grades'])} known; ranked by {r['ranked_by']}")
+    if r.get("post_rank"):
+        p = r["post_rank"]
+        print(f"-- post-rank of the top {p['top_k']}: " + ("applied" if p["applied"] else f"not applied ({p['error']})"))
     if r.get("windows"):
         kinds = [w["outcome"] for w in r["windows"]]
         print(f"-- {len(kinds)} windows (rerank_window): {kinds.count('valid')} valid, {kinds.count('repaired')} "
@@ -90,6 +96,25 @@ def _grade(client: RerankClient, args) -> None:
     unknown = sum(g.grade is None for g in grades)
     print(f"-- {args.grader} grades of {len(grades)} candidates ({len(covers)} with a cover, graded by the VLM); "
           f"{unknown} unknown")
+
+
+def _postrank(client: RerankClient, args) -> None:
+    """The post-ranker's order; with ``list_a`` and ``list_b`` in the file, the list judge's verdict instead."""
+    body = json.loads(Path(args.request).read_text(encoding="utf-8"))
+    items = [{"id": c["id"], "features": c.get("features", {})} for c in body["candidates"]]
+    if "list_a" in body or "list_b" in body:
+        verdict = client.judge(body["query"], items, body.get("list_a", []), body.get("list_b", []),
+                               user=body.get("user", {}))
+        print(json.dumps(verdict, ensure_ascii=False, indent=2))
+        return
+    result = client.post_rank(body["query"], items, user=body.get("user", {}), options=body.get("options", {}))
+    if args.json:
+        print(json.dumps(result.response, ensure_ascii=False, indent=2))
+        return
+    for rank, doc_id in enumerate(result.ranked_ids, start=1):
+        print(f"{rank:>3}. {doc_id}")
+    state = "valid" if result.response["valid"] else f"repaired: {[r['message'] for r in result.response['repairs']]}"
+    print(f"-- post-ranked {len(items)} candidates from their features ({state})")
 
 
 def _lookup(args) -> int:
@@ -142,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="its template and scale (config [pointwise])")
     grade.add_argument("--image", action="append", default=[], metavar="ID=PATH", help="cover image of candidate ID")
     grade.add_argument("--json", action="store_true", help="print grades and reasoning as JSON")
+    postrank = sub.add_parser("postrank", help="post-rank candidates by their features (the post-ranker); with "
+                              "list_a/list_b in the file, which order is better (the list judge)")
+    postrank.add_argument("request")
+    postrank.add_argument("--json", action="store_true", help="print the whole outcome as JSON")
     plan = sub.add_parser("plan", help="run the query planner")
     plan.add_argument("query")
     plan.add_argument("--session", action="append", default=[], help="an earlier query of the session (repeat)")
@@ -168,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                 _rerank(client, args)
             elif args.command == "grade":
                 _grade(client, args)
+            elif args.command == "postrank":
+                _postrank(client, args)
             elif args.command == "plan":
                 print(json.dumps(client.plan(args.query, args.session).raw, ensure_ascii=False, indent=2))
             else:

@@ -75,3 +75,23 @@ def test_options_post_rank_refuses_a_bad_feature_naming_the_requests_own_candida
     with pytest.raises(RerankError) as refused:
         client.rerank("北京", featured, options={"evaluate_covers": False, "post_rank": True})
     assert refused.value.is_invalid_argument and "candidates[11].features.format" in refused.value.message
+
+
+def test_rmr_postrank_orders_a_request_file_and_asks_the_judge_with_two_lists(grpc_url, items, tmp_path, capsys):
+    import json
+
+    from clients.cli import main
+
+    request = tmp_path / "postrank.json"
+    request.write_text(json.dumps({"query": "北京", "user": SAMPLE_USER, "candidates": items}, ensure_ascii=False))
+    assert main(["--url", grpc_url, "--timeout", "120", "postrank", str(request)]) == 0
+    out = capsys.readouterr().out
+    assert f"post-ranked {len(items)} candidates from their features" in out
+    assert sorted(line.split(". ")[1] for line in out.splitlines() if ". " in line) == sorted(i["id"] for i in items)
+    ids = [i["id"] for i in items]
+    request.write_text(json.dumps({"query": "北京", "candidates": items, "list_a": ids, "list_b": ids[::-1]}))
+    assert main(["--url", grpc_url, "--timeout", "120", "postrank", str(request)]) == 0
+    assert json.loads(capsys.readouterr().out)["better"] in ("A", "B")
+    request.write_text(json.dumps({"query": "北京", "candidates": [{"id": "a", "features": {"likes": "many"}}]}))
+    assert main(["--url", grpc_url, "--timeout", "120", "postrank", str(request)]) == 2
+    assert "candidates[0].features.likes must be a finite number" in capsys.readouterr().err
