@@ -3,6 +3,7 @@ then a small T+1 job (a day's queries on a local Ray, the embedded index and sto
 
     make demo                                   # tiny random-weight models
     RERANKER_CKPT=/ckpt/qwen3-4b VLM_CKPT=/ckpt/qwen2.5-vl make demo   # real checkpoints (slow on CPU)
+    ... POSTRANK_CKPT=/ckpt/postrank make demo  # and a post-ranker of one's own (else the post-rank step is refused)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 from clients.rerank_client import RerankClient, RerankError
-from clients.samples import load_sample, split_sample
+from clients.samples import SAMPLE_USER, load_sample, split_sample, with_features
 from server.host.launcher import LaunchError, TritonServer
 
 RULE = "-" * 100
@@ -117,6 +118,7 @@ def run_demo(client: RerankClient, tiny: bool, section: Sections) -> bool:
     print(f"ranked by {ranked['ranked_by']} (no listwise call) in {ranked['timings_ms']['total']:.0f} ms; "
           "candidates with a cover were graded by the VLM with it, the others by the text model")
     ok &= sorted(ranked["ranked_ids"]) == sorted(by_id)
+    ok &= run_postrank(client, sample["query"], candidates, covers, section)
     if tiny:
         print(textwrap.fill(
             "Note: these are tiny models with RANDOM weights. Constrained decoding makes their answers valid "
@@ -125,6 +127,26 @@ def run_demo(client: RerankClient, tiny: bool, section: Sections) -> bool:
             "models write nonsense and the repair and fallback-ranker path takes over. Point RERANKER_CKPT and "
             "VLM_CKPT at trained checkpoints for real answers.", width=100))
     return ok
+
+
+def run_postrank(client: RerankClient, query: str, candidates: list[dict], covers: dict[str, bytes],
+                 section: Sections) -> bool:
+    """options.post_rank: the re-rank's head post-ranked from features as soft tokens; the list judge compares."""
+    section("Post-ranker (seed 004): the head re-ordered from its features as soft tokens (options.post_rank)")
+    featured = with_features(candidates)
+    post = client.rerank(query, featured, cover_images=covers, options={"post_rank": True}, user=SAMPLE_USER)
+    report = post.response["post_rank"]
+    if not report["applied"]:
+        print(f"post-rank not applied: {report['error']}")
+        return False
+    print(f"top {report['top_k']} after the post-rank: {post.ranked_ids[:report['top_k']]}")
+    print(f"  (positions of the re-rank's head, best first: {report['outcome']['order']}); ranked by "
+          f"{post.response['ranked_by']}, post-rank {report['ms']:.0f} ms; each candidate's "
+          f"{len(featured[0]['features'])} features and the user's {len(SAMPLE_USER)} reached the model as one token each")
+    items = [{"id": c["id"], "features": c["features"]} for c in featured]
+    verdict = client.judge(query, items, post.ranked_ids, [c["id"] for c in featured], user=SAMPLE_USER)
+    print(f"list judge, post-ranked list (A) against the request's order (B): {verdict['better']}")
+    return sorted(post.ranked_ids) == sorted(c["id"] for c in candidates) and verdict["better"] in ("A", "B")
 
 
 def run_tplus1(grpc_url: str, folder: Path, section: Sections) -> bool:
@@ -167,7 +189,7 @@ def main() -> int:
 
     reranker, vlm = os.environ.get("RERANKER_CKPT", ""), os.environ.get("VLM_CKPT", "")
     print("Preparing checkpoints and the CPU model repository ...", flush=True)
-    ckpts = resolve_checkpoints(reranker, vlm, "", args.cache)
+    ckpts = resolve_checkpoints(reranker, vlm, "", args.cache, os.environ.get("POSTRANK_CKPT", ""))
     repository = render("cpu", Path(args.cache) / "model_repository-demo", ckpts)
     server = TritonServer.on_free_ports(repository, Path(args.cache) / "demo")
     grpc_port = server.options.grpc_port
