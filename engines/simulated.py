@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from engines.generation import Generation, GenerationRequest
@@ -32,7 +32,10 @@ class SimulatedEngineFailure(RuntimeError):
 
 
 class SimulatedEngine:
-    def __init__(self, mode: str, *, vocab_size: int = 151936, seed: int = 0, tokenizer: Any = None) -> None:
+    def __init__(self, mode: str, *, vocab_size: int = 151936, seed: int = 0, tokenizer: Any = None,
+                 hidden_size: int = 0, adapters: Iterable[int] = ()) -> None:
+        """`hidden_size`, `adapters`: the soft-token width and LoRA task ids it accepts, as the slot it stands in for
+        (it reads neither: its answers depend on the constraint alone)."""
         kind, _, argument = mode.partition(":")
         if kind not in MODES or (kind == "delay") != bool(argument):
             raise ValueError(f"simulate must be one of empty, valid, prose, error, garbage, delay:MS; got {mode!r}")
@@ -43,6 +46,8 @@ class SimulatedEngine:
         self._answers: dict[tuple, Generation] = {}
         self.delay_s = float(argument) / 1000 if argument else 0.0
         self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.adapters = {int(task): f"task{task}" for task in adapters}
         self._random = random.Random(seed)
 
     def generate(self, requests: Sequence[GenerationRequest], images: Sequence[bytes] | None = None
@@ -73,8 +78,8 @@ class SimulatedEngine:
             answer = (f"The final ranking is [{','.join(str(i) for i in range(constraint.n, 0, -1))}]."
                       if constraint.kind is AnswerKind.PERMUTATION else "Rating 3: Relevant")
         else:
-            answer = (f"[{','.join(str(i) for i in range(1, constraint.n + 1))}]"
-                      if constraint.kind is AnswerKind.PERMUTATION else "2")
+            answer = {AnswerKind.PERMUTATION: f"[{','.join(str(i) for i in range(1, constraint.n + 1))}]",
+                      AnswerKind.CHOICE: "A"}.get(constraint.kind, "2")
         encode = lambda text: self.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
         budget = max(request.thinking_budget, 0)
         closing = encode((FORCED_CLOSING if budget else "<answer>") + answer + CLOSE_ANSWER)

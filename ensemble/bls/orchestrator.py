@@ -66,6 +66,9 @@ class Orchestrator:
             grader = request.options.grader
             check_given_grades(request.candidates, grader, self.config.pointwise.scale(grader.value))
         if request.options.post_rank:
+            if not self.config.postrank.checkpoint:
+                raise RequestError("options.post_rank", "needs a post-ranker, and this deployment has none "
+                                   "([postrank] checkpoint is empty)", value=True)
             check_features(self.caller, request)
         images, digests = self._checked_images(request, cover_images)
         budget_s = request.options.deadline_ms / 1000 if request.options.deadline_ms else timeout_s

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory):
     tiny = resolve_checkpoints("", "", "", str(CACHE))
-    ckpts = Checkpoints(tiny.reranker, tiny.vlm, simulate="error", simulate_vlm="garbage")
+    ckpts = Checkpoints(tiny.reranker, tiny.vlm, simulate="error", simulate_vlm="garbage", postrank=tiny.postrank)
     repository = render("cpu", tmp_path_factory.mktemp("faulty") / "repo", ckpts)
     server = TritonServer.on_free_ports(repository, tmp_path_factory.mktemp("faulty-server"), admin_key="admin=s3cret")
     with server:
@@ -46,6 +46,16 @@ def test_engine_failure_gives_the_fallback_ranking_with_its_reason(faulty):
     for grade in response["cover_grades"]:
         assert grade["relevance"] is None and grade["quality"] is None
         assert grade["source"] == {"relevance": "model_unusable", "quality": "model_unusable"}
+
+
+def test_a_failing_post_rank_keeps_the_ranking_and_says_why(faulty):
+    candidates = [{"id": "pasta", "title": "Pasta recipe", "features": {"category": "food"}},
+                  {"id": "guide", "title": "Beijing travel guide 2025", "features": {"category": "travel"}}]
+    with RerankClient(faulty.options.grpc_url, timeout_s=60) as client:
+        result = client.rerank("Beijing travel guide", candidates, options={"post_rank": True})
+    post_rank = result.response["post_rank"]
+    assert result.ranked_ids == ["guide", "pasta"] and result.response["ranked_by"] == "fallback"
+    assert not post_rank["applied"] and post_rank["error"].startswith("INTERNAL: ")
 
 
 def test_planner_engine_failure_is_an_internal_error_not_a_crash(faulty):

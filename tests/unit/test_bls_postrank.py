@@ -39,7 +39,7 @@ class Caller:
 
 
 def run(caller, n=14, top_k=10, deadline_ms=None, **extra):
-    config = PipelineConfig.load(overrides={"postrank": {"top_k": top_k}})
+    config = PipelineConfig.load(overrides={"postrank": {"top_k": top_k, "checkpoint": "/ckpt/pr"}})
     options = {"evaluate_covers": False, "post_rank": True} | ({"deadline_ms": deadline_ms} if deadline_ms else {})
     body = {"query": "q", "candidates": [{"id": f"c{i}", "title": "t", "features": {"likes": i}} for i in range(n)],
             "options": options, **extra}
@@ -77,6 +77,13 @@ def test_a_feature_refused_at_the_call_names_the_requests_own_candidate():
     error = SubCallError("post_ranker", "INVALID_ARG", "candidates[0].features.likes must be within [0, 1e+09]")
     with pytest.raises(RequestError, match=r"candidates\[13\]\.features\.likes must be within"):
         run(Caller(post_error=error))  # the head's first is c13
+
+
+def test_a_deployment_without_a_post_ranker_refuses_the_option():
+    config = PipelineConfig.load()  # [postrank] checkpoint empty
+    body = {"query": "q", "candidates": [{"id": "a", "title": "t"}], "options": {"post_rank": True}}
+    with pytest.raises(RequestError, match=r"options.post_rank needs a post-ranker, and this deployment has none"):
+        asyncio.run(Orchestrator(config, Caller())(json.dumps(body).encode(), None))
 
 
 def test_features_are_checked_before_any_model_runs():

@@ -16,10 +16,13 @@ class TritonPythonModel:
         simulate = context.param(Param.SIMULATE, "")
         if simulate:
             from engines.simulated import SimulatedEngine
+            from ensemble.postrank.checkpoint import base_text_config
             from ensemble.tokenizer import load_tokenizer
 
             tokenizer = load_tokenizer(context.path(Param.CHECKPOINT_DIR)) if simulate in ("valid", "prose") else None
-            engine = SimulatedEngine(simulate, tokenizer=tokenizer)
+            hidden = 0 if vision else int(base_text_config(context.path(Param.CHECKPOINT_DIR)).hidden_size)
+            engine = SimulatedEngine(simulate, tokenizer=tokenizer, hidden_size=hidden,
+                                     adapters=lora_adapters(context.param(Param.LORA_ADAPTERS, "")))
         else:
             from engines.torch_engine import TorchEngine
 
