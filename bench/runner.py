@@ -211,7 +211,7 @@ def start_cpu_server(cache: Path, simulate: str, workdir: Path, *, overrides: di
     from server.host.launcher import TritonServer
 
     ckpts = checkpoints or resolve_checkpoints("", "", "", str(cache))
-    ckpts = Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate)
+    ckpts = Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate, postrank=ckpts.postrank)
     repository = render("cpu", workdir / "model_repository", ckpts, overrides=overrides)
     return TritonServer.on_free_ports(repository, workdir / "server", models=models)
 
@@ -225,7 +225,8 @@ def start_redis_repository(stack, cache: Path, workdir: Path, simulate: str = "v
 
     redis = stack.enter_context(RedisServer(workdir / "redis"))
     ckpts = resolve_checkpoints("", "", "", str(cache))
-    repository = render("cpu", workdir / "model_repository", Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate),
+    repository = render("cpu", workdir / "model_repository",
+                        Checkpoints(ckpts.reranker, ckpts.vlm, simulate=simulate, postrank=ckpts.postrank),
                         overrides={"pipeline": {"cover_store": {"url": redis.url}}})
     return Path(repository).resolve(), redis.url
 

@@ -66,9 +66,10 @@ def check_adapter(folder: str | Path, text_config: Any) -> dict[str, Any]:
     shapes = module_shapes(text_config)
     targets = config.get("target_modules")
     targets = [targets] if isinstance(targets, str) else list(targets or [])
-    if not targets or (unknown := sorted(set(targets) - set(shapes))):
+    unknown = sorted(set(targets) - set(shapes))
+    if not targets or unknown:
         raise ConfigError(f"{path}: field target_modules must name modules of the base ({', '.join(shapes)}), "
-                          f"got {targets!r}")
+                          f"got {targets!r}" + (f" ({', '.join(unknown)} unknown)" if unknown else ""))
     weights = folder / ADAPTER_WEIGHTS
     layers = int(text_config.num_hidden_layers)
     seen = 0

@@ -58,10 +58,11 @@ class Feature(BaseModel):
         if self.kind is Kind.NUMERIC:
             if self.range is None or not self.range[0] < self.range[1]:
                 raise ValueError(f"numeric feature {self.name!r} needs a range [low, high] with low < high")
-            if list(self.buckets) != sorted(set(self.buckets)):
-                raise ValueError(f"numeric feature {self.name!r} needs ascending, distinct buckets")
-        if self.kind is Kind.CATEGORICAL and len(set(self.vocabulary)) != len(self.vocabulary) or \
-                self.kind is Kind.CATEGORICAL and not self.vocabulary:
+            low, high = self.range
+            if list(self.buckets) != sorted(set(self.buckets)) or not all(low < b <= high for b in self.buckets):
+                raise ValueError(f"numeric feature {self.name!r} needs ascending, distinct buckets inside its range")
+        distinct = len(set(self.vocabulary)) == len(self.vocabulary)
+        if self.kind is Kind.CATEGORICAL and not (self.vocabulary and distinct):
             raise ValueError(f"categorical feature {self.name!r} needs a vocabulary of distinct values")
         return self
 

@@ -15,7 +15,8 @@ from ensemble.bls.caller import EngineCaller, RerankAnswer, Slot, SubCallError
 from ensemble.config import PipelineConfig
 from ensemble.errors import RequestError
 from ensemble.postrank.request import JudgeRequest, PostRankRequest, parse_judge_request, parse_postrank_request
-from ensemble.postrank.steps import JudgePost, JudgePre, PostRankPost, PostRankPre, SoftTokens
+from ensemble.postrank.soft_tokens import SoftTokens
+from ensemble.postrank.steps import JudgePost, JudgePre, PostRankPost, PostRankPre
 from ensemble.rerank.steps import ranked
 
 

@@ -4,8 +4,6 @@ post-ranker's adapter -> post). The BLS runs the post-rank's in its own process 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,11 +15,8 @@ from ensemble.constraint import AnswerConstraint
 from ensemble.errors import RequestError
 from ensemble.postrank import prompt
 from ensemble.postrank.answer import Verdict, read_postrank, read_verdict
-from ensemble.postrank.checkpoint import PostRanker, base_text_config
-from ensemble.postrank.encoder import encode, query_vector
-from ensemble.postrank.features import Domain, encoder_inputs, query_inputs
-from ensemble.postrank.request import JudgeRequest, PostRankItem, PostRankRequest, parse_judge_request, \
-    parse_postrank_request
+from ensemble.postrank.request import JudgeRequest, PostRankRequest, parse_judge_request, parse_postrank_request
+from ensemble.postrank.soft_tokens import SoftTokens
 from ensemble.rerank.outcome import RerankOutcome
 from ensemble.rerank.steps import ranked
 from ensemble.step import BudgetReport, PostStep, PreStep
@@ -32,39 +27,6 @@ ENTRY = Interface((T.REQUEST,), (T.RANKED_IDS, T.RESULT))
 """`post_ranker`: ``result`` is the RerankOutcome as JSON (order, repairs, reasoning)."""
 JUDGE_ENTRY = Interface((T.REQUEST,), (T.RESULT,))
 """`list_judge`: ``result`` is ``{"better": "A" | "B" | null, "reasoning": ..., "valid": ...}``."""
-
-
-class SoftTokens:
-    """The post-ranker's encoder on the base's shape: a request's user and candidates -> its prompt table."""
-
-    def __init__(self, config: PipelineConfig, tokenizer: Any) -> None:
-        """Without a post-ranker ([postrank] checkpoint empty) it loads nothing and refuses every request."""
-        self.folder = config.postrank.checkpoint
-        self.task_id = config.postrank.lora_task_id
-        self.ranker, self.vocab_size, self.hidden_size = None, 0, 0
-        if self.folder:
-            base = base_text_config(Path(getattr(tokenizer, "name_or_path", "")))
-            self.vocab_size, self.hidden_size = int(base.vocab_size), int(base.hidden_size)
-            self.ranker = PostRanker.load(self.folder, self.hidden_size)
-            prompt.soft_token_id(tokenizer)
-
-    def table(self, query: str, user: dict, candidates: Sequence[PostRankItem]) -> np.ndarray:
-        """[1 + n, hidden] float32: the user's row, then each candidate's."""
-        if self.ranker is None:
-            raise RequestError("request", "cannot be post-ranked: this deployment has no post-ranker "
-                               "([postrank] checkpoint is empty)")
-        schema, weights = self.ranker.schema, self.ranker.weights
-        q = query_vector(weights, *query_inputs(schema, query))
-        users = encode(weights, Domain.USER, q, encoder_inputs(schema, Domain.USER, [("user", user)]))
-        items = encode(weights, Domain.ITEM, q, encoder_inputs(
-            schema, Domain.ITEM, [(f"candidates[{i}].features", c.features) for i, c in enumerate(candidates)]))
-        return np.concatenate([users, items])
-
-    def tensors(self, table: np.ndarray, soft: prompt.SoftPrompt) -> Arrays:
-        return {"prompt_embedding_table": table.astype(np.float16),
-                "prompt_vocab_size": np.array([len(table)], dtype=np.int32),
-                "prompt_table_extra_ids": np.asarray(soft.extra_ids, dtype=np.uint64),
-                "lora_task_id": np.array([self.task_id], dtype=np.uint64)}
 
 
 class PostRankPre(PreStep):

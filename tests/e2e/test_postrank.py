@@ -95,3 +95,71 @@ def test_rmr_postrank_orders_a_request_file_and_asks_the_judge_with_two_lists(gr
     request.write_text(json.dumps({"query": "北京", "candidates": [{"id": "a", "features": {"likes": "many"}}]}))
     assert main(["--url", grpc_url, "--timeout", "120", "postrank", str(request)]) == 2
     assert "candidates[0].features.likes must be a finite number" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def zero_b_slot(tmp_path_factory):
+    """The text slot alone, its adapter the tiny post-ranker's with every B matrix zero."""
+    import shutil
+
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    from build.profile import Checkpoints, resolve_checkpoints
+    from build.render import render
+    from ensemble import names
+    from server.host.launcher import TritonServer
+    from tests.e2e.conftest import CACHE
+
+    tiny = resolve_checkpoints("", "", "", str(CACHE))
+    folder = tmp_path_factory.mktemp("zero-b") / "postrank"
+    shutil.copytree(tiny.postrank, folder)
+    weights = load_file(str(folder / "adapter_model.safetensors"))
+    save_file({k: np.zeros_like(v) if "lora_B" in k else v for k, v in weights.items()},
+              str(folder / "adapter_model.safetensors"))
+    repository = render("cpu", tmp_path_factory.mktemp("zero-b-repo") / "repo",
+                        Checkpoints(tiny.reranker, tiny.vlm, postrank=str(folder)))
+    with TritonServer.on_free_ports(repository, tmp_path_factory.mktemp("zero-b-server"),
+                                    models=(names.LLM_ENGINE,)) as server:
+        yield server, tiny, folder
+
+
+def test_over_grpc_an_adapter_with_zero_b_gives_the_base_models_ids_side_by_side_with_base_rows(zero_b_slot, items):
+    """The slot's own tensors, as a post_ranker pre step makes them, sent with and without the adapter's task id, one
+    by one and at once (the slot batches rows with and without an adapter together)."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tritonclient.grpc as grpcclient
+
+    from ensemble import names
+    from ensemble.arrays import stack_rows
+    from ensemble.config import PipelineConfig
+    from ensemble.postrank.request import PostRankRequest
+    from ensemble.postrank.steps import PostRankPre
+    from ensemble.tensors import TORCH_LLM_SLOT
+    from ensemble.tokenizer import load_tokenizer
+
+    server, tiny, folder = zero_b_slot
+    pre = PostRankPre(PipelineConfig.load(overrides={"postrank": {"checkpoint": str(folder)}}),
+                      load_tokenizer(str(tiny.reranker)))
+    request = PostRankRequest.model_validate_json(json.dumps({"query": "北京", "user": SAMPLE_USER, "candidates": items}))
+    with_adapter = stack_rows([pre.for_request(request)], TORCH_LLM_SLOT.inputs)
+    base = {k: v for k, v in with_adapter.items() if k != "lora_task_id"}
+
+    def call(arrays):
+        inputs = []
+        for name, array in arrays.items():
+            spec = TORCH_LLM_SLOT.input(name)
+            inputs.append(grpcclient.InferInput(name, list(array.shape), spec.wire_dtype))
+            inputs[-1].set_data_from_numpy(array)
+        with grpcclient.InferenceServerClient(server.options.grpc_url) as client:
+            result = client.infer(names.LLM_ENGINE, inputs, client_timeout=120)
+        return result.as_numpy("output_ids")[0, 0, :int(result.as_numpy("sequence_length")[0, 0])].tolist()
+
+    alone = [call(with_adapter), call(base)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(call, [with_adapter, base, with_adapter, base]))
+    assert alone[0] == alone[1] and together == alone * 2
+    soft = int((with_adapter["input_ids"] >= pre.soft.vocab_size).sum())
+    assert soft == len(items) + 1 and int(with_adapter["lora_task_id"][0][0]) == 1  # soft tokens, the adapter named

@@ -142,3 +142,25 @@ def test_judge_lists_must_name_candidates_once():
         parse_judge_request(json.dumps(base | {"list_b": ["a", "c"]}), limits)
     with pytest.raises(RequestError, match="list_b must not repeat an id"):
         parse_judge_request(json.dumps(base | {"list_b": ["a", "a"]}), limits)
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"kind": "numeric", "range": [0, 1], "buckets": [0.5, 2]}, "buckets inside its range"),
+    ({"kind": "numeric", "range": [1, 0]}, "low < high"),
+    ({"kind": "categorical", "vocabulary": ["a", "a"]}, "vocabulary of distinct values"),
+    ({"kind": "colour"}, "kind"),
+])
+def test_a_feature_schema_that_cannot_be_read_fails_at_load_naming_the_file_and_field(tiny, tmp_path, change, says):
+    import shutil
+
+    from ensemble.config import ConfigError
+    from ensemble.postrank.checkpoint import PostRanker
+
+    folder = tmp_path / "pr"
+    shutil.copytree(tiny.postrank, folder)
+    schema = json.loads((folder / "features.json").read_text())
+    schema["features"][0] = {"name": "x", "domain": "item"} | change
+    (folder / "features.json").write_text(json.dumps(schema))
+    with pytest.raises(ConfigError, match=r"features.json: field features\.0") as refused:
+        PostRanker.load(folder, hidden_size=64)
+    assert says in str(refused.value)
