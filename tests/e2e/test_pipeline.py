@@ -31,7 +31,7 @@ def test_rerank_returns_every_candidate_once(client, sample):
     assert sorted(result.ranked_ids) == sorted(c["id"] for c in candidates)
     assert len(result.ranked_ids) == len(set(result.ranked_ids))
     assert result.response["ranked_ids"] == result.ranked_ids
-    assert set(result.response["timings_ms"]) == {"covers", "pointwise", "rerank", "total"}
+    assert set(result.response["timings_ms"]) == {"covers", "pointwise", "rerank", "post_rank", "total"}
     assert result.response["ranked_by"] in ("listwise", "fallback") and result.response["pointwise"] is None
 
 

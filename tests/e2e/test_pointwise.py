@@ -67,7 +67,7 @@ def test_pointwise_grades_as_a_signal_of_a_windowed_listwise_rerank(client, samp
     sources = [g["source"] for g in response["pointwise"]["grades"]]
     assert sources[0] == "request" and set(sources[1:]) <= {"model", "model_unusable"}
     assert sorted(response["ranked_ids"]) == sorted(c["id"] for c in many)
-    assert set(response["timings_ms"]) == {"covers", "pointwise", "rerank", "total"}
+    assert set(response["timings_ms"]) == {"covers", "pointwise", "rerank", "post_rank", "total"}
 
 
 def test_the_reranker_entry_refuses_ranking_by_grade(client):
