@@ -63,3 +63,19 @@ def test_both_modes_grade_pointwise_alike(server, via_ensembles, sample):
     assert engines["ranked_by"] == ensembles["ranked_by"] == "pointwise"
     assert engines["pointwise"]["grades"] == ensembles["pointwise"]["grades"]
     assert engines["ranked_ids"] == ensembles["ranked_ids"]
+
+
+def test_both_modes_post_rank_alike(server, via_ensembles, sample):
+    """The ensembles mode reaches the post_ranker entry; the default runs the post-rank's steps in the BLS."""
+    from clients.samples import SAMPLE_USER, with_features
+
+    candidates = with_features(sample[1][:6])
+    answers = []
+    for url in (server.options.grpc_url, via_ensembles.options.grpc_url):
+        with RerankClient(url, timeout_s=120) as client:
+            answers.append(client.rerank("北京旅游攻略", candidates, user=SAMPLE_USER,
+                                         options={"post_rank": True, "evaluate_covers": False}).response)
+    engines, ensembles = answers
+    assert engines["ranked_by"] == ensembles["ranked_by"] == "listwise+post_rank"
+    assert engines["post_rank"]["outcome"]["order"] == ensembles["post_rank"]["outcome"]["order"]
+    assert engines["ranked_ids"] == ensembles["ranked_ids"]
