@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -48,3 +49,13 @@ def promtool() -> str:
     if path is None:
         pytest.fail("promtool not found: install Debian's prometheus package (make test does)")
     return path
+
+
+@pytest.fixture(scope="session")
+def qwen3_checkpoint(tmp_path_factory):
+    """A config.json with Qwen3-4B's published shape (no weights are needed to plan or render)."""
+    folder = tmp_path_factory.mktemp("qwen3-4b")
+    (folder / "config.json").write_text(json.dumps({
+        "num_hidden_layers": 36, "hidden_size": 2560, "num_attention_heads": 32, "num_key_value_heads": 8,
+        "head_dim": 128, "intermediate_size": 9728, "vocab_size": 151936, "tie_word_embeddings": True}))
+    return folder

@@ -25,19 +25,11 @@ def load(repository, name):
     return text_format.Parse((repository / name / "config.pbtxt").read_text(), mc.ModelConfig())
 
 
-@pytest.fixture(scope="module")
-def qwen3(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("qwen3-4b")
-    (folder / "config.json").write_text(json.dumps({
-        "num_hidden_layers": 36, "hidden_size": 2560, "num_attention_heads": 32, "num_key_value_heads": 8,
-        "head_dim": 128, "intermediate_size": 9728, "vocab_size": 151936, "tie_word_embeddings": True}))
-    return folder
-
-
 @pytest.mark.parametrize("target", ["a10", "a800"])
 def test_the_tensorrtllm_slot_declares_the_soft_token_and_lora_inputs_and_the_ensemble_feeds_them(
-        target, qwen3, tmp_path):
-    repository = render(target, tmp_path / "repo", Checkpoints(str(qwen3), "/v", "/engines/e", postrank="/ckpt/pr"))
+        target, qwen3_checkpoint, tmp_path):
+    repository = render(target, tmp_path / "repo",
+                        Checkpoints(str(qwen3_checkpoint), "/v", "/engines/e", postrank="/ckpt/pr"))
     assert check_repository(repository) == []
     slot = {i.name: (mc.DataType.Name(i.data_type), list(i.dims), i.optional) for i in
             load(repository, names.LLM_ENGINE).input}
@@ -56,8 +48,8 @@ def test_the_tensorrtllm_slot_declares_the_soft_token_and_lora_inputs_and_the_en
     assert '[postrank]\ncheckpoint = "/ckpt/pr"' in pipeline
 
 
-def test_without_a_post_ranker_nothing_is_prefetched(qwen3, tmp_path):
-    repository = render("a10", tmp_path / "repo", Checkpoints(str(qwen3), "/v", "/engines/e"))
+def test_without_a_post_ranker_nothing_is_prefetched(qwen3_checkpoint, tmp_path):
+    repository = render("a10", tmp_path / "repo", Checkpoints(str(qwen3_checkpoint), "/v", "/engines/e"))
     params = {k: v.string_value for k, v in load(repository, names.LLM_ENGINE).parameters.items()}
     assert "lora_prefetch_dir" not in params
 

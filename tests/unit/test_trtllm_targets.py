@@ -1,6 +1,5 @@
 """GPU targets, checked without a GPU: rendering, wiring, backend parameters, engine plans, fail-fast builds."""
 
-import json
 import shutil
 
 import pytest
@@ -15,16 +14,6 @@ from build.profile import Checkpoints, Profile
 from build.render import render
 from build.trtllm_repository import BACKEND_PARAMETER_KEYS, BACKEND_REQUIRED_KEYS, PARAMETER_KEYS
 from build.wiring import check_repository
-
-
-@pytest.fixture(scope="module")
-def qwen3_checkpoint(tmp_path_factory):
-    """A config.json with Qwen3-4B's published shape (no weights are needed to plan or render)."""
-    folder = tmp_path_factory.mktemp("qwen3-4b")
-    (folder / "config.json").write_text(json.dumps({
-        "num_hidden_layers": 36, "hidden_size": 2560, "num_attention_heads": 32, "num_key_value_heads": 8,
-        "head_dim": 128, "intermediate_size": 9728, "vocab_size": 151936, "tie_word_embeddings": True}))
-    return folder
 
 
 @pytest.fixture(scope="module", params=["a10", "a800"])
