@@ -33,6 +33,7 @@ from bench.step_costs import print_costs, step_costs
 from bench.triton_stats import IN_BLS, ModelStats, diff, is_wait, snapshot
 from clients.rerank_client import RerankClient
 from clients.workload import Workload, WorkloadRequest
+from ensemble.names import PIPELINE_MODELS, SubCalls
 
 TARGET_MS = 5.0
 
@@ -73,20 +74,25 @@ BASELINE = "baseline"
 def measure(modes: list[str], pool: list[WorkloadRequest], warmup: int, cache: Path, simulate: str, out: Path,
             settings: dict | None = None, baseline: Path | None = None) -> list[ModeResult]:
     """One server per mode, all up at once, each request sent to each in turn: the modes see the same
-    machine (on a shared VM its speed drifts by tens of percent within minutes)."""
+    machine (on a shared VM its speed drifts by tens of percent within minutes). A server whose BLS runs the steps
+    itself (sub-calls to the engines, the baseline's default too) serves only the BLS and the engine slots: the
+    other entries would be idle processes competing for the cores at start."""
     with ExitStack() as stack:
         servers, clients = [], []
         for mode in modes:
             if mode == BASELINE:
                 server = stack.enter_context(start_checkout_server(baseline, cache, simulate, out / mode,
-                                                                   overrides={"pipeline": settings or {}}))
+                                                                   overrides={"pipeline": settings or {}},
+                                                                   models=PIPELINE_MODELS))
                 servers.append(server)
                 clients.append(stack.enter_context(RerankClient(server.options.grpc_url, timeout_s=60)))
                 continue
             sub_calls, _, setting = mode.partition(":")
             serving = {"bls_sub_calls": sub_calls} | parse_settings([setting] if setting else [])
+            lean = PIPELINE_MODELS if sub_calls == SubCalls.ENGINES.value else ()
             server = stack.enter_context(start_cpu_server(cache, simulate, out / mode.replace(":", "_"),
-                                                          overrides={"serving": serving, "pipeline": settings or {}}))
+                                                          overrides={"serving": serving, "pipeline": settings or {}},
+                                                          models=lean))
             servers.append(server)
             clients.append(stack.enter_context(RerankClient(server.options.grpc_url, timeout_s=60)))
         for r in pool[:warmup]:

@@ -231,9 +231,10 @@ def start_redis_repository(stack, cache: Path, workdir: Path, simulate: str = "v
     return Path(repository).resolve(), redis.url
 
 
-def start_checkout_server(checkout: Path, cache: Path, simulate: str, workdir: Path, *, overrides: dict | None = None):
+def start_checkout_server(checkout: Path, cache: Path, simulate: str, workdir: Path, *, overrides: dict | None = None,
+                          models: tuple[str, ...] = ()):
     """As `start_cpu_server`, but rendered and served from another revision's checkout (before/after runs):
-    its build/ renders its own model_repository/, and its stubs import its packages."""
+    its build/ renders its own model_repository/, and its stubs import its packages. `models`: serve only these."""
     from build.profile import resolve_checkpoints
     from server.host.launcher import TritonServer
 
@@ -249,7 +250,7 @@ def start_checkout_server(checkout: Path, cache: Path, simulate: str, workdir: P
     if done.returncode != 0:
         raise RuntimeError(f"rendering in {checkout} failed: {done.stderr[-2000:]}")
     return TritonServer.on_free_ports(Path(done.stdout.strip().splitlines()[-1]), workdir / "server",
-                                      code_path=(str(checkout.resolve()),))
+                                      code_path=(str(checkout.resolve()),), models=models)
 
 
 if __name__ == "__main__":
