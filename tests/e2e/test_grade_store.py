@@ -20,6 +20,7 @@ from PIL import Image
 from build.profile import resolve_checkpoints
 from build.render import render
 from clients.rerank_client import RerankClient
+from ensemble import names
 from ensemble.names import STORE_URL_ENV, Metric
 from server.host.launcher import TritonServer
 from tests.e2e.conftest import CACHE, ROOT
@@ -46,7 +47,9 @@ def store_server(redis_store, tmp_path_factory):
     ckpts = resolve_checkpoints("", "", "", str(CACHE))
     repository = render("cpu", tmp_path_factory.mktemp("repo") / "model_repository", ckpts,
                         overrides={"pipeline": {"cover_cache": {"enabled": False}}})
-    triton = TritonServer.on_free_ports(repository, tmp_path_factory.mktemp("server"))
+    # Only what these tests call: the BLS, the cover_evaluator entry and the engine slots (a lean replica).
+    triton = TritonServer.on_free_ports(repository, tmp_path_factory.mktemp("server"),
+                                        models=(*names.PIPELINE_MODELS, names.COVER.entry))
     os.environ[STORE_URL_ENV] = redis_store.url  # the server's environment is taken when it starts
     try:
         triton.__enter__()
@@ -161,7 +164,6 @@ def test_direct_cover_evaluator_calls_read_and_fill_the_same_store(store_server,
     """A grade a direct call computed is served from the store to the next caller, with no VLM call."""
     import tritonclient.grpc as grpcclient
 
-    from ensemble import names
 
     raw = grpcclient.InferenceServerClient(store_server.options.grpc_url)
 
