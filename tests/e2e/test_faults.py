@@ -12,6 +12,7 @@ from tritonclient.utils import InferenceServerException
 from build.profile import Checkpoints, resolve_checkpoints
 from build.render import render
 from clients.rerank_client import RerankClient
+from ensemble import names
 from server.host.launcher import TritonServer
 from tests.e2e.conftest import CACHE
 
@@ -23,7 +24,9 @@ def faulty(tmp_path_factory):
     tiny = resolve_checkpoints("", "", "", str(CACHE))
     ckpts = Checkpoints(tiny.reranker, tiny.vlm, simulate="error", simulate_vlm="garbage", postrank=tiny.postrank)
     repository = render("cpu", tmp_path_factory.mktemp("faulty") / "repo", ckpts)
-    server = TritonServer.on_free_ports(repository, tmp_path_factory.mktemp("faulty-server"), admin_key="admin=s3cret")
+    # Only what these tests call: the BLS, the planner's ensemble (its steps load with it) and the engine slots.
+    server = TritonServer.on_free_ports(repository, tmp_path_factory.mktemp("faulty-server"), admin_key="admin=s3cret",
+                                        models=(*names.PIPELINE_MODELS, names.PLANNER.entry))
     with server:
         yield server
 
