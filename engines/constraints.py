@@ -63,8 +63,8 @@ class Vocabulary:
         # Byte-level BPE and SentencePiece both keep '>' as itself in a token's string form.
         tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         closer_last = frozenset(i for i, token in enumerate(tokens) if token and token.endswith(_CLOSER_LAST_CHAR))
-        return cls({str(d): single(str(d)) for d in range(10)}, {c: single(c) for c in CHOICES}, single("["), single("]"), single(","),
-                   encode(FORCED_CLOSING), encode("\n" + OPEN_ANSWER), encode(OPEN_ANSWER),
+        return cls({str(d): single(str(d)) for d in range(10)}, {c: single(c) for c in CHOICES}, single("["),
+                   single("]"), single(","), encode(FORCED_CLOSING), encode("\n" + OPEN_ANSWER), encode(OPEN_ANSWER),
                    encode(CLOSE_ANSWER), special, closer_last)
 
 

@@ -15,9 +15,9 @@ from ensemble.errors import RequestError
 from ensemble.tags import CLOSE_ANSWER, OPEN_ANSWER
 
 GRADE_SCALE = (1, 4)
+"""The paper's grade scale (cover grades); a pointwise grader's may differ (config [pointwise])."""
 CHOICES = ("A", "B")
 """The labels a choice answer picks from (ensemble/postrank/: which of two lists is better)."""
-"""The paper's grade scale (cover grades); a pointwise grader's may differ (config [pointwise])."""
 
 
 class AnswerKind(str, Enum):

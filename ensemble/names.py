@@ -85,9 +85,6 @@ class Param:
     GPU_DEVICE_ID = "gpu_device_id"
     LORA_ADAPTERS = "lora_adapters"
     """JSON object: LoRA task id -> the PEFT adapter folder the text slot loads (see `lora_adapters`)."""
-    POSTRANK_DIR = "postrank_dir"
-    """The post-ranker checkpoint folder (adapter, QIA encoder, feature schema), for the steps that build its
-    soft tokens."""
     # the BLS
     SUB_CALLS = "sub_calls"
     WAITS_IN_PLACE = "waits_in_place"

@@ -14,11 +14,12 @@ from ensemble.rerank.outcome import RerankOutcome
 ANSWER_KINDS = ("valid", "repaired", "fallback")
 """What a listwise answer was: used as it was, used after a repair, replaced by the fallback ranker."""
 LISTWISE_RANKINGS = ("listwise", "windows", "fallback")
-POST_RANKED = "+post_rank"
-POST_RANK_RESULTS = ("applied", "failed", "deadline")
-"""Appended to `ranked_by` when the post-ranker reordered the head (options.post_rank): ``listwise+post_rank``."""
 """`ranked_by` values of a response whose order came from listwise answers (or their fallback): only these have
 an answer kind. The others are `pointwise` (ranked by grade, no listwise call) and `none` (options.rerank false)."""
+POST_RANKED = "+post_rank"
+"""Appended to `ranked_by` when the post-ranker reordered the head (options.post_rank): ``listwise+post_rank``."""
+POST_RANK_RESULTS = ("applied", "failed", "deadline")
+"""What an options.post_rank run did: the head reordered, or the ranking kept (the call failed, or no time left)."""
 
 
 def answer_kind(outcome: RerankOutcome) -> str:

@@ -15,8 +15,8 @@ import numpy as np
 
 from ensemble.names import EngineKind
 
-_NUMPY = {"TYPE_INT32": np.int32, "TYPE_INT64": np.int64, "TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_BOOL": np.bool_,
-          "TYPE_STRING": np.object_, "TYPE_UINT64": np.uint64}
+_NUMPY = {"TYPE_INT32": np.int32, "TYPE_INT64": np.int64, "TYPE_FP32": np.float32, "TYPE_FP16": np.float16,
+          "TYPE_BOOL": np.bool_, "TYPE_STRING": np.object_, "TYPE_UINT64": np.uint64}
 
 
 @dataclass(frozen=True, slots=True)
