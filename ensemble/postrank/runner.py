@@ -4,20 +4,17 @@ of three), and so does the BLS for `options.post_rank`."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import numpy as np
-
 from ensemble import names
-from ensemble.arrays import Arrays, as_bytes, scalar_bytes, stack_rows
+from ensemble.arrays import Arrays, scalar_bytes, stack_rows
 from ensemble.bls.caller import EngineCaller, RerankAnswer, Slot, SubCallError
 from ensemble.config import PipelineConfig
 from ensemble.errors import RequestError
 from ensemble.postrank.request import JudgeRequest, PostRankRequest, parse_judge_request, parse_postrank_request
 from ensemble.postrank.soft_tokens import SoftTokens
 from ensemble.postrank.steps import JudgePost, JudgePre, PostRankPost, PostRankPre
-from ensemble.rerank.steps import ranked
+from ensemble.rerank.steps import ranked, ranking_arrays
 
 
 def _row(out: Arrays) -> Arrays:
@@ -51,17 +48,15 @@ class PostRanking:
                 answers.append(out)
                 continue
             outcome = self.post.outcome(_row(out), len(request.candidates))
-            if self.post.counts is not None:
-                self.post.counts.rerank(outcome)
             answers.append(RerankAnswer(ranked([c.id for c in request.candidates], outcome), outcome))
         return answers
 
     async def post_rank_arrays(self, items: list[tuple[PostRankRequest, Arrays]]) -> list[Arrays | Exception]:
-        """`post_rank` as the entry's tensors: ``ranked_ids`` and ``result`` (the outcome as JSON)."""
+        """`post_rank` as the entry's tensors (ensemble/rerank/steps.py: ranking_arrays)."""
+        answers = await self.post_rank(items)
         return [a if isinstance(a, Exception) else
-                {"ranked_ids": np.array([i.encode("utf-8") for i in a.ranked_ids], dtype=np.object_),
-                 "result": as_bytes(json.dumps(a.outcome.to_json_dict(), ensure_ascii=False))}
-                for a in await self.post_rank(items)]
+                ranking_arrays([c.id.encode("utf-8") for c in request.candidates], a.outcome)
+                for (request, _), a in zip(items, answers)]
 
     async def judge(self, items: list[tuple[JudgeRequest, Arrays]]) -> list[Arrays | Exception]:
         outputs = await self.engines.generate(self.slot.model, [tensors for _, tensors in items])

@@ -87,8 +87,7 @@ class RerankPost(PostStep):
         outcome = self.outcome(inputs, len(ids), request, thinking_budget=budget)
         if self.counts is not None:
             self.counts.rerank(outcome)
-        return {"ranked_ids": np.array(ranked(ids, outcome), dtype=np.object_),
-                "result": as_bytes(json.dumps(outcome.to_json_dict(), ensure_ascii=False))}
+        return ranking_arrays(ids, outcome)
 
     def outcome(self, inputs: Arrays, n: int, request: Callable[[], RerankRequest], *,
                 thinking_budget: int | None = None) -> RerankOutcome:
@@ -106,3 +105,10 @@ class RerankPost(PostStep):
 def ranked(ids: Sequence, outcome: RerankOutcome) -> list:
     """The backend's ids in the outcome's order."""
     return [ids[i - 1] for i in outcome.order]
+
+
+def ranking_arrays(ids: Sequence[bytes], outcome: RerankOutcome) -> Arrays:
+    """A ranking entry's tensors: ``ranked_ids`` (`ids` in the outcome's order) and ``result`` (the outcome as
+    JSON). The `reranker` and `post_ranker` entries answer with these."""
+    return {"ranked_ids": np.array(ranked(ids, outcome), dtype=np.object_),
+            "result": as_bytes(json.dumps(outcome.to_json_dict(), ensure_ascii=False))}
