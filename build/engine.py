@@ -27,7 +27,8 @@ from build.memory import kv_fraction
 from build.model_shape import QWEN3_4B, BuildError, ModelShape
 from build.profile import Profile
 from engines.stack import stack_problem
-from ensemble.config import PipelineConfig
+from ensemble.config import ConfigError, PipelineConfig
+from ensemble.postrank.checkpoint import read_adapter_config
 from ensemble.names import EngineKind
 
 CONVERT_SCRIPT = "models/core/qwen/convert_checkpoint.py"
@@ -97,9 +98,8 @@ def postrank_flags(plan: EnginePlan, postrank: str, soft_rows: int) -> list[str]
     """trtllm-build flags for the post-ranker: a prompt table of `soft_rows` per sequence for the whole batch
     (max_prompt_embedding_table_size = rows per request x max_batch_size, as TensorRT-LLM's multimodal examples size
     it) and the LoRA plugin at the adapter's rank and modules (adapter_config.json)."""
-    config = json.loads((Path(postrank) / "adapter_config.json").read_text())
+    config = read_adapter_config(postrank)
     targets = config["target_modules"]
-    targets = [targets] if isinstance(targets, str) else targets
     unknown = sorted(set(targets) - set(TRTLLM_LORA_MODULES))
     if unknown:
         raise BuildError(f"{postrank}/adapter_config.json: field target_modules has {unknown}, which TensorRT-LLM's "
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                                   args.examples_dir, postrank=str(Path(args.postrank).resolve()) if args.postrank else "",
                                   soft_rows=config.limits.max_window_candidates + 1,
                                   lora_task_id=config.postrank.lora_task_id)
-    except BuildError as error:
+    except (BuildError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(memory_table(plan, profile))

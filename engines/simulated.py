@@ -47,7 +47,7 @@ class SimulatedEngine:
         self.delay_s = float(argument) / 1000 if argument else 0.0
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
-        self.adapters = {int(task): f"task{task}" for task in adapters}
+        self.adapters = frozenset(int(task) for task in adapters)
         self._random = random.Random(seed)
 
     def generate(self, requests: Sequence[GenerationRequest], images: Sequence[bytes] | None = None

@@ -25,17 +25,17 @@ _CANDIDATE = re.compile(r"candidates\[(\d+)\]")
 @dataclass(frozen=True, slots=True)
 class PostRankReport:
     top_k: int
-    applied: bool
-    """Whether the head now has the post-ranker's order."""
+    result: str
+    """What happened, its `rmr_post_ranks_total` label (ensemble/outcome_counts.py: POST_RANK_RESULTS)."""
     outcome: dict[str, Any] = field(default_factory=dict)
     """The post-ranker's RerankOutcome as JSON (order over the head, repairs, reasoning)."""
     error: str | None = None
     ms: float = 0.0
 
     @property
-    def result(self) -> str:
-        """Its `rmr_post_ranks_total` label (ensemble/outcome_counts.py: POST_RANK_RESULTS)."""
-        return "applied" if self.applied else "deadline" if (self.error or "").startswith("deadline") else "failed"
+    def applied(self) -> bool:
+        """Whether the head now has the post-ranker's order."""
+        return self.result == "applied"
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"top_k": self.top_k, "applied": self.applied, "outcome": self.outcome or None, "error": self.error,
@@ -68,14 +68,15 @@ async def post_rank_head(caller: ModelCaller, request: RerankRequest, answer: Re
         call = caller.post_rank(head)
         post = await (call if time_left is None else asyncio.wait_for(call, time_left))
     except TimeoutError:
-        return answer.ranked_ids, PostRankReport(k, False, error="deadline: no time left for the post-rank",
+        return answer.ranked_ids, PostRankReport(k, "deadline", error="deadline: no time left for the post-rank",
                                                  ms=_ms(started))
     except SubCallError as error:
         if error.is_request_error:  # its candidates[i] are the head's: name the request's own
             raise RequestError("request", _CANDIDATE.sub(lambda m: f"candidates[{indexes[int(m[1])]}]",
                                                          error.message)) from None
-        return answer.ranked_ids, PostRankReport(k, False, error=f"{error.code}: {error.message}", ms=_ms(started))
-    return post.ranked_ids + answer.ranked_ids[k:], PostRankReport(k, True, post.outcome.to_json_dict(),
+        return answer.ranked_ids, PostRankReport(k, "failed", error=f"{error.code}: {error.message}",
+                                                 ms=_ms(started))
+    return post.ranked_ids + answer.ranked_ids[k:], PostRankReport(k, "applied", post.outcome.to_json_dict(),
                                                                    ms=_ms(started))
 
 

@@ -50,10 +50,10 @@ def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise ConfigError(f"{path}: cannot be read as safetensors ({exc})") from None
 
 
-def check_adapter(folder: str | Path, text_config: Any) -> dict[str, Any]:
-    """The adapter's config, after checking it and every weight against the base's `text_config`."""
-    folder = Path(folder)
-    path = folder / ADAPTER_CONFIG
+def read_adapter_config(folder: str | Path) -> dict[str, Any]:
+    """adapter_config.json of a LoRA adapter, its `target_modules` as a list (PEFT allows one name as a string);
+    a ConfigError naming the file and field where it is not one."""
+    path = Path(folder) / ADAPTER_CONFIG
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -63,9 +63,17 @@ def check_adapter(folder: str | Path, text_config: Any) -> dict[str, Any]:
     rank = config.get("r")
     if not isinstance(rank, int) or rank <= 0:
         raise ConfigError(f"{path}: field r must be a positive integer, got {rank!r}")
-    shapes = module_shapes(text_config)
     targets = config.get("target_modules")
-    targets = [targets] if isinstance(targets, str) else list(targets or [])
+    return config | {"target_modules": [targets] if isinstance(targets, str) else list(targets or [])}
+
+
+def check_adapter(folder: str | Path, text_config: Any) -> dict[str, Any]:
+    """The adapter's config, after checking it and every weight against the base's `text_config`."""
+    folder = Path(folder)
+    path = folder / ADAPTER_CONFIG
+    config = read_adapter_config(folder)
+    rank, targets = config["r"], config["target_modules"]
+    shapes = module_shapes(text_config)
     unknown = sorted(set(targets) - set(shapes))
     if not targets or unknown:
         raise ConfigError(f"{path}: field target_modules must name modules of the base ({', '.join(shapes)}), "

@@ -93,6 +93,15 @@ class TritonEngines:
         return await call_each(model, batches, _ENGINE_OUTPUTS)
 
 
+async def _ranking_call(model: str, body: str) -> RerankAnswer:
+    """One request to a ranking entry (`reranker`, `post_ranker`): its ``ranked_ids`` and ``result`` read back."""
+    [out] = await call_each(model, [{"request": _rows([body.encode("utf-8")])}], ["ranked_ids", "result"])
+    if isinstance(out, SubCallError):
+        raise out
+    ranked = [bytes(v).decode("utf-8") for v in out["ranked_ids"].reshape(-1)]
+    return RerankAnswer(ranked, RerankOutcome.from_json_dict(json.loads(bytes(out["result"].reshape(-1)[0]))))
+
+
 class EnsembleCaller:
     """`ModelCaller` over the `cover_evaluator` and `reranker` ensembles."""
 
@@ -116,21 +125,10 @@ class EnsembleCaller:
                 for out in outputs]
 
     async def rerank(self, request: RerankRequest) -> RerankAnswer:
-        body = request.model_dump_json(exclude_none=True).encode("utf-8")
-        [out] = await call_each(self.rerank_model, [{"request": _rows([body])}], ["ranked_ids", "result"])
-        if isinstance(out, SubCallError):
-            raise out
-        ranked = [bytes(v).decode("utf-8") for v in out["ranked_ids"].reshape(-1)]
-        return RerankAnswer(ranked, RerankOutcome.from_json_dict(json.loads(bytes(out["result"].reshape(-1)[0]))))
-
+        return await _ranking_call(self.rerank_model, request.model_dump_json(exclude_none=True))
 
     async def post_rank(self, request: PostRankRequest) -> RerankAnswer:
-        body = request.model_dump_json().encode("utf-8")
-        [out] = await call_each(self.postrank_model, [{"request": _rows([body])}], ["ranked_ids", "result"])
-        if isinstance(out, SubCallError):
-            raise out
-        ranked = [bytes(v).decode("utf-8") for v in out["ranked_ids"].reshape(-1)]
-        return RerankAnswer(ranked, RerankOutcome.from_json_dict(json.loads(bytes(out["result"].reshape(-1)[0]))))
+        return await _ranking_call(self.postrank_model, request.model_dump_json())
 
     def check_post_rank(self, request: PostRankRequest) -> None:
         """The `post_ranker` entry checks the features when it is called."""
