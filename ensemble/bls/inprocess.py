@@ -77,7 +77,7 @@ class InProcessCaller:
             return await self.postrank.post_rank_one(request)
 
     def check_post_rank(self, request: PostRankRequest) -> None:
-        self.postrank.pre.soft.table(request.query, request.user, request.candidates)
+        self.postrank.pre.soft.inputs(request.user, request.candidates)
 
     async def grade_pointwise(self, items: list[PointwiseItem]) -> list[int | None | SubCallError]:
         """The orchestrator has checked every pair and cover: the grader builds the prompts and reads the answers."""

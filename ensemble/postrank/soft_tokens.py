@@ -15,7 +15,7 @@ from ensemble.errors import RequestError
 from ensemble.postrank import prompt
 from ensemble.postrank.checkpoint import PostRanker, base_text_config
 from ensemble.postrank.encoder import encode, query_vector
-from ensemble.postrank.features import Domain, encoder_inputs, query_inputs
+from ensemble.postrank.features import Domain, EncoderInputs, encoder_inputs, query_inputs
 from ensemble.postrank.request import PostRankItem
 
 
@@ -35,15 +35,27 @@ class SoftTokens:
 
     def table(self, query: str, user: Mapping[str, object], candidates: Sequence[PostRankItem]) -> np.ndarray:
         """[1 + n, hidden] float32: the user's row, then each candidate's."""
+        users, items = self.inputs(user, candidates)
+        ranker = self._ranker()
+        q = query_vector(ranker.weights, *query_inputs(ranker.schema, query))
+        return np.concatenate([encode(ranker.weights, Domain.USER, q, users),
+                               encode(ranker.weights, Domain.ITEM, q, items)])
+
+    def inputs(self, user: Mapping[str, object], candidates: Sequence[PostRankItem]
+               ) -> tuple[EncoderInputs, EncoderInputs]:
+        """The user's and the candidates' encoder inputs: every feature checked against the schema (a refusal names
+        the candidate and the feature), nothing encoded yet. The BLS checks a whole request this way before any
+        model runs."""
+        schema = self._ranker().schema
+        return (encoder_inputs(schema, Domain.USER, [("user", user)]),
+                encoder_inputs(schema, Domain.ITEM,
+                               [(f"candidates[{i}].features", c.features) for i, c in enumerate(candidates)]))
+
+    def _ranker(self) -> PostRanker:
         if self.ranker is None:
             raise RequestError("request", "cannot be post-ranked: this deployment has no post-ranker "
                                "([postrank] checkpoint is empty)")
-        schema, weights = self.ranker.schema, self.ranker.weights
-        q = query_vector(weights, *query_inputs(schema, query))
-        users = encode(weights, Domain.USER, q, encoder_inputs(schema, Domain.USER, [("user", user)]))
-        items = encode(weights, Domain.ITEM, q, encoder_inputs(
-            schema, Domain.ITEM, [(f"candidates[{i}].features", c.features) for i, c in enumerate(candidates)]))
-        return np.concatenate([users, items])
+        return self.ranker
 
     def tensors(self, table: np.ndarray, soft: prompt.SoftPrompt) -> Arrays:
         return {"prompt_embedding_table": table.astype(np.float16),
