@@ -101,7 +101,7 @@ def _grade(client: RerankClient, args) -> None:
 def _postrank(client: RerankClient, args) -> None:
     """The post-ranker's order; with ``list_a`` and ``list_b`` in the file, the list judge's verdict instead."""
     body = json.loads(Path(args.request).read_text(encoding="utf-8"))
-    items = [{"id": c["id"], "features": c.get("features", {})} for c in body["candidates"]]
+    items = body["candidates"]
     if "list_a" in body or "list_b" in body:
         verdict = client.judge(body["query"], items, body.get("list_a", []), body.get("list_b", []),
                                user=body.get("user", {}))

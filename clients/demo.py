@@ -149,8 +149,7 @@ def run_postrank(client: RerankClient, query: str, candidates: list[dict], cover
     print(f"  (positions of the re-rank's head, best first: {report['outcome']['order']}); ranked by "
           f"{post.response['ranked_by']}, post-rank {report['ms']:.0f} ms; each candidate's "
           f"{len(featured[0]['features'])} features and the user's {len(SAMPLE_USER)} reached the model as one token each")
-    items = [{"id": c["id"], "features": c["features"]} for c in featured]
-    verdict = client.judge(query, items, post.ranked_ids, [c["id"] for c in featured], user=SAMPLE_USER)
+    verdict = client.judge(query, featured, post.ranked_ids, [c["id"] for c in featured], user=SAMPLE_USER)
     print(f"list judge, post-ranked list (A) against the request's order (B): {verdict['better']}")
     return sorted(post.ranked_ids) == sorted(c["id"] for c in candidates) and verdict["better"] in ("A", "B")
 

@@ -91,17 +91,15 @@ def _featured(r) -> list[dict]:
 
 def _post_ranker(user: TritonUser) -> None:
     r = user.next_request()
-    items = [{"id": c["id"], "features": c["features"]} for c in _featured(r)]
     with user.environment.events.request.measure("grpc", names.POSTRANK.entry):
-        user.client.post_rank(r.query, items, user=SAMPLE_USER)
+        user.client.post_rank(r.query, _featured(r), user=SAMPLE_USER)
 
 
 def _list_judge(user: TritonUser) -> None:
     r = user.next_request()
-    items = [{"id": c["id"], "features": c["features"]} for c in _featured(r)]
-    ids = [c["id"] for c in items]
+    ids = [c["id"] for c in r.candidates]
     with user.environment.events.request.measure("grpc", names.LIST_JUDGE.entry):
-        user.client.judge(r.query, items, ids, ids[::-1], user=SAMPLE_USER)
+        user.client.judge(r.query, _featured(r), ids, ids[::-1], user=SAMPLE_USER)
 
 
 def _pointwise(user: TritonUser) -> None:

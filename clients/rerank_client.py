@@ -127,8 +127,13 @@ def task_inputs(model: str, values: Mapping[str, Any]) -> list[grpcclient.InferI
     return inputs
 
 
-def _body(model: str, body: Mapping[str, Any]) -> list[grpcclient.InferInput]:
-    return task_inputs(model, {"request": json.dumps(body, ensure_ascii=False)})
+def _body(model: str, query: str, candidates: Sequence[Mapping[str, Any]], **fields: Any
+          ) -> list[grpcclient.InferInput]:
+    """A post-ranker request: each candidate as the post-ranker reads one, its id and features (a re-rank
+    candidate's other fields stay here)."""
+    items = [{"id": c["id"], "features": c.get("features", {})} for c in candidates]
+    return task_inputs(model, {"request": json.dumps({"query": query, "candidates": items, **fields},
+                                                     ensure_ascii=False)})
 
 
 def rerank_inputs(query: str, candidates: Sequence[Mapping[str, Any]], *,
@@ -250,17 +255,16 @@ class RerankClient:
 
     def post_rank(self, query: str, candidates: Sequence[Mapping[str, Any]], *, timeout_s: float | None = None,
                   **fields: Any) -> RerankResult:
-        """The post-ranker (`post_ranker`): candidates as ``{"id", "features"}`` in their ranked order; `fields`:
-        ``user``, ``options`` (ensemble/postrank/request.py). `response` is its outcome."""
-        inputs = _body(self.postrank_model, {"query": query, "candidates": list(candidates), **fields})
+        """The post-ranker (`post_ranker`): candidates (their ``id`` and ``features``) in their ranked order;
+        `fields`: ``user``, ``options`` (ensemble/postrank/request.py). `response` is its outcome."""
+        inputs = _body(self.postrank_model, query, candidates, **fields)
         return _ranking(self._infer(self.postrank_model, inputs, ["ranked_ids", "result"], timeout_s), "result")
 
     def judge(self, query: str, candidates: Sequence[Mapping[str, Any]], list_a: Sequence[str], list_b: Sequence[str],
               *, timeout_s: float | None = None, **fields: Any) -> dict[str, Any]:
         """Which of two orders of `candidates` is better (`list_judge`): ``{"better": "A" | "B" | None, ...}``."""
-        body = {"query": query, "candidates": list(candidates), "list_a": list(list_a), "list_b": list(list_b), **fields}
-        return json.loads(_text(self._infer(self.judge_model, _body(self.judge_model, body), ["result"],
-                                            timeout_s).as_numpy("result")))
+        inputs = _body(self.judge_model, query, candidates, list_a=list(list_a), list_b=list(list_b), **fields)
+        return json.loads(_text(self._infer(self.judge_model, inputs, ["result"], timeout_s).as_numpy("result")))
 
     def cached_ranking(self, query: str, *, store_url: str, version: str | None = None) -> dict[str, Any] | None:
         """The T+1 job's stored result of `query` (clients/batch/results.py), or None: no model call."""
