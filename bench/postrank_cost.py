@@ -48,16 +48,20 @@ def postrank_call(prompt_tokens: float, n: int, name: str = "post-rank (Qwen3-4B
 
 
 def soft_prompt_tokens(n: int, query: str = "北京 三日游 攻略") -> int:
-    """Tokens of the packaged post-rank prompt for n items: each item and the user one placeholder token, as the pre
-    step sends it (no checkpoint needed: the encoder changes rows, not the count)."""
-    from build.tiny_checkpoints import build_tokenizer
-    from ensemble.postrank import prompt
-    from ensemble.template import render_chat
+    """Tokens of the packaged post-rank prompt for n items, built as the pre step builds it (no checkpoint needed: the
+    encoder changes the rows, not the count)."""
+    import numpy as np
 
-    tokenizer, template = build_tokenizer(), prompt.load(prompt.POSTRANK)
-    items = "".join(template.parts["item"].format(index=i + 1, item=prompt.SOFT_TOKEN) for i in range(n))
-    user = template.user.format(query=query, user=prompt.SOFT_TOKEN, items=items)
-    return len(tokenizer.encode(render_chat(tokenizer, template.system, user), add_special_tokens=False))
+    from build.tiny_checkpoints import VOCAB_SIZE, build_tokenizer
+    from ensemble.encoding import PromptEncoder
+    from ensemble.postrank import prompt
+
+    tokenizer = build_tokenizer()
+    soft = prompt.build_soft_prompt(prompt.load(prompt.POSTRANK), tokenizer, PromptEncoder(tokenizer), query=query,
+                                    blocks={"user": [prompt.USER_ROW], "items": list(range(1, n + 1))},
+                                    table=np.zeros((n + 1, 1), np.float32), vocab_size=VOCAB_SIZE,
+                                    placeholder=prompt.soft_token_id(tokenizer), max_input_len=10 ** 6)
+    return len(soft.input_ids)
 
 
 def _median_ms(work, repeat: int) -> float:

@@ -57,10 +57,11 @@ def soft_token_id(tokenizer: Tokenizer) -> int:
 
 
 def build_soft_prompt(template: PromptTemplate, tokenizer: Tokenizer, encoder: PromptEncoder, *, query: str,
-                      blocks: Mapping[str, Sequence[int]], table: np.ndarray, vocab_size: int,
+                      blocks: Mapping[str, Sequence[int]], table: np.ndarray, vocab_size: int, placeholder: int,
                       max_input_len: int) -> SoftPrompt:
     """`blocks`: each soft field of the template's user text -> the table rows it shows, in order (``user`` one row,
-    a list field one row per line, rendered with the template's ``item``)."""
+    a list field one row per line, rendered with the template's ``item``). `placeholder`: SOFT_TOKEN's id
+    (`soft_token_id`, looked up once per tokenizer)."""
     values: dict[str, str] = {"query": encoder.mark(query)}
     for name, rows in blocks.items():
         values[name] = SOFT_TOKEN if name == "user" else "".join(
@@ -71,7 +72,6 @@ def build_soft_prompt(template: PromptTemplate, tokenizer: Tokenizer, encoder: P
     if len(ids) > max_input_len:
         raise RequestError("candidates", f"make a prompt of {len(ids)} tokens, over max_input_len {max_input_len}",
                            value=len(ids))
-    placeholder = soft_token_id(tokenizer)
     at = [k for k, token in enumerate(ids) if token == placeholder]
     if len(at) != len(rows):  # only a template could do this; load() refuses one that writes the token itself
         raise ConfigError(f"prompt template {template.source} placed {len(at)} soft tokens for {len(rows)} rows")

@@ -26,12 +26,12 @@ class SoftTokens:
         """Without a post-ranker ([postrank] checkpoint empty) it loads nothing and refuses every request."""
         self.folder = config.postrank.checkpoint
         self.task_id = config.postrank.lora_task_id
-        self.ranker, self.vocab_size, self.hidden_size = None, 0, 0
+        self.ranker, self.vocab_size, self.hidden_size, self.placeholder = None, 0, 0, -1
         if self.folder:
             base = base_text_config(Path(getattr(tokenizer, "name_or_path", "")))
             self.vocab_size, self.hidden_size = int(base.vocab_size), int(base.hidden_size)
             self.ranker = PostRanker.load(self.folder, self.hidden_size)
-            prompt.soft_token_id(tokenizer)
+            self.placeholder = prompt.soft_token_id(tokenizer)
 
     def table(self, query: str, user: Mapping[str, object], candidates: Sequence[PostRankItem]) -> np.ndarray:
         """[1 + n, hidden] float32: the user's row, then each candidate's."""

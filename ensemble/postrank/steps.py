@@ -47,6 +47,7 @@ class _SoftTokenPre(PreStep):
         table = self.soft.table(request.query, request.user, request.candidates)
         soft = prompt.build_soft_prompt(self.template, self.tokenizer, self.encoder, query=request.query,
                                         blocks=blocks, table=table, vocab_size=self.soft.vocab_size,
+                                        placeholder=self.soft.placeholder,
                                         max_input_len=self.generation.max_input_len)
         out = self.engine_inputs(RenderedPrompt("", soft.input_ids), constraint=constraint,
                                  max_new_tokens=request.options.max_new_tokens,
