@@ -9,16 +9,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ensemble import tensors as T
-from ensemble.arrays import Arrays, as_bytes, bytes_list, scalar_bytes
+from ensemble.arrays import Arrays, as_bytes, scalar_bytes
 from ensemble.config import PipelineConfig
 from ensemble.constraint import AnswerConstraint
-from ensemble.errors import RequestError
 from ensemble.postrank import prompt
 from ensemble.postrank.answer import Verdict, read_postrank, read_verdict
 from ensemble.postrank.request import JudgeRequest, PostRankRequest, parse_judge_request, parse_postrank_request
 from ensemble.postrank.soft_tokens import SoftTokens
 from ensemble.rerank.outcome import RerankOutcome
-from ensemble.rerank.steps import ranking_arrays
+from ensemble.rerank.steps import candidate_ids, ranking_arrays
 from ensemble.step import BudgetReport, PostStep, PreStep
 from ensemble.template import RenderedPrompt, TemplateSpec
 from ensemble.tensors import Interface
@@ -80,9 +79,7 @@ class PostRankPost(PostStep):
         self.budget = BudgetReport(tokenizer, config.generation_for(PostRankPre.task))
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        ids = [i for i in bytes_list(inputs, "candidate_ids") if i]
-        if not ids:
-            raise RequestError("candidate_ids", "must hold at least one id")
+        ids = candidate_ids(inputs)
         return ranking_arrays(ids, self.outcome(inputs, len(ids)))
 
     def outcome(self, inputs: Arrays, n: int) -> RerankOutcome:

@@ -76,10 +76,7 @@ class RerankPost(PostStep):
         self.budget = BudgetReport(tokenizer, config.generation_for(RerankPre.task))
 
     def __call__(self, inputs: Arrays) -> Arrays:
-        # Rows of one request's batch are padded to the longest with b"" (ensemble/arrays.py); ids are never empty.
-        ids = [i for i in bytes_list(inputs, "candidate_ids") if i]
-        if not ids:
-            raise RequestError("candidate_ids", "must hold at least one id")
+        ids = candidate_ids(inputs)
         raw = scalar_bytes(inputs, "request")
         # The request is parsed again, once, only when its own budget must be reported or a repair needs it.
         request = functools.cache(lambda: parse_rerank_request(raw))
@@ -105,6 +102,15 @@ class RerankPost(PostStep):
 def ranked(ids: Sequence, outcome: RerankOutcome) -> list:
     """The backend's ids in the outcome's order."""
     return [ids[i - 1] for i in outcome.order]
+
+
+def candidate_ids(inputs: Arrays) -> list[bytes]:
+    """The ``candidate_ids`` a pre step passed its post step. Rows of one request's batch are padded to the longest
+    with b"" (ensemble/arrays.py); ids are never empty."""
+    ids = [i for i in bytes_list(inputs, "candidate_ids") if i]
+    if not ids:
+        raise RequestError("candidate_ids", "must hold at least one id")
+    return ids
 
 
 def ranking_arrays(ids: Sequence[bytes], outcome: RerankOutcome) -> Arrays:
